@@ -1,0 +1,48 @@
+"""Shared fixtures: generated datasets and a local HTTP server."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from synthetic import make_mmimdb_archive
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_ARCHIVE = PROJECT_ROOT.parent / "shared" / "datasets" / "mmimdb-subset.tar.gz"
+
+
+@pytest.fixture
+def mmimdb_archive(tmp_path: Path) -> Path:
+    return make_mmimdb_archive(tmp_path / "tiny.tar.gz", n=60)
+
+
+@pytest.fixture
+def http_server() -> Iterator[Callable[[Callable[[BaseHTTPRequestHandler], None]], str]]:
+    """Start a loopback server whose GET is the given function; yields a URL factory."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def serve(handle_get: Callable[[BaseHTTPRequestHandler], None]) -> str:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                handle_get(self)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,125 @@
+"""The download stage's library: both layouts become the same raw table."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import zipfile
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from synthetic import make_movies, poster_bytes, write_mmimdb_dir
+
+from moviegenre.errors import MovieGenreError
+from moviegenre.raw import build_raw
+
+
+def _params(source: Path | str, sha256: str | None = None) -> dict:
+    return {
+        "source": str(source),
+        "sha256": sha256,
+        "limit": None,
+        "poster_workers": 4,
+        "timeout_s": 5,
+        "retries": 1,
+    }
+
+
+def test_mmimdb_archive_to_raw_table(tmp_path: Path, mmimdb_archive: Path) -> None:
+    digest = hashlib.sha256(mmimdb_archive.read_bytes()).hexdigest()
+    summary = build_raw(_params(mmimdb_archive, digest), tmp_path / "raw", tmp_path / "cache")
+    assert (summary.layout, summary.movies, summary.posters) == ("mmimdb", 60, 60)
+    table = pd.read_parquet(tmp_path / "raw" / "movies.parquet")
+    assert list(table.columns) == ["id", "title", "year", "plot", "genres", "poster", "problem"]
+    first = table.iloc[0]
+    assert first["id"] == "1000000" and first["plot"] and list(first["genres"])
+    assert (tmp_path / "raw" / first["poster"]).is_file()
+
+
+def test_mmimdb_longest_plot_wins_and_malformed_json_is_kept_as_problem(tmp_path: Path) -> None:
+    dataset = write_mmimdb_dir(tmp_path / "src", make_movies(3), poster_every=0)
+    (dataset / "1000000.json").write_text(
+        '{"title": "t", "year": 2000, "genres": ["Drama"], "plot": ["short", "a much longer plot"]}'
+    )
+    (dataset / "1000001.json").write_text("{not json")
+    build_raw(_params(tmp_path / "src"), tmp_path / "raw", tmp_path / "cache")
+    table = pd.read_parquet(tmp_path / "raw" / "movies.parquet").set_index("id")
+    assert table.loc["1000000", "plot"] == "a much longer plot"
+    assert table.loc["1000001", "problem"] == "malformed_record"
+    assert table["poster"].isna().all()
+
+
+def test_csv_layout_with_archive_paths_and_url_posters(http_server, tmp_path: Path) -> None:
+    movies = make_movies(6)
+    served: list[str] = []
+
+    def handle(h: BaseHTTPRequestHandler) -> None:
+        served.append(h.path)
+        if h.path.endswith("gone.jpg"):
+            h.send_response(404)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
+        body = poster_bytes(["Drama"], 1)
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    base = http_server(handle)
+    zip_path = tmp_path / "movies.zip"
+    rows = []
+    for i, m in enumerate(movies):
+        poster = {0: "img/0.jpg", 1: f"{base}/p/1.jpg", 2: f"{base}/p/gone.jpg", 3: "img/missing.jpg"}.get(
+            i, ""
+        )
+        rows.append(
+            {
+                "id": m["id"],
+                "title": m["title"],
+                "year": m["year"],
+                "plot": m["plot"],
+                "genres": "|".join(m["genres"]),
+                "poster": poster,
+            }
+        )
+    csv_path = tmp_path / "movies.csv"
+    with csv_path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        zf.write(csv_path, "movies.csv")
+        zf.writestr("img/0.jpg", poster_bytes(["Comedy"], 0))
+
+    summary = build_raw(_params(zip_path), tmp_path / "raw", tmp_path / "cache")
+    assert (summary.layout, summary.movies, summary.posters, summary.poster_failures) == ("csv", 6, 2, 2)
+    table = pd.read_parquet(tmp_path / "raw" / "movies.parquet").set_index("id")
+    assert table.loc[movies[0]["id"], "poster"] == "files/img/0.jpg"
+    assert table.loc[movies[1]["id"], "poster"].startswith("posters/")
+    assert list(table.loc[movies[0]["id"], "genres"]) == movies[0]["genres"]
+    failures = pd.read_csv(tmp_path / "raw" / "poster_failures.csv")
+    assert set(failures["id"].astype(str).str.zfill(7)) == {movies[2]["id"], movies[3]["id"]}
+    assert failures["reason"].str.contains("404|not found").all()
+
+    # A second run finds the fetched poster in the cache and does not ask again.
+    served.clear()
+    build_raw(_params(zip_path), tmp_path / "raw", tmp_path / "cache")
+    assert served == ["/p/gone.jpg"] * len(served) and served
+
+
+def test_csv_missing_columns_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "movies.csv").write_text("id,title\n1,x\n")
+    with pytest.raises(MovieGenreError, match="missing column"):
+        build_raw(_params(tmp_path / "src"), tmp_path / "raw", tmp_path / "cache")
+    assert not (tmp_path / "raw").exists()
+
+
+def test_no_dataset_in_source_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "readme.txt").write_text("nothing here")
+    with pytest.raises(MovieGenreError, match="no dataset found"):
+        build_raw(_params(tmp_path / "src"), tmp_path / "raw", tmp_path / "cache")
