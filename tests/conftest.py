@@ -46,3 +46,35 @@ def http_server() -> Iterator[Callable[[Callable[[BaseHTTPRequestHandler], None]
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def prepared_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory with data/raw and data/prepared built from 90 generated movies.
+
+    Two in three movies have a poster; the rest are plot-only. The cwd moves there, as the
+    stages run from the project root.
+    """
+    from synthetic import make_movies, write_mmimdb_dir
+
+    from moviegenre.dataset import prepare
+    from moviegenre.raw import build_raw
+
+    write_mmimdb_dir(tmp_path / "src", make_movies(90, seed=1), poster_every=1, seed=1)
+    dataset = tmp_path / "src" / "mmimdb" / "dataset"
+    for i, poster in enumerate(sorted(dataset.glob("*.jpeg"))):
+        if i % 3 == 2:
+            poster.unlink()
+    monkeypatch.chdir(tmp_path)
+    params = {"source": "src", "sha256": None, "poster_workers": 2, "timeout_s": 5, "retries": 0}
+    build_raw(params, Path("data/raw"), Path("data/cache"))
+    prepare(
+        Path("data/raw"),
+        Path("data/prepared"),
+        Path("metrics/data.json"),
+        fractions={"train": 0.6, "val": 0.2, "test": 0.2},
+        min_genre_count=2,
+        seed=0,
+        workers=1,
+    )
+    return tmp_path

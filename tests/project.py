@@ -52,7 +52,8 @@ def env() -> dict[str, str]:
 
 
 def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=repo, env=env(), check=True, capture_output=True, text=True).stdout
+    done = subprocess.run(["git", *args], cwd=repo, env=env(), check=True, capture_output=True, text=True)
+    return done.stdout
 
 
 def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

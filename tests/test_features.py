@@ -1,0 +1,104 @@
+"""Feature files: shapes, dtypes, row order, and nothing fitted on val or test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import joblib
+import numpy as np
+import scipy.sparse as sp
+
+from moviegenre.dataset import load_prepared
+from moviegenre.feature_index import load_index
+from moviegenre.image_features import N_COLOUR_FEATURES, featurize_images
+from moviegenre.posters import load_rgb, to_grey
+from moviegenre.text_features import featurize_text
+from moviegenre.tokenizer import Tokenizer
+
+IMAGES = {"height": 48, "width": 32, "pca_components": 8, "workers": 2}
+TEXT = {
+    "tfidf": {"ngram_max": 2, "min_df": 1, "max_df": 1.0, "max_features": None, "sublinear_tf": True,
+              "stop_words": "english"},
+    "counts": {"ngram_max": 2, "min_df": 1, "max_features": 500, "stop_words": "english"},
+    "sequences": {"vocab_size": 100, "length": 12},
+}  # fmt: skip
+
+
+def test_image_arrays_follow_the_prepared_table(prepared_project: Path) -> None:
+    table, _ = load_prepared()
+    featurize_images(table, IMAGES, seed=0, out_dir=Path("feat"))
+    with_poster = table[table["poster"].notna()]
+    index = load_index(Path("feat"))
+    assert index["id"].tolist() == with_poster["id"].tolist()
+    assert index["split"].tolist() == with_poster["split"].tolist()
+
+    n = len(with_poster)
+    grey = np.load("feat/grey.npy", mmap_mode="r")
+    rgb = np.load("feat/rgb.npy", mmap_mode="r")
+    assert (grey.shape, grey.dtype) == ((n, 48, 32), np.uint8)
+    assert (rgb.shape, rgb.dtype) == ((n, 48, 32, 3), np.uint8)
+    assert np.load("feat/pca.npy").shape == (n, 8)
+    colour = np.load("feat/colour.npy")
+    assert colour.shape == (n, N_COLOUR_FEATURES) and np.isfinite(colour).all()
+    np.testing.assert_array_equal(grey, to_grey(np.asarray(rgb)))  # grey is the luma of rgb
+    first = load_rgb(with_poster["poster"].iloc[0], 48, 32)
+    np.testing.assert_array_equal(rgb[0], first)  # row 0 is the table's first poster
+
+
+def test_pca_is_fitted_on_train_posters_only(prepared_project: Path) -> None:
+    table, _ = load_prepared()
+    featurize_images(table, IMAGES, seed=0, out_dir=Path("a"))
+    # Replace every test poster with noise: a PCA fitted on train alone does not change.
+    rng = np.random.default_rng(0)
+    from PIL import Image
+
+    for path in table.loc[(table["split"] == "test") & table["poster"].notna(), "poster"]:
+        Image.fromarray(rng.integers(0, 255, (90, 60, 3), dtype=np.uint8)).save(path, format="JPEG")
+    featurize_images(table, IMAGES, seed=0, out_dir=Path("b"))
+    a, b = joblib.load("a/pca.joblib"), joblib.load("b/pca.joblib")
+    np.testing.assert_allclose(a.components_, b.components_, atol=1e-6)
+    index = load_index(Path("a"))
+    train = (index["split"] == "train").to_numpy()
+    np.testing.assert_allclose(np.load("a/pca.npy")[train], np.load("b/pca.npy")[train], atol=1e-5)
+
+
+def test_text_features_shapes_sparsity_and_order(prepared_project: Path) -> None:
+    table, _ = load_prepared()
+    shapes = featurize_text(table, TEXT, out_dir=Path("text"))
+    index = load_index(Path("text"))
+    assert index["id"].tolist() == table["id"].tolist()
+    tfidf, counts = sp.load_npz("text/tfidf.npz"), sp.load_npz("text/counts.npz")
+    assert sp.issparse(tfidf) and tfidf.format == "csr" and tfidf.dtype == np.float32
+    assert counts.shape == (len(table), shapes["counts"][1]) and counts.shape[1] <= 500
+    sequences = np.load("text/sequences.npy")
+    assert sequences.shape == (len(table), 12) and sequences.dtype == np.int32
+    assert sequences.max() < 100
+    tokenizer = Tokenizer.load(Path("text/tokenizer.json"))
+    np.testing.assert_array_equal(tokenizer.transform(table["plot"]), sequences)
+
+
+def test_vectorisers_ignore_val_and_test_plots(prepared_project: Path) -> None:
+    table, _ = load_prepared()
+    featurize_text(table, TEXT, out_dir=Path("before"))
+    changed = table.copy()
+    is_test = changed["split"] == "test"
+    changed.loc[is_test, "plot"] = "zzyzx quokka " * 5  # words no training plot has
+    featurize_text(changed, TEXT, out_dir=Path("after"))
+    for name in ("tfidf.joblib", "counts.joblib"):
+        before, after = joblib.load(Path("before") / name), joblib.load(Path("after") / name)
+        assert before.vocabulary_ == after.vocabulary_
+        assert "quokka" not in after.vocabulary_
+    assert (
+        Tokenizer.load(Path("before/tokenizer.json")).words
+        == Tokenizer.load(Path("after/tokenizer.json")).words
+    )
+    # the changed test plots are all out-of-vocabulary
+    after_ids = np.load("after/sequences.npy")[is_test.to_numpy()]
+    assert set(np.unique(after_ids)) <= {0, 1}
+
+
+def test_tokenizer_pads_and_truncates_at_the_end() -> None:
+    tokenizer = Tokenizer(vocab_size=5, length=4).fit(["a a a b b c", "a b"])
+    assert tokenizer.words == ["a", "b", "c"]
+    ids = tokenizer.transform(["a b", "c a b a b", "unknown"])
+    np.testing.assert_array_equal(ids, [[2, 3, 0, 0], [4, 2, 3, 2], [1, 0, 0, 0]])
