@@ -107,9 +107,7 @@ def run_pipeline(repo: Path) -> dict:
         log.info("stage %s", stage)
         results["stages"][stage] = measure([*dvc, "repro", "--single-item", "--force", stage], repo)
     results["noop_repro_s"] = measure([*dvc, "repro"], repo)["wall_s"]
-    results["metrics"] = {
-        p.stem: json.loads(p.read_text()) for p in sorted((repo / "metrics").glob("*.json"))
-    }
+    results["metrics"] = {p.stem: json.loads(p.read_text()) for p in sorted((repo / "metrics").glob("*.json"))}
     results["decode_posters_per_s"] = decode_rate(repo)
     return results
 

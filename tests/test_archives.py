@@ -30,9 +30,7 @@ def _tar_with(path: Path, member: tarfile.TarInfo, data: bytes = b"x") -> Path:
         ("dev", tarfile.CHRTYPE, "", "device"),
     ],
 )
-def test_hostile_tar_member_is_refused(
-    tmp_path: Path, name: str, kind: bytes, linkname: str, reason: str
-) -> None:
+def test_hostile_tar_member_is_refused(tmp_path: Path, name: str, kind: bytes, linkname: str, reason: str) -> None:
     member = tarfile.TarInfo(name)
     member.type = kind
     member.linkname = linkname

@@ -72,9 +72,7 @@ def test_csv_layout_with_archive_paths_and_url_posters(http_server, tmp_path: Pa
     zip_path = tmp_path / "movies.zip"
     rows = []
     for i, m in enumerate(movies):
-        poster = {0: "img/0.jpg", 1: f"{base}/p/1.jpg", 2: f"{base}/p/gone.jpg", 3: "img/missing.jpg"}.get(
-            i, ""
-        )
+        poster = {0: "img/0.jpg", 1: f"{base}/p/1.jpg", 2: f"{base}/p/gone.jpg", 3: "img/missing.jpg"}.get(i, "")
         rows.append(
             {
                 "id": m["id"],

@@ -1,18 +1,23 @@
-"""End to end on generated data: the whole `dvc repro`, then reruns only where inputs changed."""
+"""End to end on generated data: the whole `dvc repro`, reruns, `dvc exp run`, and the PR report."""
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
-from project import copy_project, dvc
+from project import copy_project, dvc, env, git
 
 pytestmark = pytest.mark.e2e
 
-# Small but real settings so the whole pipeline runs in seconds on generated data.
+BRANCHES = ("image_ml", "text_ml", "image_dl", "text_dl")
+# Small but real settings so the whole pipeline runs in about a minute on generated data.
 TINY = {
     "prepare": {"min_genre_count": 2},
     "images": {"height": 48, "width": 32, "pca_components": 8, "workers": 2},
@@ -24,6 +29,8 @@ TINY = {
     },
     "image_ml": {"n_estimators": 30},
     "text_ml": {"n_estimators": 30},
+    "image_dl": {"epochs": 2, "batch_size": 16},
+    "text_dl": {"epochs": 2, "batch_size": 16, "hidden_units": 32},
 }  # fmt: skip
 
 
@@ -31,8 +38,15 @@ def ran(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", output))
 
 
+def set_param(repo: Path, section: str, key: str, value: object) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params[section][key] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project copy on 120 generated movies, fully reproduced and committed."""
     from synthetic import make_mmimdb_archive
 
     root = tmp_path_factory.mktemp("pipeline")
@@ -41,27 +55,128 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     first = dvc(repo, "repro")
     stages = set(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
     assert ran(first.stdout) == stages
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "pipeline run")
+    (repo / "archive-path").write_text(str(archive))
     return repo
 
 
-def test_every_branch_writes_metrics_in_the_contract(pipeline: Path) -> None:
-    for branch in ("image_ml", "text_ml"):
-        metrics = json.loads((pipeline / "metrics" / f"{branch}.json").read_text())
+def moviegenre(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "moviegenre.cli", *args], cwd=repo, env=env(),
+                          capture_output=True, text=True)  # fmt: skip
+    if check and done.returncode != 0:
+        raise AssertionError(f"moviegenre {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def test_every_branch_and_the_ensemble_write_metrics_in_the_contract(pipeline: Path) -> None:
+    for name in (*BRANCHES, "ensemble"):
+        metrics = json.loads((pipeline / "metrics" / f"{name}.json").read_text())
         for split in ("test", "val"):
             assert 0.0 <= metrics[split]["roc_auc_macro"] <= 1.0
             assert metrics[split]["n_genres"] == 5
-        assert metrics["seconds"]["fit"] > 0
-    shown = json.loads(dvc(pipeline, "metrics", "show", "--json").stdout)
-    assert any("metrics/text_ml.json" in str(v) for v in shown.values())
+    ensemble = json.loads((pipeline / "metrics" / "ensemble.json").read_text())
+    assert set(ensemble["weights"]) == set(BRANCHES)
+    shown = dvc(pipeline, "metrics", "show", "--json").stdout
+    assert "metrics/ensemble.json" in shown and "dvclive/image_dl/metrics.json" in shown
+
+
+def test_plots_show_renders_roc_and_training_curves(pipeline: Path) -> None:
+    out = pipeline / "plots-html"
+    dvc(pipeline, "plots", "show", "-o", str(out))
+    html = (out / "index.html").read_text()
+    for name in (*BRANCHES, "ensemble"):
+        assert f"ROC {name} (test)" in html
+    assert "val/auc" in html and "train/loss" in html
 
 
 def test_nothing_changed_runs_nothing(pipeline: Path) -> None:
     assert ran(dvc(pipeline, "repro").stdout) == set()
 
 
-def test_changing_one_branch_param_reruns_only_that_branch(pipeline: Path) -> None:
-    params = yaml.safe_load((pipeline / "params.yaml").read_text())
-    params["text_ml"]["n_estimators"] = 31
-    (pipeline / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    downstream = {"ensemble"} & set(yaml.safe_load((pipeline / "dvc.yaml").read_text())["stages"])
-    assert ran(dvc(pipeline, "repro").stdout) == {"train_text_ml"} | downstream
+def test_one_branch_param_reruns_that_branch_and_ensemble_and_reports(pipeline: Path) -> None:
+    set_param(pipeline, "text_ml", "n_estimators", 31)
+    assert ran(dvc(pipeline, "repro").stdout) == {"train_text_ml", "ensemble"}
+
+    done = moviegenre(pipeline, "report", "--base", "HEAD", "--out", "report.md")
+    assert done.stderr == ""
+    report = (pipeline / "report.md").read_text()
+    assert "| `text_ml.n_estimators` | 30 | 31 |" in report
+    changed = report.split("### Metrics changed")[1]
+    assert "| metrics/text_ml.json | seconds.fit |" in changed
+    assert "metrics/image_ml.json" not in changed  # untouched branches do not move
+    assert "![macro_auc](plots/macro_auc.png)" in report
+    git(pipeline, "checkout", "--", "params.yaml")
+    dvc(pipeline, "checkout")  # back to the committed run for the tests after this one
+
+
+def test_exp_run_records_the_changed_param_and_its_metrics(pipeline: Path) -> None:
+    dvc(pipeline, "exp", "run", "-n", "fewer-trees", "-S", "image_ml.n_estimators=12")
+    shown = json.loads(dvc(pipeline, "exp", "show", "--json").stdout)
+    experiments = [e for base in shown for e in base.get("experiments") or []]
+    runs = [r for e in experiments for r in e.get("revs", [])]
+    named = [r for r in runs if r.get("name") == "fewer-trees"]
+    assert named, f"experiment not found in {shown}"
+    data = named[0]["data"]
+    assert data["params"]["params.yaml"]["data"]["image_ml"]["n_estimators"] == 12
+    image_ml = data["metrics"]["metrics/image_ml.json"]["data"]
+    assert 0.0 <= image_ml["test"]["roc_auc_macro"] <= 1.0
+
+
+def test_predict_dataset_reproduces_the_ensemble_test_probabilities(pipeline: Path) -> None:
+    archive = (pipeline / "archive-path").read_text()
+    moviegenre(pipeline, "predict", "--dataset", archive, "--out", "preds.csv", "--branches")
+    predicted = pd.read_csv(pipeline / "preds.csv", dtype={"id": str}).set_index("id")
+    genres = json.loads((pipeline / "data/prepared/genres.json").read_text())["genres"]
+    assert len(predicted) == 120
+    assert list(predicted.columns[: len(genres)]) == genres
+    assert f"text_dl:{genres[0]}" in predicted.columns
+    stored = pd.read_parquet(pipeline / "data/predictions/ensemble.parquet").set_index("id")
+    test = stored[stored["split"] == "test"]
+    np.testing.assert_allclose(predicted.loc[test.index, genres].to_numpy(), test[genres].to_numpy(), atol=1e-6)
+    for branch in BRANCHES:
+        branch_stored = pd.read_parquet(pipeline / f"data/predictions/{branch}.parquet").set_index("id")
+        columns = [f"{branch}:{g}" for g in genres]
+        np.testing.assert_allclose(
+            predicted.loc[test.index, columns].to_numpy(), branch_stored.loc[test.index, genres].to_numpy(), atol=1e-6
+        )
+
+
+def test_predict_one_movie_by_the_branches_that_see_it(pipeline: Path) -> None:
+    from synthetic import poster_bytes
+
+    (pipeline / "poster.jpg").write_bytes(poster_bytes(["Horror"], 7))
+    both = moviegenre(pipeline, "predict", "--poster", "poster.jpg", "--plot", "ghost blood scream haunted").stdout
+    assert both.startswith("poster and plot: scored by image_ml, image_dl, text_ml, text_dl")
+    rows = [line.split() for line in both.splitlines()[2:]]
+    assert len(rows) == 5 and rows[0][0] == "Horror"  # the synthetic horror words and colours
+    plot_only = moviegenre(pipeline, "predict", "--plot", "love kiss wedding", "--branches", "--top", "2").stdout
+    assert plot_only.splitlines()[0] == "plot only: scored by text_ml, text_dl"
+    assert plot_only.splitlines()[1].split() == ["genre", "ensemble", "text_ml", "text_dl"]
+    assert len(plot_only.splitlines()) == 4
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--poster", "nope.jpg"], "nope.jpg: poster file not found"),
+        (["--poster", "dvc.yaml"], "dvc.yaml: not a readable image (not an image)"),
+        (["--plot", "   "], "--plot: the plot is empty"),
+        (["--plot-file", "missing.txt"], "missing.txt: plot file not found"),
+        (
+            ["--dataset", "nowhere.tar.gz", "--out", "x.csv"],
+            "nowhere.tar.gz: data source not found (expected an archive or a directory)",
+        ),
+    ],
+)
+def test_predict_bad_input_is_one_line_and_non_zero(pipeline: Path, args: list[str], message: str) -> None:
+    done = moviegenre(pipeline, "predict", *args, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == f"error: {message}"
+    assert not (pipeline / "x.csv").exists()
+
+
+def test_predict_before_repro_says_to_run_it(tmp_path: Path) -> None:
+    done = moviegenre(tmp_path, "predict", "--plot", "a plot", check=False)
+    assert done.returncode == 2
+    assert "not built yet (run `dvc repro` first)" in done.stderr

@@ -88,10 +88,7 @@ def test_vectorisers_ignore_val_and_test_plots(prepared_project: Path) -> None:
         before, after = joblib.load(Path("before") / name), joblib.load(Path("after") / name)
         assert before.vocabulary_ == after.vocabulary_
         assert "quokka" not in after.vocabulary_
-    assert (
-        Tokenizer.load(Path("before/tokenizer.json")).words
-        == Tokenizer.load(Path("after/tokenizer.json")).words
-    )
+    assert Tokenizer.load(Path("before/tokenizer.json")).words == Tokenizer.load(Path("after/tokenizer.json")).words
     # the changed test plots are all out-of-vocabulary
     after_ids = np.load("after/sequences.npy")[is_test.to_numpy()]
     assert set(np.unique(after_ids)) <= {0, 1}

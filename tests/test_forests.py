@@ -17,14 +17,12 @@ from moviegenre.dataset import load_prepared
 from moviegenre.feature_index import load_index
 from moviegenre.text_features import TFIDF, featurize_text, load_matrix
 
-SETTINGS = {"n_estimators": 20, "max_depth": None, "max_features": "sqrt", "min_samples_leaf": 1,
+SETTINGS = {"features": "tfidf", "n_estimators": 20, "max_depth": None, "max_features": "sqrt", "min_samples_leaf": 1,
             "class_weight": None, "n_jobs": 1}  # fmt: skip
 
 
 @pytest.mark.parametrize("kind", ["extra_trees", "random_forest"])
-def test_genre_absent_from_training_is_reported_and_predicted_zero(
-    kind: str, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_genre_absent_from_training_is_reported_and_predicted_zero(kind: str, caplog: pytest.LogCaptureFixture) -> None:
     rng = np.random.default_rng(0)
     features = rng.normal(size=(40, 5))
     labels = np.zeros((40, 3), dtype=np.uint8)

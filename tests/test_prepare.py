@@ -32,9 +32,7 @@ def _raw_from(tmp_path: Path, movies: list[dict], edit=None) -> Path:
     return tmp_path / "raw"
 
 
-def _prepare(
-    tmp_path: Path, raw: Path, seed: int = 7, limit: int | None = None, out: str = "prepared"
-) -> dict:
+def _prepare(tmp_path: Path, raw: Path, seed: int = 7, limit: int | None = None, out: str = "prepared") -> dict:
     return prepare(
         raw,
         tmp_path / out,
@@ -78,10 +76,7 @@ def test_bad_records_and_posters_are_counted_by_reason(tmp_path: Path) -> None:
     prepared, vocabulary = load_prepared(tmp_path / "prepared")
     by_id = prepared.set_index("id")
     assert pd.isna(by_id.loc[movies[0]["id"], "poster"])  # keeps its plot, loses its poster
-    assert (
-        "Sci-Fi" in by_id.loc[movies[5]["id"], "genres"]
-        and "Bogus" not in by_id.loc[movies[5]["id"], "genres"]
-    )
+    assert "Sci-Fi" in by_id.loc[movies[5]["id"], "genres"] and "Bogus" not in by_id.loc[movies[5]["id"], "genres"]
     assert vocabulary == sorted(vocabulary)
 
 

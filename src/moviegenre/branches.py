@@ -45,8 +45,12 @@ def write_outputs(
     genres: list[str],
     fit_s: float,
     predict_s: float,
+    extra: dict | None = None,
 ) -> dict:
-    """Write the branch's probabilities (val, test rows of ``index``) and metrics."""
+    """Write the branch's probabilities (val, test rows of ``index``) and metrics.
+
+    ``extra`` adds branch-specific entries (epochs, throughput) beside the contract's keys.
+    """
     scored = index["split"].isin(SCORED_SPLITS).to_numpy()
     if proba.shape[0] != scored.sum():
         raise ValueError(f"{branch}: {proba.shape[0]} probability rows for {scored.sum()} val/test movies")
@@ -54,7 +58,7 @@ def write_outputs(
     probabilities.write(
         probabilities.PREDICTIONS_DIR / f"{branch}.parquet", index.loc[scored, "id"], split, proba, genres
     )
-    metrics = branch_metrics(labels[scored], proba, split, fit_s, predict_s)
+    metrics = branch_metrics(labels[scored], proba, split, fit_s, predict_s) | (extra or {})
     write_json(METRICS_DIR / f"{branch}.json", metrics)
     log.info(
         "%s: test macro ROC-AUC %.4f, val %.4f (fit %.1fs)",

@@ -14,9 +14,7 @@ from moviegenre.branches import MODELS_DIR, SCORED_SPLITS, labels_for, write_out
 from moviegenre.dataset import load_prepared
 
 
-def run_forest_branch(
-    branch: str, kind: str, features, index: pd.DataFrame, settings: dict, seed: int
-) -> dict:
+def run_forest_branch(branch: str, kind: str, features, index: pd.DataFrame, settings: dict, seed: int) -> dict:
     """``features`` rows follow ``index`` (id, split); returns the branch's metrics."""
     table, genres = load_prepared()
     labels = labels_for(index, table, genres)
@@ -31,5 +29,6 @@ def run_forest_branch(
     predict_s = time.perf_counter() - started
 
     with atomic_path(MODELS_DIR / f"{branch}.joblib") as tmp:
-        joblib.dump(model, tmp, compress=3)
+        # the feature set travels with the model, so prediction builds the same inputs
+        joblib.dump({"model": model, "features": settings["features"]}, tmp, compress=3)
     return write_outputs(branch, index, proba, labels, genres, fit_s, predict_s)

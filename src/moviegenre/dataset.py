@@ -82,11 +82,7 @@ def prepare(
     table_path = raw_dir / "movies.parquet"
     if not table_path.is_file():
         raise MovieGenreError(f"{table_path}: raw table not found (run `dvc repro download`)")
-    raw = pd.read_parquet(table_path)
-    report = Report(movies_in=len(raw), posters_in=int(raw["poster"].notna().sum()))
-
-    table = _drop_invalid(raw, report)
-    table = _check_posters(table, raw_dir, report, workers)
+    table, report = clean_movies(pd.read_parquet(table_path), raw_dir, workers)
     if limit is not None:
         table = _sample(table, limit, seed, report)
 
@@ -127,6 +123,16 @@ def prepare(
         )
         write_json(metrics_path, metrics)
     return metrics
+
+
+def clean_movies(raw: pd.DataFrame, raw_dir: Path, workers: int | None = None) -> tuple[pd.DataFrame, Report]:
+    """Validate a raw table (prepare and predict share this): drops counted, bad posters nulled.
+
+    Poster paths in the result are ``raw_dir / poster`` (usable from the working directory).
+    """
+    report = Report(movies_in=len(raw), posters_in=int(raw["poster"].notna().sum()))
+    table = _drop_invalid(raw, report)
+    return _check_posters(table, raw_dir, report, workers), report
 
 
 def _drop_invalid(raw: pd.DataFrame, report: Report) -> pd.DataFrame:

@@ -37,9 +37,7 @@ def split_scores(y_true: np.ndarray, proba: np.ndarray) -> dict[str, float | int
     }
 
 
-def branch_metrics(
-    y_true: np.ndarray, proba: np.ndarray, split: np.ndarray, fit_s: float, predict_s: float
-) -> dict:
+def branch_metrics(y_true: np.ndarray, proba: np.ndarray, split: np.ndarray, fit_s: float, predict_s: float) -> dict:
     """``{"test": {...}, "val": {...}, "seconds": {"fit", "predict"}}`` per DESIGN.md."""
     return {
         "test": split_scores(y_true[split == "test"], proba[split == "test"]),

@@ -36,9 +36,7 @@ def positive_proba(forest, features) -> np.ndarray:
     if not isinstance(per_genre, list):  # a single genre
         per_genre = [per_genre]
     columns = []
-    for classes, proba in zip(
-        forest.classes_ if len(per_genre) > 1 else [forest.classes_], per_genre, strict=True
-    ):
+    for classes, proba in zip(forest.classes_ if len(per_genre) > 1 else [forest.classes_], per_genre, strict=True):
         classes = list(classes)
         if 1 in classes:
             columns.append(proba[:, classes.index(1)])

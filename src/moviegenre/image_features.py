@@ -69,9 +69,7 @@ def featurize_images(table: pd.DataFrame, settings: dict, seed: int, out_dir: Pa
     with_poster = table[table["poster"].notna()].reset_index(drop=True)
     if with_poster.empty:
         raise MovieGenreError("no movie in the prepared table has a poster")
-    rgb, colour = decode_all(
-        list(with_poster["poster"]), settings["height"], settings["width"], settings["workers"]
-    )
+    rgb, colour = decode_all(list(with_poster["poster"]), settings["height"], settings["width"], settings["workers"])
     grey = to_grey(rgb)
     train_rows = np.flatnonzero((with_poster["split"] == "train").to_numpy())
     pca = fit_pca(grey, train_rows, settings["pca_components"], seed)
@@ -178,9 +176,7 @@ def colour_features(rgb: np.ndarray) -> np.ndarray:
 
 def _hue(r: np.ndarray, g: np.ndarray, b: np.ndarray, cmax: np.ndarray, delta: np.ndarray) -> np.ndarray:
     safe = np.maximum(delta, 1e-6)
-    hue = np.where(
-        cmax == r, ((g - b) / safe) % 6, np.where(cmax == g, (b - r) / safe + 2, (r - g) / safe + 4)
-    )
+    hue = np.where(cmax == r, ((g - b) / safe) % 6, np.where(cmax == g, (b - r) / safe + 2, (r - g) / safe + 4))
     return np.where(delta > 0, hue / 6.0, 0.0)
 
 

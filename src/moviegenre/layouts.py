@@ -34,9 +34,7 @@ def find_layout(root: Path) -> tuple[str, Path]:
             return "mmimdb", directory
     if any(root.glob("*.json")):
         return "mmimdb", root
-    raise MovieGenreError(
-        f"{root}: no dataset found: expected dataset/<id>.json files (MM-IMDb) or a movies.csv"
-    )
+    raise MovieGenreError(f"{root}: no dataset found: expected dataset/<id>.json files (MM-IMDb) or a movies.csv")
 
 
 def read_mmimdb(dataset_dir: Path) -> pd.DataFrame:
@@ -84,9 +82,7 @@ def read_csv(csv_path: Path) -> pd.DataFrame:
         raise MovieGenreError(f"{csv_path}: not a readable CSV ({exc})") from exc
     missing = [c for c in CSV_COLUMNS if c not in table.columns and c != "poster"]
     if missing:
-        raise MovieGenreError(
-            f"{csv_path}: missing column(s) {', '.join(missing)} (need {','.join(CSV_COLUMNS)})"
-        )
+        raise MovieGenreError(f"{csv_path}: missing column(s) {', '.join(missing)} (need {','.join(CSV_COLUMNS)})")
     if "poster" not in table.columns:
         table["poster"] = ""
     out = pd.DataFrame(

@@ -119,9 +119,7 @@ def validate(section: str, values: Any, schema: Schema, source: Path) -> dict[st
         raise MovieGenreError(f"{source}: section '{section}' must be a mapping of keys")
     unknown = sorted(set(values) - set(schema))
     if unknown:
-        raise MovieGenreError(
-            f"{source}: unknown key '{section}.{unknown[0]}' (known keys: {', '.join(schema)})"
-        )
+        raise MovieGenreError(f"{source}: unknown key '{section}.{unknown[0]}' (known keys: {', '.join(schema)})")
     missing = [k for k in schema if k not in values]
     if missing:
         raise MovieGenreError(f"{source}: missing key '{section}.{missing[0]}'")

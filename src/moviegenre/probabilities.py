@@ -17,13 +17,9 @@ from moviegenre.errors import MovieGenreError
 PREDICTIONS_DIR = Path("data/predictions")
 
 
-def write(
-    path: Path, ids: pd.Series, split: pd.Series | np.ndarray, proba: np.ndarray, genres: list[str]
-) -> None:
+def write(path: Path, ids: pd.Series, split: pd.Series | np.ndarray, proba: np.ndarray, genres: list[str]) -> None:
     if proba.shape != (len(ids), len(genres)):
-        raise ValueError(
-            f"probabilities of shape {proba.shape} for {len(ids)} movies and {len(genres)} genres"
-        )
+        raise ValueError(f"probabilities of shape {proba.shape} for {len(ids)} movies and {len(genres)} genres")
     frame = pd.DataFrame(np.asarray(proba, dtype=np.float64), columns=genres)
     frame.insert(0, "split", np.asarray(split))
     frame.insert(0, "id", np.asarray(ids))

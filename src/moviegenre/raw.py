@@ -63,9 +63,7 @@ def build_raw(data_params: dict, out_dir: Path, cache_dir: Path = sources.CACHE_
             failures = pd.DataFrame(columns=FAILURE_COLUMNS)
         else:
             table = layouts.read_csv(where)
-            table, failures = _resolve_csv_posters(
-                table, where.parent, tmp, cache_dir / "posters", data_params
-            )
+            table, failures = _resolve_csv_posters(table, where.parent, tmp, cache_dir / "posters", data_params)
         table["poster"] = [
             Path(p).relative_to(tmp).as_posix() if isinstance(p, str) and p else None for p in table["poster"]
         ]

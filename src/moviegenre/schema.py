@@ -5,16 +5,14 @@ params.yaml carries a comment for each key; this module is what enforces them.
 
 from __future__ import annotations
 
-from moviegenre.params import Key, Schema, boolean, choice, integer, number, number_map, text
+from moviegenre.params import Key, Schema, boolean, choice, integer, number, number_map, string_list, text
 
 BRANCHES = ("image_ml", "text_ml", "image_dl", "text_dl")
 
 
 def _max_features(value: str | float) -> str | None:
     if isinstance(value, str):
-        return (
-            None if value in ("sqrt", "log2") else f"must be sqrt, log2, an int or a fraction, not {value!r}"
-        )
+        return None if value in ("sqrt", "log2") else f"must be sqrt, log2, an int or a fraction, not {value!r}"
     if isinstance(value, int):
         return None if value >= 1 else f"must be at least 1, not {value}"
     return None if 0 < value <= 1 else f"must be a fraction in (0, 1], not {value}"
@@ -71,4 +69,42 @@ SCHEMA: dict[str, Key | Schema] = {
     },
     "image_ml": {"features": choice("pca", "pca+color"), **_forest},
     "text_ml": {"features": choice("tfidf"), **_forest},
+    "image_dl": {
+        "arch": choice("seed", "bn_gap"),
+        "channels": Key((int,), lambda v: None if v in (1, 3) else f"must be 1 or 3, not {v}", describe="1 or 3"),
+        "epochs": integer(1, 1000),
+        "batch_size": integer(1, 4096),
+        "learning_rate": number(1e-6, 1.0),
+        "weight_decay": number(0.0, 1.0),
+        "lr_patience": integer(0, 1000),
+        "dropout": number(0.0, 0.95),
+        "augment": boolean(),
+        "downsample": integer(1, 8),
+        "patience": integer(1, 1000),
+    },
+    "text_dl": {
+        "arch": choice("mlp", "lstm"),
+        "epochs": integer(1, 1000),
+        "batch_size": integer(1, 4096),
+        "learning_rate": number(1e-6, 1.0),
+        "weight_decay": number(0.0, 1.0),
+        "lr_patience": integer(0, 1000),
+        "dropout": number(0.0, 0.95),
+        "patience": integer(1, 1000),
+        "hidden_units": integer(1, 8192),
+        "embedding_dim": integer(1, 1024),
+        "lstm_units": integer(1, 4096),
+    },
+    "runtime": {
+        "device": choice("auto", "cpu", "gpu"),
+        "mixed_precision": boolean(),
+        "deterministic": boolean(),
+        "intra_op_threads": integer(0, 256),
+        "inter_op_threads": integer(0, 256),
+    },
+    "ensemble": {
+        "method": choice("mean", "weighted", "val"),
+        "weights": number_map(BRANCHES),
+        "branches": string_list(BRANCHES),
+    },
 }

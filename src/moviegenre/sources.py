@@ -82,14 +82,10 @@ def fetch(
     path = local_path(source)
     if path is not None:
         if not path.exists():
-            raise MovieGenreError(
-                f"{source}: data source not found (set data.source to an archive or directory)"
-            )
+            raise MovieGenreError(f"{source}: data source not found (expected an archive or a directory)")
         if path.is_dir():
             if sha256:
-                raise MovieGenreError(
-                    f"{source}: data.sha256 applies to archives; set it to null for a directory"
-                )
+                raise MovieGenreError(f"{source}: data.sha256 applies to archives; set it to null for a directory")
             return path
         verify_sha256(path, sha256, source)
         return path
@@ -139,7 +135,5 @@ def _fetch_fsspec(source: str, target: Path) -> None:
         ) from exc
     except (OSError, ValueError) as exc:
         part.unlink(missing_ok=True)
-        raise MovieGenreError(
-            f"{source}: cannot read data source ({exc}); set data.source to a local copy"
-        ) from exc
+        raise MovieGenreError(f"{source}: cannot read data source ({exc}); set data.source to a local copy") from exc
     os.replace(part, target)

@@ -12,13 +12,9 @@ SPLITS = ("train", "val", "test")
 
 def check_fractions(fractions: dict[str, float]) -> None:
     if set(fractions) != set(SPLITS):
-        raise MovieGenreError(
-            f"params.yaml: 'prepare.split' must give train, val and test, not {sorted(fractions)}"
-        )
+        raise MovieGenreError(f"params.yaml: 'prepare.split' must give train, val and test, not {sorted(fractions)}")
     if any(fractions[s] <= 0 for s in SPLITS) or abs(sum(fractions.values()) - 1.0) > 1e-6:
-        raise MovieGenreError(
-            f"params.yaml: 'prepare.split' fractions must be positive and sum to 1, not {fractions}"
-        )
+        raise MovieGenreError(f"params.yaml: 'prepare.split' fractions must be positive and sum to 1, not {fractions}")
 
 
 def stratified_split(labels: np.ndarray, fractions: dict[str, float], seed: int) -> np.ndarray:

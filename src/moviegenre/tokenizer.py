@@ -49,9 +49,7 @@ class Tokenizer:
         return out
 
     def save(self, path: Path) -> None:
-        path.write_text(
-            json.dumps({"vocab_size": self.vocab_size, "length": self.length, "words": self.words})
-        )
+        path.write_text(json.dumps({"vocab_size": self.vocab_size, "length": self.length, "words": self.words}))
 
     @classmethod
     def load(cls, path: Path) -> Tokenizer:
