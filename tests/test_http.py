@@ -124,3 +124,11 @@ def test_file_url_is_a_local_path(tmp_path: Path) -> None:
     archive = tmp_path / "a.tar"
     archive.write_bytes(b"x")
     assert sources.fetch(archive.as_uri(), None, timeout_s=1, retries=0) == archive
+
+
+def test_relative_source_is_relative_to_the_project_even_in_a_dvc_experiment_copy(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    copy = project / ".dvc" / "tmp" / "exps" / "run" / "abc123"
+    copy.mkdir(parents=True)
+    assert sources.project_root(copy) == project
+    assert sources.project_root(project) == project

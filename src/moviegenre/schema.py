@@ -27,6 +27,16 @@ _forest: Schema = {
     "n_jobs": integer(-1, 256),
 }
 
+_training: Schema = {
+    "epochs": integer(1, 1000),
+    "batch_size": integer(1, 4096),
+    "learning_rate": number(1e-6, 1.0),
+    "weight_decay": number(0.0, 1.0),
+    "lr_patience": integer(0, 1000),
+    "dropout": number(0.0, 0.95),
+    "patience": integer(1, 1000),
+}
+
 SCHEMA: dict[str, Key | Schema] = {
     "seed": integer(0, 2**31 - 1),
     "data": {
@@ -72,25 +82,13 @@ SCHEMA: dict[str, Key | Schema] = {
     "image_dl": {
         "arch": choice("seed", "bn_gap"),
         "channels": Key((int,), lambda v: None if v in (1, 3) else f"must be 1 or 3, not {v}", describe="1 or 3"),
-        "epochs": integer(1, 1000),
-        "batch_size": integer(1, 4096),
-        "learning_rate": number(1e-6, 1.0),
-        "weight_decay": number(0.0, 1.0),
-        "lr_patience": integer(0, 1000),
-        "dropout": number(0.0, 0.95),
+        **_training,
         "augment": boolean(),
         "downsample": integer(1, 8),
-        "patience": integer(1, 1000),
     },
     "text_dl": {
         "arch": choice("mlp", "lstm"),
-        "epochs": integer(1, 1000),
-        "batch_size": integer(1, 4096),
-        "learning_rate": number(1e-6, 1.0),
-        "weight_decay": number(0.0, 1.0),
-        "lr_patience": integer(0, 1000),
-        "dropout": number(0.0, 0.95),
-        "patience": integer(1, 1000),
+        **_training,
         "hidden_units": integer(1, 8192),
         "embedding_dim": integer(1, 1024),
         "lstm_units": integer(1, 4096),

@@ -60,11 +60,27 @@ def _scheme(source: str) -> str:
     return parsed.scheme.lower() if len(parsed.scheme) > 1 else ""
 
 
+def project_root(cwd: Path | None = None) -> Path:
+    """The project a relative ``data.source`` is relative to.
+
+    DVC runs queued and ``--temp`` experiments in a copy under ``<project>/.dvc/tmp/exps/``,
+    where ``../shared/...`` would point inside ``.dvc``; relative sources keep meaning the
+    project's own neighbourhood there too.
+    """
+    cwd = (cwd or Path.cwd()).resolve()
+    parts = cwd.parts
+    for i in range(len(parts) - 3):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return cwd
+
+
 def local_path(source: str) -> Path | None:
     """The filesystem path behind a plain path or a file:// URL; None for remote sources."""
     scheme = _scheme(source)
     if scheme == "":
-        return Path(source).expanduser()
+        path = Path(source).expanduser()
+        return path if path.is_absolute() else project_root() / path
     if scheme == "file":
         return Path(unquote(urlparse(source).path))
     return None
