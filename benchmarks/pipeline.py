@@ -108,8 +108,25 @@ def run_pipeline(repo: Path) -> dict:
         results["stages"][stage] = measure([*dvc, "repro", "--single-item", "--force", stage], repo)
     results["noop_repro_s"] = measure([*dvc, "repro"], repo)["wall_s"]
     results["metrics"] = {p.stem: json.loads(p.read_text()) for p in sorted((repo / "metrics").glob("*.json"))}
-    results["decode_posters_per_s"] = decode_rate(repo)
+    results["decode_posters_per_s"] = in_child("decode", repo)
     return results
+
+
+def in_child(what: str, repo: Path):
+    """Run a measurement in a child process so this one stays small.
+
+    A child's peak RSS starts at its parent's when it is forked, so a parent that had
+    loaded TensorFlow or scikit-learn would inflate every later stage's measurement.
+    """
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", what, "--repo", str(repo)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{what} measurement failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def decode_rate(repo: Path) -> float:
@@ -235,7 +252,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=300, help="data.limit for --quick")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--no-reference", action="store_true", help="skip the seed configuration")
+    parser.add_argument("--child", choices=["decode", "reference"], help=argparse.SUPPRESS)
+    parser.add_argument("--repo", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        print(json.dumps(decode_rate(args.repo) if args.child == "decode" else seed_reference(args.repo)))
+        return
     setup_logging()
     overrides = {"data.limit": args.limit} if args.quick else {}
     runs, reference = [], {}
@@ -245,8 +267,7 @@ def main() -> None:
             repo = copy_project(Path(tmp), overrides)
             runs.append(run_pipeline(repo))
             if repeat == 0 and not args.no_reference:
-                reference = seed_reference(repo)
-            os.chdir(ROOT)
+                reference = in_child("reference", repo)
     table = report(runs, reference, args.quick)
     print(table)
     if args.json:

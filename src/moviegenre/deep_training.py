@@ -27,9 +27,15 @@ log = logging.getLogger(__name__)
 LIVE_DIR = Path("dvclive")
 
 
-def make_dataset(features, labels: np.ndarray | None, rows: np.ndarray, batch_size: int,
-                 shuffle_seed: int | None = None) -> tf.data.Dataset:  # fmt: skip
-    """Batches of ``features[rows]`` (and labels), shuffled each epoch when a seed is given."""
+def make_dataset(
+    features, labels: np.ndarray | None, rows: np.ndarray, batch_size: int, shuffle_seed: int | None = None
+) -> tf.data.Dataset:
+    """Batches of ``features[rows]`` (and labels), shuffled each epoch when a seed is given.
+
+    Sparse features are term counts: they are scaled by log1p here, which keeps a long plot's
+    repeated words from swamping the first layer, and since ``predict`` reuses this function
+    training and prediction cannot disagree on the scaling.
+    """
     if sp.issparse(features):
         block = features[rows].tocoo()
         x = tf.data.Dataset.from_tensor_slices(
@@ -96,8 +102,15 @@ def run_deep_branch(
             loss="binary_crossentropy",
             metrics=[keras.metrics.AUC(multi_label=True, num_labels=len(genres), name="auc")],
         )
-    log.info("%s: %s, %d parameters, %d train / %d val movies on %s", branch, model.name,
-             model.count_params(), len(train), len(val), device)  # fmt: skip
+    log.info(
+        "%s: %s, %d parameters, %d train / %d val movies on %s",
+        branch,
+        model.name,
+        model.count_params(),
+        len(train),
+        len(val),
+        device,
+    )
 
     callbacks = [
         keras.callbacks.EarlyStopping(
@@ -128,11 +141,19 @@ def run_deep_branch(
     proba = model.predict(make_dataset(features, None, scored, batch), verbose=0).astype(np.float64)
     predict_s = time.perf_counter() - started
     _save_model(model, MODELS_DIR / f"{branch}.keras")
-    metrics = write_outputs(branch, index, np.clip(proba, 0.0, 1.0), labels.astype(np.uint8), genres,
-                            fit_s, predict_s, extra={
-        "epochs": {"run": epochs_run, "best": int(np.argmax(history.history["val_auc"])) + 1},
-        "throughput": {"train_per_s": round(epochs_run * len(train) / fit_s, 1)},
-    })  # fmt: skip
+    metrics = write_outputs(
+        branch,
+        index,
+        np.clip(proba, 0.0, 1.0),
+        labels.astype(np.uint8),
+        genres,
+        fit_s,
+        predict_s,
+        extra={
+            "epochs": {"run": epochs_run, "best": int(np.argmax(history.history["val_auc"])) + 1},
+            "throughput": {"train_per_s": round(epochs_run * len(train) / fit_s, 1)},
+        },
+    )
     return metrics
 
 

@@ -28,8 +28,9 @@ class BranchProbabilities:
     by_branch: dict[str, np.ndarray]  # branch -> (n, n_genres)
 
 
-def load_branches(branches: list[str], genres: list[str], directory: Path = probabilities.PREDICTIONS_DIR
-                  ) -> BranchProbabilities:  # fmt: skip
+def load_branches(
+    branches: list[str], genres: list[str], directory: Path = probabilities.PREDICTIONS_DIR
+) -> BranchProbabilities:
     """Read each branch's file and check that they line up row for row."""
     frames = {b: probabilities.read(directory / f"{b}.parquet", genres) for b in branches}
     first_name, first = next(iter(frames.items()))
@@ -86,8 +87,9 @@ def fit_weights(by_branch: dict[str, np.ndarray], y_val: np.ndarray, step: float
     return best_weights
 
 
-def choose_weights(method: str, settings_weights: dict[str, float], by_branch: dict[str, np.ndarray],
-                   y_val: np.ndarray) -> dict[str, float]:  # fmt: skip
+def choose_weights(
+    method: str, settings_weights: dict[str, float], by_branch: dict[str, np.ndarray], y_val: np.ndarray
+) -> dict[str, float]:
     """Weights per branch, normalised to sum to 1, for ``ensemble.method``."""
     if method == "mean":
         weights = dict.fromkeys(by_branch, 1.0)
@@ -145,8 +147,9 @@ def run_ensemble(settings: dict, metrics_dir: Path = Path("metrics"), plots_dir:
         "weights": weights,
         "seconds": {"fit": round(fit_s, 3), "predict": round(predict_s, 3)},
     }
-    probabilities.write(probabilities.PREDICTIONS_DIR / "ensemble.parquet", pd.Series(loaded.ids),
-                        loaded.split, proba, genres)  # fmt: skip
+    probabilities.write(
+        probabilities.PREDICTIONS_DIR / "ensemble.parquet", pd.Series(loaded.ids), loaded.split, proba, genres
+    )
     scores = {**{b: p[test] for b, p in loaded.by_branch.items()}, "ensemble": proba[test]}
     per_genre = per_genre_table(genres, labels[test], scores)
     with atomic_path(metrics_dir / "per_genre_auc.csv") as tmp:
@@ -157,6 +160,10 @@ def run_ensemble(settings: dict, metrics_dir: Path = Path("metrics"), plots_dir:
     macro = {name: split_scores(labels[test], values)["roc_auc_macro"] for name, values in scores.items()}
     figures.macro_png(macro, plots_dir / "macro_auc.png")
     write_json(metrics_dir / "ensemble.json", metrics)
-    log.info("ensemble (%s): test macro ROC-AUC %.4f; branches %s", settings["method"],
-             metrics["test"]["roc_auc_macro"], macro)  # fmt: skip
+    log.info(
+        "ensemble (%s): test macro ROC-AUC %.4f; branches %s",
+        settings["method"],
+        metrics["test"]["roc_auc_macro"],
+        macro,
+    )
     return metrics

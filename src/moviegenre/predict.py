@@ -83,8 +83,9 @@ class Artifacts:
         )
 
 
-def predict(artifacts: Artifacts, posters: list[str | None], plots: list[str | None],
-            batch_size: int = 256) -> dict[str, np.ndarray]:  # fmt: skip
+def predict(
+    artifacts: Artifacts, posters: list[str | None], plots: list[str | None], batch_size: int = 256
+) -> dict[str, np.ndarray]:
     """Probabilities (n, n_genres) per branch and 'ensemble'; NaN rows where a branch cannot see the movie."""
     from moviegenre.deep_training import make_dataset
 
@@ -112,8 +113,9 @@ def predict(artifacts: Artifacts, posters: list[str | None], plots: list[str | N
         out["text_ml"][with_plot] = forests.positive_proba(artifacts.text_ml["model"], artifacts.tfidf.transform(texts))
         text_inputs = _text_dl_inputs(artifacts, texts)
         rows = np.arange(len(texts))
-        out["text_dl"][with_plot] = artifacts.text_dl.predict(make_dataset(text_inputs, None, rows, batch_size),
-                                                              verbose=0)  # fmt: skip
+        out["text_dl"][with_plot] = artifacts.text_dl.predict(
+            make_dataset(text_inputs, None, rows, batch_size), verbose=0
+        )
     out["ensemble"] = ensemble_of(out, artifacts.weights)
     return out
 

@@ -19,8 +19,9 @@ log = logging.getLogger(__name__)
 BRANCH_ORDER = ("image_ml", "text_ml", "image_dl", "text_dl")
 
 
-def predict_one(poster: Path | None, plot: str | None, plot_file: Path | None, *, with_branches: bool,
-                top: int = 0) -> str:  # fmt: skip
+def predict_one(
+    poster: Path | None, plot: str | None, plot_file: Path | None, *, with_branches: bool, top: int = 0
+) -> str:
     """A table of genres sorted by ensemble probability, saying which branches scored it."""
     if plot is not None and plot_file is not None:
         raise MovieGenreError("give --plot or --plot-file, not both")
