@@ -51,7 +51,9 @@ def test_mmimdb_longest_plot_wins_and_malformed_json_is_kept_as_problem(tmp_path
     assert table["poster"].isna().all()
 
 
-def test_csv_layout_with_archive_paths_and_url_posters(http_server, tmp_path: Path) -> None:
+def test_csv_layout_with_archive_paths_and_url_posters(
+    http_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     movies = make_movies(6)
     served: list[str] = []
 
@@ -92,7 +94,8 @@ def test_csv_layout_with_archive_paths_and_url_posters(http_server, tmp_path: Pa
         zf.write(csv_path, "movies.csv")
         zf.writestr("img/0.jpg", poster_bytes(["Comedy"], 0))
 
-    summary = build_raw(_params(zip_path), tmp_path / "raw", tmp_path / "cache")
+    monkeypatch.chdir(tmp_path)  # relative output paths, as the download stage passes them
+    summary = build_raw(_params(zip_path), Path("raw"), Path("cache"))
     assert (summary.layout, summary.movies, summary.posters, summary.poster_failures) == ("csv", 6, 2, 2)
     table = pd.read_parquet(tmp_path / "raw" / "movies.parquet").set_index("id")
     assert table.loc[movies[0]["id"], "poster"] == "files/img/0.jpg"
@@ -104,7 +107,7 @@ def test_csv_layout_with_archive_paths_and_url_posters(http_server, tmp_path: Pa
 
     # A second run finds the fetched poster in the cache and does not ask again.
     served.clear()
-    build_raw(_params(zip_path), tmp_path / "raw", tmp_path / "cache")
+    build_raw(_params(zip_path), Path("raw"), Path("cache"))
     assert served == ["/p/gone.jpg"] * len(served) and served
 
 

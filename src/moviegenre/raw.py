@@ -47,7 +47,8 @@ def build_raw(data_params: dict, out_dir: Path, cache_dir: Path = sources.CACHE_
         retries=data_params["retries"],
         cache_dir=cache_dir,
     )
-    with atomic_dir(out_dir) as tmp:
+    # Absolute, so that poster paths resolved inside the source compare with it.
+    with atomic_dir(Path(out_dir).resolve()) as tmp:
         files = tmp / "files"
         if local.is_dir():
             shutil.copytree(local, files)
