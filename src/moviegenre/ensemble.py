@@ -50,8 +50,19 @@ def load_branches(
 
 
 def combine(by_branch: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
-    total = sum(weights[b] for b in by_branch)
-    return sum(weights[b] * p for b, p in by_branch.items()) / total
+    """Weighted mean of the branches' probabilities.
+
+    A NaN row means the branch could not see that movie (predict: no poster, or no plot);
+    the weights are then renormalised over the branches that did, and a movie no branch
+    saw stays NaN. The ensemble stage has no NaN, so there this is the plain weighted mean.
+    """
+    names = [b for b in weights if b in by_branch]
+    stacked = np.stack([by_branch[b] for b in names])  # (branches, n, genres)
+    seen = ~np.isnan(stacked)
+    w = np.array([weights[b] for b in names], dtype=np.float64)[:, None, None] * seen
+    total = w.sum(axis=0)
+    combined = (np.where(seen, stacked, 0.0) * w).sum(axis=0) / np.where(total > 0, total, 1.0)
+    return np.where(total > 0, combined, np.nan)
 
 
 def macro_auc_fast(y_true: np.ndarray, scores: np.ndarray) -> float:
@@ -157,7 +168,7 @@ def run_ensemble(settings: dict, metrics_dir: Path = Path("metrics"), plots_dir:
     for name, values in scores.items():
         write_json(plots_dir / "roc" / f"{name}.json", figures.roc_points(labels[test], values))
     figures.per_genre_png(per_genre, plots_dir / "per_genre_auc.png")
-    macro = {name: split_scores(labels[test], values)["roc_auc_macro"] for name, values in scores.items()}
+    macro = {name: round(float(per_genre[name].mean()), 6) for name in scores}  # NaN genres skipped, as in split_scores
     figures.macro_png(macro, plots_dir / "macro_auc.png")
     write_json(metrics_dir / "ensemble.json", metrics)
     log.info(

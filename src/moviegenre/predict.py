@@ -18,6 +18,7 @@ import joblib
 import numpy as np
 
 from moviegenre import forests
+from moviegenre.ensemble import combine
 from moviegenre.errors import MovieGenreError
 from moviegenre.image_features import GREY, IMAGES_DIR, PCA_MODEL, decode_all, pca_transform
 from moviegenre.posters import to_grey
@@ -116,7 +117,7 @@ def predict(
         out["text_dl"][with_plot] = artifacts.text_dl.predict(
             make_dataset(text_inputs, None, rows, batch_size), verbose=0
         )
-    out["ensemble"] = ensemble_of(out, artifacts.weights)
+    out["ensemble"] = combine(out, artifacts.weights)
     return out
 
 
@@ -125,16 +126,6 @@ def _text_dl_inputs(artifacts: Artifacts, texts: list[str]):
     if artifacts.text_dl.inputs[0].name.startswith("counts"):
         return artifacts.counts.transform(texts).tocsr()
     return artifacts.tokenizer.transform(texts)
-
-
-def ensemble_of(by_branch: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
-    """Weighted mean over the branches that scored each movie (weights renormalised per movie)."""
-    names = [b for b in weights if b in by_branch]
-    stacked = np.stack([by_branch[b] for b in names])  # (branches, n, genres)
-    w = np.array([weights[b] for b in names])[:, None, None] * ~np.isnan(stacked)
-    total = w.sum(axis=0)
-    combined = np.nansum(np.nan_to_num(stacked) * w, axis=0) / np.where(total > 0, total, 1)
-    return np.where(total > 0, combined, np.nan)
 
 
 def branches_used(by_branch: dict[str, np.ndarray], row: int) -> list[str]:

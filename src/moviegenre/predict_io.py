@@ -13,10 +13,9 @@ from moviegenre.atomic import atomic_path
 from moviegenre.errors import MovieGenreError
 from moviegenre.posters import poster_problem
 from moviegenre.predict import Artifacts, branches_used, predict
+from moviegenre.schema import BRANCHES
 
 log = logging.getLogger(__name__)
-
-BRANCH_ORDER = ("image_ml", "text_ml", "image_dl", "text_dl")
 
 
 def predict_one(
@@ -45,7 +44,7 @@ def predict_one(
     used = branches_used(scores, 0)
     table = pd.DataFrame({"genre": artifacts.genres, "ensemble": scores["ensemble"][0]})
     if with_branches:
-        for branch in (b for b in BRANCH_ORDER if b in used):
+        for branch in (b for b in BRANCHES if b in used):
             table[branch] = scores[branch][0]
     table = table.sort_values("ensemble", ascending=False)
     if top:
@@ -75,7 +74,7 @@ def predict_dataset(source: str, out: Path, *, with_branches: bool) -> int:
         scores = predict(artifacts, posters, table["plot"].tolist())
     frame = pd.DataFrame(scores["ensemble"], columns=artifacts.genres)
     if with_branches:
-        for branch in BRANCH_ORDER:
+        for branch in BRANCHES:
             branch_frame = pd.DataFrame(scores[branch], columns=[f"{branch}:{g}" for g in artifacts.genres])
             frame = pd.concat([frame, branch_frame], axis=1)
     frame.insert(0, "id", table["id"].to_numpy())

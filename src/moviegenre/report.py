@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 from moviegenre.errors import MovieGenreError
+from moviegenre.schema import BRANCHES
 
-BRANCH_ORDER = ("image_ml", "text_ml", "image_dl", "text_dl", "ensemble")
+BRANCH_ORDER = (*BRANCHES, "ensemble")
 FIGURES = ("plots/macro_auc.png", "plots/per_genre_auc.png")
 
 
