@@ -32,7 +32,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from moviegenre.stage import setup_logging  # noqa: E402
+from moviegenre.core.stage import setup_logging  # noqa: E402
 
 log = logging.getLogger("benchmark")
 
@@ -108,6 +108,9 @@ def run_pipeline(repo: Path) -> dict:
         results["stages"][stage] = measure([*dvc, "repro", "--single-item", "--force", stage], repo)
     results["noop_repro_s"] = measure([*dvc, "repro"], repo)["wall_s"]
     results["metrics"] = {p.stem: json.loads(p.read_text()) for p in sorted((repo / "metrics").glob("*.json"))}
+    results["timings"] = {
+        p.stem: json.loads(p.read_text()) for p in sorted((repo / "metrics" / "timings").glob("*.json"))
+    }
     results["decode_posters_per_s"] = in_child("decode", repo)
     return results
 
@@ -132,12 +135,12 @@ def in_child(what: str, repo: Path):
 def decode_rate(repo: Path) -> float:
     """Posters decoded per second by featurize_images' decoder with the run's settings."""
     os.chdir(repo)
-    from moviegenre import params
-    from moviegenre.dataset import load_prepared
-    from moviegenre.image_features import decode_all
+    from moviegenre.config.params import load_section
+    from moviegenre.data.table import load_prepared
+    from moviegenre.features.images import decode_all
 
-    settings = params.load_section("images")
-    table, _ = load_prepared()
+    settings = load_section("images")
+    table, _ = load_prepared(Path("data/prepared"))
     paths = table.loc[table["poster"].notna(), "poster"].tolist()
     started = time.perf_counter()
     decode_all(paths, settings["height"], settings["width"], settings["workers"])
@@ -150,14 +153,14 @@ def seed_reference(repo: Path) -> dict:
     from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    from moviegenre import forests
-    from moviegenre.dataset import label_matrix, load_prepared
-    from moviegenre.evaluation import split_scores
-    from moviegenre.feature_index import load_index
-    from moviegenre.image_features import fit_pca, pca_transform
+    from moviegenre.branches.forests import positive_proba
+    from moviegenre.data.table import label_matrix, load_prepared
+    from moviegenre.evaluation.metrics import split_scores
+    from moviegenre.features.images import PosterFeaturizer
+    from moviegenre.features.store import load_index
 
     os.chdir(repo)
-    table, genres = load_prepared()
+    table, genres = load_prepared(Path("data/prepared"))
     features_dir = Path("data/features/images")
     index = load_index(features_dir)
     complete = table.set_index("id").loc[index["id"]].reset_index()
@@ -169,11 +172,10 @@ def seed_reference(repo: Path) -> dict:
 
     started = time.perf_counter()
     grey = np.load(features_dir / "grey.npy")
-    pca = fit_pca(grey, np.flatnonzero(train), 40, seed)
-    components = pca_transform(pca, grey)
+    components = PosterFeaturizer.fit(grey[train], 40, seed).pca_transform(grey)
     trees = ExtraTreesClassifier(n_estimators=220, max_depth=10, random_state=seed, n_jobs=-1)
     trees.fit(components[train], labels[train])
-    proba = forests.positive_proba(trees, components[test])
+    proba = positive_proba(trees, components[test])
     out["image_ml"] = {"test": split_scores(labels[test], proba), "seconds": time.perf_counter() - started}
 
     started = time.perf_counter()
@@ -181,7 +183,7 @@ def seed_reference(repo: Path) -> dict:
     tfidf = vectoriser.transform(complete["plot"])
     forest = RandomForestClassifier(n_estimators=220, max_depth=10, random_state=seed, n_jobs=-1)
     forest.fit(tfidf[train], labels[train])
-    proba = forests.positive_proba(forest, tfidf[test])
+    proba = positive_proba(forest, tfidf[test])
     out["text_ml"] = {"test": split_scores(labels[test], proba), "seconds": time.perf_counter() - started}
     return out
 
@@ -224,10 +226,10 @@ def report(runs: list[dict], reference: dict, quick: bool) -> str:
         f"| posters decoded/s (featurize_images) | {median_of(runs, 'decode_posters_per_s'):.0f} |",
     ]
     for branch, unit in (("image_dl", "images"), ("text_dl", "sequences")):
-        if branch in first["metrics"] and "train_per_s" in first["metrics"][branch].get("throughput", {}):
+        if branch in first["timings"] and "train_per_s" in first["timings"][branch].get("throughput", {}):
             lines.append(
                 f"| training {unit}/s ({branch}) | "
-                f"{median_of(runs, 'metrics', branch, 'throughput', 'train_per_s'):.0f} |"
+                f"{median_of(runs, 'timings', branch, 'throughput', 'train_per_s'):.0f} |"
             )
     lines += [
         "",

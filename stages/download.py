@@ -1,21 +1,17 @@
 """download: fetch data.source, verify its sha256, unpack it safely, write data/raw/."""
 
-from pathlib import Path
-
-from moviegenre import params, stage
-from moviegenre.raw import build_raw
+from moviegenre.config.params import load_section
+from moviegenre.core import stage
+from moviegenre.core.paths import PATHS
+from moviegenre.data.ingest import build_raw
 
 
 def main() -> None:
-    data = params.load_section("data")
-    summary = build_raw(data, Path("data/raw"))
+    summary = build_raw(load_section("data"), PATHS.raw, PATHS.cache)
     stage.log.info(
         "download: %s layout, %d movies, %d posters, %d poster failures",
-        summary.layout,
-        summary.movies,
-        summary.posters,
-        summary.poster_failures,
-    )
+        summary.layout, summary.movies, summary.posters, summary.poster_failures,
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

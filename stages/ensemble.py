@@ -1,11 +1,14 @@
-"""ensemble: average the branches' probabilities; write metrics, per-genre AUC, ROC data and figures."""
+"""ensemble: combine the branches' probabilities; write metrics, summary, per-genre AUC, ROC data and figures."""
 
-from moviegenre import params, stage
-from moviegenre.ensemble import run_ensemble
+from moviegenre.config.params import load_section
+from moviegenre.core import stage
+from moviegenre.core.paths import PATHS
+from moviegenre.ensemble.run import run_ensemble
+from moviegenre.ensemble.settings import SCHEMA
 
 
 def main() -> None:
-    run_ensemble(params.load_section("ensemble"))
+    run_ensemble(load_section("ensemble", SCHEMA), load_section("seed"), PATHS)
 
 
 if __name__ == "__main__":

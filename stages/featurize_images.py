@@ -1,13 +1,15 @@
 """featurize_images: decode posters once, write uint8 arrays, PCA (fitted on train) and colour stats."""
 
-from moviegenre import params, stage
-from moviegenre.dataset import load_prepared
-from moviegenre.image_features import featurize_images
+from moviegenre.config.params import load_section
+from moviegenre.core import stage
+from moviegenre.core.paths import PATHS
+from moviegenre.data.table import load_prepared
+from moviegenre.features.images import FEATURE_SET, featurize_images
 
 
 def main() -> None:
-    table, _ = load_prepared()
-    shapes = featurize_images(table, params.load_section("images"), params.load_section("seed"))
+    table, _ = load_prepared(PATHS.prepared)
+    shapes = featurize_images(table, load_section("images"), load_section("seed"), PATHS.features(FEATURE_SET))
     stage.log.info("featurize_images: %s", shapes)
 
 

@@ -1,13 +1,15 @@
 """featurize_text: TF-IDF, counts and token ids of every plot, fitted on the text training movies."""
 
-from moviegenre import params, stage
-from moviegenre.dataset import load_prepared
-from moviegenre.text_features import featurize_text
+from moviegenre.config.params import load_section
+from moviegenre.core import stage
+from moviegenre.core.paths import PATHS
+from moviegenre.data.table import load_prepared
+from moviegenre.features.text import FEATURE_SET, featurize_text
 
 
 def main() -> None:
-    table, _ = load_prepared()
-    featurize_text(table, params.load_section("text"))
+    table, _ = load_prepared(PATHS.prepared)
+    featurize_text(table, load_section("text"), PATHS.features(FEATURE_SET))
 
 
 if __name__ == "__main__":

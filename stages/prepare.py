@@ -1,31 +1,28 @@
 """prepare: validate every movie, normalise genres, split, write data/prepared/ and metrics/data.json."""
 
-from pathlib import Path
-
-from moviegenre import params, stage
-from moviegenre.dataset import prepare
+from moviegenre.config.params import load_section
+from moviegenre.core import stage
+from moviegenre.core.paths import PATHS
+from moviegenre.data.prepare import prepare
 
 
 def main() -> None:
-    data = params.load_section("data")
-    settings = params.load_section("prepare")
+    data = load_section("data")
+    settings = load_section("prepare")
     metrics = prepare(
-        Path("data/raw"),
-        Path("data/prepared"),
-        Path("metrics/data.json"),
+        PATHS.raw,
+        PATHS.prepared,
+        PATHS.metrics / "data.json",
         fractions=settings["split"],
         min_genre_count=settings["min_genre_count"],
-        seed=params.load_section("seed"),
+        seed=load_section("seed"),
         limit=data["limit"],
     )
     stage.log.info(
         "prepare: %d movies in, %d out (%d with poster); split %s; %d genres kept",
-        metrics["movies_in"],
-        metrics["movies_out"],
-        metrics["with_poster"],
-        metrics["split"],
+        metrics["movies_in"], metrics["movies_out"], metrics["with_poster"], metrics["split"],
         metrics["genres"]["kept"],
-    )
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

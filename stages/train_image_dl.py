@@ -1,16 +1,10 @@
-"""train_image_dl: a CNN on the posters' uint8 arrays (seed network or batch-normalised GAP network)."""
+"""train_image_dl: a CNN on the posters' uint8 arrays."""
 
-from moviegenre import params, runtime, stage
-
-
-def main() -> None:
-    seed = params.load_section("seed")
-    settings = params.load_section("image_dl")
-    strategy, device = runtime.configure(params.load_section("runtime"), seed)
-    from moviegenre.deep_training import train_image_branch  # TensorFlow loads after configure
-
-    train_image_branch(settings, seed, strategy, device)
-
+from moviegenre.branches.image_cnn import ImageCnn
+from moviegenre.branches.keras_training import fit_keras
+from moviegenre.branches.training import run_train_stage
+from moviegenre.core import stage
+from moviegenre.core.paths import PATHS
 
 if __name__ == "__main__":
-    stage.run(main)
+    stage.run(lambda: run_train_stage(ImageCnn, PATHS, train_keras=fit_keras))

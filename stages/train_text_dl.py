@@ -1,16 +1,10 @@
 """train_text_dl: a dense NN on plot term counts (mlp) or an LSTM on token ids (lstm)."""
 
-from moviegenre import params, runtime, stage
-
-
-def main() -> None:
-    seed = params.load_section("seed")
-    settings = params.load_section("text_dl")
-    strategy, device = runtime.configure(params.load_section("runtime"), seed)
-    from moviegenre.deep_training import train_text_branch  # TensorFlow loads after configure
-
-    train_text_branch(settings, seed, strategy, device)
-
+from moviegenre.branches.keras_training import fit_keras
+from moviegenre.branches.text_nn import TextNet
+from moviegenre.branches.training import run_train_stage
+from moviegenre.core import stage
+from moviegenre.core.paths import PATHS
 
 if __name__ == "__main__":
-    stage.run(main)
+    stage.run(lambda: run_train_stage(TextNet, PATHS, train_keras=fit_keras))

@@ -57,8 +57,8 @@ def prepared_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """
     from synthetic import make_movies, write_mmimdb_dir
 
-    from moviegenre.dataset import prepare
-    from moviegenre.raw import build_raw
+    from moviegenre.data.ingest import build_raw
+    from moviegenre.data.prepare import prepare
 
     write_mmimdb_dir(tmp_path / "src", make_movies(90, seed=1), poster_every=1, seed=1)
     dataset = tmp_path / "src" / "mmimdb" / "dataset"

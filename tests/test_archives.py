@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from moviegenre.archives import extract
-from moviegenre.errors import MovieGenreError
+from moviegenre.core.errors import MovieGenreError
+from moviegenre.data.archives import extract
 
 
 def _tar_with(path: Path, member: tarfile.TarInfo, data: bytes = b"x") -> Path:

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from synthetic import make_movies, poster_bytes, write_mmimdb_dir
 
-from moviegenre.errors import MovieGenreError
-from moviegenre.raw import build_raw
+from moviegenre.core.errors import MovieGenreError
+from moviegenre.data.ingest import build_raw
 
 
 def _params(source: Path | str, sha256: str | None = None) -> dict:

@@ -30,6 +30,7 @@ TINY = {
     "image_ml": {"n_estimators": 30},
     "text_ml": {"n_estimators": 30},
     "image_dl": {"epochs": 2, "batch_size": 16},
+    "runtime": {"deterministic": True},
     "text_dl": {"epochs": 2, "batch_size": 16, "hidden_units": 32},
 }  # fmt: skip
 
@@ -75,10 +76,21 @@ def test_every_branch_and_the_ensemble_write_metrics_in_the_contract(pipeline: P
         for split in ("test", "val"):
             assert 0.0 <= metrics[split]["roc_auc_macro"] <= 1.0
             assert metrics[split]["n_genres"] == 5
+            low, high = metrics[split]["roc_auc_macro_ci95"]
+            assert low <= metrics[split]["roc_auc_macro"] <= high
+    for branch in BRANCHES:
+        spec = json.loads((pipeline / "models" / branch / "spec.json").read_text())
+        assert spec["branch"] == branch and spec["genres"] == json.loads(
+            (pipeline / "data/prepared/genres.json").read_text())["genres"]  # fmt: skip
     ensemble = json.loads((pipeline / "metrics" / "ensemble.json").read_text())
     assert set(ensemble["weights"]) == set(BRANCHES)
-    shown = dvc(pipeline, "metrics", "show", "--json").stdout
-    assert "metrics/ensemble.json" in shown and "dvclive/image_dl/metrics.json" in shown
+    # the headline view is the only metrics file: branch by split, nothing else
+    shown = json.loads(dvc(pipeline, "metrics", "show", "--json").stdout)
+    files = next(iter(shown.values()))["data"]
+    assert list(files) == ["metrics/summary.json"]
+    summary = files["metrics/summary.json"]["data"]
+    assert list(summary["test"]) == [*BRANCHES, "ensemble"]
+    assert summary["test"]["ensemble"] == ensemble["test"]["roc_auc_macro"]
 
 
 def test_plots_show_renders_roc_and_training_curves(pipeline: Path) -> None:
@@ -87,7 +99,7 @@ def test_plots_show_renders_roc_and_training_curves(pipeline: Path) -> None:
     html = (out / "index.html").read_text()
     for name in (*BRANCHES, "ensemble"):
         assert f"ROC {name} (test)" in html
-    assert "val/auc" in html and "train/loss" in html
+    assert "image_dl auc (train and val, per epoch)" in html and "text_dl learning rate" in html
 
 
 def test_nothing_changed_runs_nothing(pipeline: Path) -> None:
@@ -95,16 +107,16 @@ def test_nothing_changed_runs_nothing(pipeline: Path) -> None:
 
 
 def test_one_branch_param_reruns_that_branch_and_ensemble_and_reports(pipeline: Path) -> None:
-    set_param(pipeline, "text_ml", "n_estimators", 31)
-    assert ran(dvc(pipeline, "repro").stdout) == {"train_text_ml", "ensemble"}
+    set_param(pipeline, "text_ml", "n_estimators", 7)
+    assert ran(dvc(pipeline, "repro").stdout) == {"check_params", "train_text_ml", "ensemble"}
 
     done = moviegenre(pipeline, "report", "--base", "HEAD", "--out", "report.md")
     assert done.stderr == ""
     report = (pipeline / "report.md").read_text()
-    assert "| `text_ml.n_estimators` | 30 | 31 |" in report
+    assert "| `text_ml.n_estimators` | 30 | 7 |" in report
     changed = report.split("### Metrics changed")[1]
-    assert "| metrics/text_ml.json | seconds.fit |" in changed
-    assert "metrics/image_ml.json" not in changed  # untouched branches do not move
+    assert "| metrics/summary.json | val.text_ml |" in changed
+    assert "image_ml" not in changed  # untouched branches do not move
     assert "![macro_auc](plots/macro_auc.png)" in report
     git(pipeline, "checkout", "--", "params.yaml")
     dvc(pipeline, "checkout")  # back to the committed run for the tests after this one
@@ -119,8 +131,8 @@ def test_exp_run_records_the_changed_param_and_its_metrics(pipeline: Path) -> No
     assert named, f"experiment not found in {shown}"
     data = named[0]["data"]
     assert data["params"]["params.yaml"]["data"]["image_ml"]["n_estimators"] == 12
-    image_ml = data["metrics"]["metrics/image_ml.json"]["data"]
-    assert 0.0 <= image_ml["test"]["roc_auc_macro"] <= 1.0
+    summary = data["metrics"]["metrics/summary.json"]["data"]
+    assert 0.0 <= summary["test"]["image_ml"] <= 1.0
 
 
 def test_predict_dataset_reproduces_the_ensemble_test_probabilities(pipeline: Path) -> None:
@@ -167,6 +179,8 @@ def test_predict_one_movie_by_the_branches_that_see_it(pipeline: Path) -> None:
             ["--dataset", "nowhere.tar.gz", "--out", "x.csv"],
             "nowhere.tar.gz: data source not found (expected an archive or a directory)",
         ),
+        (["--plot", "a plot", "--top", "-1"], "--top must be 0 (all genres) or a positive number, not -1"),
+        (["--dataset", "nowhere.tar.gz", "--out", "models"], "models: is a directory; give --out a file name"),
     ],
 )
 def test_predict_bad_input_is_one_line_and_non_zero(pipeline: Path, args: list[str], message: str) -> None:
@@ -179,4 +193,81 @@ def test_predict_bad_input_is_one_line_and_non_zero(pipeline: Path, args: list[s
 def test_predict_before_repro_says_to_run_it(tmp_path: Path) -> None:
     done = moviegenre(tmp_path, "predict", "--plot", "a plot", check=False)
     assert done.returncode == 2
-    assert "not built yet (run `dvc repro` first)" in done.stderr
+    assert "not found (run `dvc repro prepare`)" in done.stderr
+
+
+def test_editing_a_module_marks_exactly_the_stages_that_import_it(pipeline: Path) -> None:
+    from stage_imports import stage_code
+
+    code = stage_code(pipeline)
+    for module in ("src/moviegenre/evaluation/metrics.py", "src/moviegenre/features/text.py",
+                   "src/moviegenre/branches/forests.py", "src/moviegenre/core/files.py"):  # fmt: skip
+        path = pipeline / module
+        original = path.read_text()
+        path.write_text(original + "# an edit\n")
+        try:
+            status = json.loads(dvc(pipeline, "status", "--json").stdout)
+        finally:
+            path.write_text(original)
+        expected = {stage for stage, files in code.items() if module in files}
+        assert set(status) == expected, module
+    # the AUC code: every stage that computes an AUC
+    assert {s for s, files in code.items() if "src/moviegenre/evaluation/metrics.py" in files} == {
+        *(f"train_{b}" for b in BRANCHES), "ensemble"}  # fmt: skip
+    assert dvc(pipeline, "status", "--json").stdout.strip() == "{}"
+
+
+def test_forcing_any_stage_again_changes_no_output(pipeline: Path) -> None:
+    stages = yaml.safe_load((pipeline / "dvc.yaml").read_text())["stages"]
+    for stage in stages:
+        dvc(pipeline, "repro", "--force", "--single-item", stage)
+        status = dvc(pipeline, "status", "--json").stdout.strip()
+        assert status == "{}", f"after forcing {stage}: {status}"
+
+
+def test_an_unknown_key_anywhere_stops_repro_naming_it(pipeline: Path) -> None:
+    original = (pipeline / "params.yaml").read_text()
+    try:
+        set_param(pipeline, "data", "timout_s", 5)
+        failed = dvc(pipeline, "repro", check=False)
+        assert failed.returncode != 0
+        assert "error: params.yaml: unknown key 'data.timout_s'" in failed.stderr
+        assert ran(failed.stdout) == {"check_params"}
+    finally:
+        (pipeline / "params.yaml").write_text(original)
+
+
+def test_a_failed_stage_keeps_the_last_metrics_and_the_model_comes_back(pipeline: Path) -> None:
+    before = (pipeline / "metrics/image_ml.json").read_bytes()
+    original = (pipeline / "params.yaml").read_text()
+    try:
+        set_param(pipeline, "image_ml", "n_estimators", 0)
+        failed = dvc(pipeline, "repro", "--single-item", "train_image_ml", check=False)
+        assert failed.returncode != 0
+        assert "'image_ml.n_estimators' must be in [1, 5000], not 0" in failed.stderr
+        assert (pipeline / "metrics/image_ml.json").read_bytes() == before
+    finally:
+        (pipeline / "params.yaml").write_text(original)
+    assert not (pipeline / "models/image_ml").exists()  # DVC clears cached outputs before a run
+    dvc(pipeline, "checkout", "models/image_ml")
+    assert (pipeline / "models/image_ml/model.joblib").is_file()
+    dvc(pipeline, "checkout")
+    assert dvc(pipeline, "status", "--json").stdout.strip() == "{}"
+
+
+def test_a_model_trained_on_other_features_is_refused_in_one_line(pipeline: Path) -> None:
+    from synthetic import poster_bytes
+
+    (pipeline / "poster.jpg").write_bytes(poster_bytes(["Horror"], 7))
+    original = (pipeline / "params.yaml").read_text()
+    try:
+        set_param(pipeline, "images", "pca_components", 5)
+        dvc(pipeline, "repro", "--single-item", "featurize_images")
+        done = moviegenre(pipeline, "predict", "--poster", "poster.jpg", check=False)
+        assert done.returncode == 2
+        last = done.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: models/image_ml was trained on 89 features (pca 8 + colour 81)")
+        assert "now gives 86 (pca 5 + colour 81)" in last and "Traceback" not in done.stderr
+    finally:
+        (pipeline / "params.yaml").write_text(original)
+        dvc(pipeline, "checkout")

@@ -9,11 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from moviegenre import probabilities
-from moviegenre.dataset import label_matrix, load_prepared
-from moviegenre.ensemble import choose_weights, load_branches, macro_auc_fast, run_ensemble
-from moviegenre.errors import MovieGenreError
-from moviegenre.evaluation import split_scores
+from moviegenre.core.errors import MovieGenreError
+from moviegenre.core.files import write_json
+from moviegenre.core.paths import ProjectPaths
+from moviegenre.data.table import label_matrix, load_prepared
+from moviegenre.ensemble.combine import choose_weights, load_branches
+from moviegenre.ensemble.run import run_ensemble
+from moviegenre.evaluation import probabilities
+from moviegenre.evaluation.metrics import bootstrap_interval, macro_auc_ranks, scores_by_split, split_scores
+
+PATHS = ProjectPaths(Path("."))
+PREDICTIONS = Path("data/predictions")
 
 BRANCHES = ["image_ml", "text_ml", "image_dl", "text_dl"]
 SETTINGS = {"method": "val", "weights": dict.fromkeys(BRANCHES, 1.0), "branches": BRANCHES}
@@ -22,7 +28,7 @@ SETTINGS = {"method": "val", "weights": dict.fromkeys(BRANCHES, 1.0), "branches"
 @pytest.fixture
 def branch_files(prepared_project: Path) -> dict[str, np.ndarray]:
     """Probability files for four fake branches of known quality on the prepared movies."""
-    table, genres = load_prepared()
+    table, genres = load_prepared(PATHS.prepared)
     scored = table[table["split"].isin(["val", "test"])]
     labels = label_matrix(scored["genres"], genres).astype(float)
     rng = np.random.default_rng(0)
@@ -30,8 +36,8 @@ def branch_files(prepared_project: Path) -> dict[str, np.ndarray]:
     written = {}
     for branch, sigma in noise.items():
         proba = 1 / (1 + np.exp(-(labels * 2 - 1 + rng.normal(0, sigma, labels.shape))))
-        probabilities.write(probabilities.PREDICTIONS_DIR / f"{branch}.parquet", scored["id"], scored["split"],
-                            proba, genres)  # fmt: skip
+        probabilities.write(PREDICTIONS / f"{branch}.parquet", scored["id"], scored["split"], proba, genres)
+        write_json(f"metrics/{branch}.json", scores_by_split(labels, proba, scored["split"].to_numpy(), 0))
         written[branch] = proba
     return written
 
@@ -41,11 +47,11 @@ def test_fast_macro_auc_matches_sklearn() -> None:
     y = (rng.random((80, 4)) < 0.3).astype(int)
     y[:, 3] = 0  # unscorable genre: left out of both
     scores = rng.random((80, 4)) + y * 0.3
-    assert macro_auc_fast(y, scores) == pytest.approx(split_scores(y, scores)["roc_auc_macro"], abs=1e-6)
+    assert macro_auc_ranks(y, scores) == pytest.approx(split_scores(y, scores)["roc_auc_macro"], abs=1e-6)
 
 
 def test_weights_by_method(branch_files: dict[str, np.ndarray]) -> None:
-    table, genres = load_prepared()
+    table, genres = load_prepared(PATHS.prepared)
     scored = table[table["split"].isin(["val", "test"])]
     is_val = (scored["split"] == "val").to_numpy()
     y_val = label_matrix(scored.loc[is_val, "genres"], genres)
@@ -61,13 +67,18 @@ def test_weights_by_method(branch_files: dict[str, np.ndarray]) -> None:
 
 
 def test_ensemble_writes_metrics_table_roc_and_figures(branch_files: dict[str, np.ndarray]) -> None:
-    metrics = run_ensemble(SETTINGS)
+    metrics = run_ensemble(SETTINGS, 0, PATHS)
     written = json.loads(Path("metrics/ensemble.json").read_text())
     assert written == metrics
-    assert set(written) == {"test", "val", "weights", "seconds"}
+    assert set(written) == {"test", "val", "weights"}
+    low, high = written["test"]["roc_auc_macro_ci95"]
+    assert 0.5 < low <= written["test"]["roc_auc_macro"] <= high <= 1.0
+    summary = json.loads(Path("metrics/summary.json").read_text())
+    assert set(summary) == {"test", "val"} and list(summary["test"]) == [*BRANCHES, "ensemble"]
+    assert summary["test"]["ensemble"] == written["test"]["roc_auc_macro"]
     assert set(written["weights"]) == set(BRANCHES)
     table = pd.read_csv("metrics/per_genre_auc.csv")
-    _, genres = load_prepared()
+    _, genres = load_prepared(PATHS.prepared)
     assert list(table.columns) == ["genre", "test_positives", *BRANCHES, "ensemble"]
     assert table["genre"].tolist() == genres
     best_branch = max(table[b].mean() for b in BRANCHES)
@@ -82,17 +93,28 @@ def test_ensemble_writes_metrics_table_roc_and_figures(branch_files: dict[str, n
 
 
 def test_leaving_branches_out(branch_files: dict[str, np.ndarray]) -> None:
-    metrics = run_ensemble(SETTINGS | {"method": "mean", "branches": ["text_ml", "text_dl"]})
+    metrics = run_ensemble(SETTINGS | {"method": "mean", "branches": ["text_ml", "text_dl"]}, 0, PATHS)
     assert metrics["weights"] == {"text_ml": 0.5, "text_dl": 0.5}
 
 
 def test_misaligned_branches_are_an_error(branch_files: dict[str, np.ndarray]) -> None:
-    _, genres = load_prepared()
-    path = probabilities.PREDICTIONS_DIR / "image_dl.parquet"
+    _, genres = load_prepared(PATHS.prepared)
+    path = PREDICTIONS / "image_dl.parquet"
     frame = pd.read_parquet(path)
     frame.iloc[::-1].to_parquet(path, index=False)  # same movies, another order
     with pytest.raises(MovieGenreError, match=r"image_dl\.parquet: its movies differ from image_ml's"):
-        load_branches(BRANCHES, genres)
+        load_branches(BRANCHES, genres, PREDICTIONS)
     frame[["id", "split", *genres[::-1]]].to_parquet(path, index=False)  # genres in another order
     with pytest.raises(MovieGenreError, match="do not match the genre vocabulary"):
-        load_branches(BRANCHES, genres)
+        load_branches(BRANCHES, genres, PREDICTIONS)
+
+
+def test_bootstrap_interval_is_seeded_and_narrows_with_more_movies() -> None:
+    rng = np.random.default_rng(2)
+    y = (rng.random((400, 3)) < 0.3).astype(int)
+    scores = rng.random((400, 3)) + y * 0.5
+    first = bootstrap_interval(y, scores, seed=1, resamples=200)
+    assert first == bootstrap_interval(y, scores, seed=1, resamples=200)
+    assert first[0] < macro_auc_ranks(y, scores) < first[1]
+    small = bootstrap_interval(y[:60], scores[:60], seed=1, resamples=200)
+    assert small[1] - small[0] > first[1] - first[0]

@@ -8,12 +8,13 @@ import joblib
 import numpy as np
 import scipy.sparse as sp
 
-from moviegenre.dataset import load_prepared
-from moviegenre.feature_index import load_index
-from moviegenre.image_features import N_COLOUR_FEATURES, featurize_images
-from moviegenre.posters import load_rgb, to_grey
-from moviegenre.text_features import featurize_text
-from moviegenre.tokenizer import Tokenizer
+from moviegenre.data.posters import load_rgb, to_grey
+from moviegenre.data.table import load_prepared
+from moviegenre.features.colour import N_COLOUR_FEATURES
+from moviegenre.features.images import PosterFeaturizer, featurize_images
+from moviegenre.features.store import load_index
+from moviegenre.features.text import PlotFeaturizer, featurize_text
+from moviegenre.features.tokenizer import Tokenizer
 
 IMAGES = {"height": 48, "width": 32, "pca_components": 8, "workers": 2}
 TEXT = {
@@ -25,7 +26,7 @@ TEXT = {
 
 
 def test_image_arrays_follow_the_prepared_table(prepared_project: Path) -> None:
-    table, _ = load_prepared()
+    table, _ = load_prepared(Path("data/prepared"))
     featurize_images(table, IMAGES, seed=0, out_dir=Path("feat"))
     with_poster = table[table["poster"].notna()]
     index = load_index(Path("feat"))
@@ -43,10 +44,15 @@ def test_image_arrays_follow_the_prepared_table(prepared_project: Path) -> None:
     np.testing.assert_array_equal(grey, to_grey(np.asarray(rgb)))  # grey is the luma of rgb
     first = load_rgb(with_poster["poster"].iloc[0], 48, 32)
     np.testing.assert_array_equal(rgb[0], first)  # row 0 is the table's first poster
+    # prediction's path (the saved featurizer on the poster files) gives the stage's arrays
+    again = PosterFeaturizer.load(Path("feat")).transform(with_poster["poster"].tolist(), workers=1, progress=False)
+    for name in ("grey", "rgb", "colour"):
+        np.testing.assert_array_equal(again[name], np.load(f"feat/{name}.npy"))
+    np.testing.assert_allclose(again["pca"], np.load("feat/pca.npy"), atol=1e-5)  # BLAS float noise
 
 
 def test_pca_is_fitted_on_train_posters_only(prepared_project: Path) -> None:
-    table, _ = load_prepared()
+    table, _ = load_prepared(Path("data/prepared"))
     featurize_images(table, IMAGES, seed=0, out_dir=Path("a"))
     # Replace every test poster with noise: a PCA fitted on train alone does not change.
     rng = np.random.default_rng(0)
@@ -63,7 +69,7 @@ def test_pca_is_fitted_on_train_posters_only(prepared_project: Path) -> None:
 
 
 def test_text_features_shapes_sparsity_and_order(prepared_project: Path) -> None:
-    table, _ = load_prepared()
+    table, _ = load_prepared(Path("data/prepared"))
     shapes = featurize_text(table, TEXT, out_dir=Path("text"))
     index = load_index(Path("text"))
     assert index["id"].tolist() == table["id"].tolist()
@@ -75,19 +81,23 @@ def test_text_features_shapes_sparsity_and_order(prepared_project: Path) -> None
     assert sequences.max() < 100
     tokenizer = Tokenizer.load(Path("text/tokenizer.json"))
     np.testing.assert_array_equal(tokenizer.transform(table["plot"]), sequences)
+    # the saved featurizer (vectorisers rebuilt from JSON) transforms exactly as the stage did
+    again = PlotFeaturizer.load(Path("text")).transform(table["plot"].tolist())
+    assert (again["tfidf"] != tfidf).nnz == 0 and (again["counts"] != counts).nnz == 0
+    np.testing.assert_array_equal(again["sequences"], sequences)
 
 
 def test_vectorisers_ignore_val_and_test_plots(prepared_project: Path) -> None:
-    table, _ = load_prepared()
+    table, _ = load_prepared(Path("data/prepared"))
     featurize_text(table, TEXT, out_dir=Path("before"))
     changed = table.copy()
     is_test = changed["split"] == "test"
     changed.loc[is_test, "plot"] = "zzyzx quokka " * 5  # words no training plot has
     featurize_text(changed, TEXT, out_dir=Path("after"))
-    for name in ("tfidf.joblib", "counts.joblib"):
-        before, after = joblib.load(Path("before") / name), joblib.load(Path("after") / name)
-        assert before.vocabulary_ == after.vocabulary_
-        assert "quokka" not in after.vocabulary_
+    before, after = PlotFeaturizer.load(Path("before")), PlotFeaturizer.load(Path("after"))
+    for name in ("tfidf", "counts"):
+        assert getattr(before, name).vocabulary_ == getattr(after, name).vocabulary_
+        assert "quokka" not in getattr(after, name).vocabulary_
     assert Tokenizer.load(Path("before/tokenizer.json")).words == Tokenizer.load(Path("after/tokenizer.json")).words
     # the changed test plots are all out-of-vocabulary
     after_ids = np.load("after/sequences.npy")[is_test.to_numpy()]

@@ -9,41 +9,51 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_features import TEXT
+from test_features import IMAGES, TEXT
 
-from moviegenre import forests
-from moviegenre.classical import run_forest_branch
-from moviegenre.dataset import load_prepared
-from moviegenre.feature_index import load_index
-from moviegenre.text_features import TFIDF, featurize_text, load_matrix
+from moviegenre.branches import forests
+from moviegenre.branches.base import FitContext
+from moviegenre.branches.forests import ImageForest, TextForest
+from moviegenre.branches.registry import load_branch
+from moviegenre.branches.training import train_branch
+from moviegenre.core.errors import MovieGenreError
+from moviegenre.core.paths import ProjectPaths
+from moviegenre.data.table import load_prepared
+from moviegenre.features.images import featurize_images
+from moviegenre.features.sets import features_fingerprint
+from moviegenre.features.store import load_array
+from moviegenre.features.text import featurize_text
+
+PATHS = ProjectPaths(Path("."))
 
 SETTINGS = {"features": "tfidf", "n_estimators": 20, "max_depth": None, "max_features": "sqrt", "min_samples_leaf": 1,
             "class_weight": None, "n_jobs": 1}  # fmt: skip
 
 
-@pytest.mark.parametrize("kind", ["extra_trees", "random_forest"])
-def test_genre_absent_from_training_is_reported_and_predicted_zero(kind: str, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("branch_class", [ImageForest, TextForest])
+def test_genre_absent_from_training_is_reported_and_predicted_zero(
+    branch_class: type, caplog: pytest.LogCaptureFixture
+) -> None:
     rng = np.random.default_rng(0)
     features = rng.normal(size=(40, 5))
     labels = np.zeros((40, 3), dtype=np.uint8)
     labels[:, 0] = features[:, 0] > 0
     labels[:, 2] = 1  # all positive
     with caplog.at_level(logging.WARNING):
-        model = forests.fit(forests.make_forest(kind, SETTINGS, 0), features, labels, ["A", "Rare", "All"])
+        branch = branch_class(SETTINGS | {"features": "pca"}, 0)
+        branch.fit(features, labels, np.array(["train"] * 40), FitContext(["A", "Rare", "All"]))
     assert "Rare" in caplog.text
-    proba = forests.positive_proba(model, features[:7])
+    proba = branch.predict_proba(features[:7])
+    np.testing.assert_array_equal(proba, forests.positive_proba(branch.model, features[:7]))
     assert proba.shape == (7, 3)
     assert (proba[:, 1] == 0).all() and (proba[:, 2] == 1).all()
     assert ((proba >= 0) & (proba <= 1)).all()
 
 
 def test_text_branch_writes_documented_outputs(prepared_project: Path) -> None:
-    table, genres = load_prepared()
+    table, genres = load_prepared(PATHS.prepared)
     featurize_text(table, TEXT, out_dir=Path("data/features/text"))
-    index = load_index(Path("data/features/text"))
-    metrics = run_forest_branch(
-        "text_ml", "random_forest", load_matrix(Path("data/features/text"), TFIDF), index, SETTINGS, 0
-    )
+    metrics = train_branch(TextForest(SETTINGS, 0), PATHS)
 
     predictions = pd.read_parquet("data/predictions/text_ml.parquet")
     assert list(predictions.columns) == ["id", "split", *genres]
@@ -54,9 +64,36 @@ def test_text_branch_writes_documented_outputs(prepared_project: Path) -> None:
 
     written = json.loads(Path("metrics/text_ml.json").read_text())
     assert written == metrics
-    assert set(written) == {"test", "val", "seconds"}
+    assert set(written) == {"test", "val"}
+    assert set(json.loads(Path("metrics/timings/text_ml.json").read_text())) == {"seconds"}
     for split in ("test", "val"):
-        assert set(written[split]) == {"roc_auc_macro", "roc_auc_micro", "n_movies", "n_genres"}
+        assert set(written[split]) == {"roc_auc_macro", "roc_auc_macro_ci95", "roc_auc_micro", "n_movies", "n_genres"}
         assert 0.5 < written[split]["roc_auc_macro"] <= 1.0  # the synthetic words are learnable
     assert written["test"]["n_movies"] == (table["split"] == "test").sum()
-    assert Path("models/text_ml.joblib").stat().st_size > 0
+    assert Path("models/text_ml/model.joblib").stat().st_size > 0
+    spec = json.loads(Path("models/text_ml/spec.json").read_text())
+    assert spec["branch"] == "text_ml" and spec["feature_set"] == "text" and spec["arrays"] == ["tfidf"]
+    assert spec["genres"] == genres and len(spec["features_fingerprint"]) == 16
+    # the model loads itself from its directory and predicts what the stage stored
+    loaded = load_branch(Path("models/text_ml"))
+    tfidf = load_array(Path("data/features/text"), "tfidf")
+    rows = table.index[table["split"].isin(["val", "test"])].to_numpy()
+    np.testing.assert_allclose(loaded.predict_proba(tfidf[rows]), values, atol=1e-12)
+
+
+def test_model_trained_on_other_features_is_refused_in_one_line(prepared_project: Path) -> None:
+    table, _ = load_prepared(PATHS.prepared)
+    images = Path("data/features/images")
+    featurize_images(table, IMAGES, seed=0, out_dir=images)
+    settings = SETTINGS | {"features": "pca+color"}
+    train_branch(ImageForest(settings, 0), PATHS)
+    featurize_images(table, IMAGES | {"pca_components": 5}, seed=0, out_dir=images)  # 8 -> 5 components
+
+    branch = load_branch(Path("models/image_ml"))
+    arrays = {name: load_array(images, name) for name in branch.reads()}
+    with pytest.raises(MovieGenreError) as caught:
+        branch.check_features(Path("models/image_ml"), arrays, features_fingerprint("images", images, branch.reads()))
+    message = str(caught.value)
+    assert "models/image_ml was trained on 89 features (pca 8 + colour 81)" in message
+    assert "now gives 86 (pca 5 + colour 81)" in message and message.endswith("run `dvc repro`")
+    assert "\n" not in message

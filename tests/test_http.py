@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from moviegenre import http, sources
-from moviegenre.errors import MovieGenreError
+from moviegenre.core.errors import MovieGenreError
+from moviegenre.data import http_client as http
+from moviegenre.data import sources
 
 BODY = bytes(range(256)) * 400  # 100 KiB
 
@@ -117,13 +118,13 @@ def test_unreachable_host_fails_naming_source_and_fix(tmp_path: Path) -> None:
 
 def test_local_source_missing_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(MovieGenreError, match="data source not found"):
-        sources.fetch(str(tmp_path / "nope.tar.gz"), None, timeout_s=1, retries=0)
+        sources.fetch(str(tmp_path / "nope.tar.gz"), None, timeout_s=1, retries=0, cache_dir=tmp_path)
 
 
 def test_file_url_is_a_local_path(tmp_path: Path) -> None:
     archive = tmp_path / "a.tar"
     archive.write_bytes(b"x")
-    assert sources.fetch(archive.as_uri(), None, timeout_s=1, retries=0) == archive
+    assert sources.fetch(archive.as_uri(), None, timeout_s=1, retries=0, cache_dir=tmp_path) == archive
 
 
 def test_relative_source_is_relative_to_the_project_even_in_a_dvc_experiment_copy(tmp_path: Path) -> None:

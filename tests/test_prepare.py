@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from synthetic import make_movies, write_mmimdb_dir
 
-from moviegenre.dataset import label_matrix, load_prepared, prepare
-from moviegenre.errors import MovieGenreError
-from moviegenre.raw import build_raw
+from moviegenre.core.errors import MovieGenreError
+from moviegenre.data.ingest import build_raw
+from moviegenre.data.prepare import prepare
+from moviegenre.data.table import label_matrix, load_prepared
 
 SPLIT = {"train": 0.6, "val": 0.2, "test": 0.2}
 

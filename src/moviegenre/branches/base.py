@@ -1,0 +1,176 @@
+"""The Branch interface: one plug-in that turns a movie's features into genre probabilities.
+
+A branch names the feature set and arrays it reads, fits on the train rows, saves a
+self-describing directory ``models/<branch>/`` (its model file plus ``spec.json``) and
+loads itself from there to predict for any rows of its features. The train stages, the
+ensemble and ``moviegenre predict`` all go through this interface, so adding a branch is one
+module, one entry in ``registry.py``, one stage in dvc.yaml and one params section.
+
+``spec.json`` records what the model was trained on: feature set, arrays and their input
+shape, genre order, the fingerprint of the fitted features (PCA, vocabulary, ...) and the
+library versions. A model applied to features fitted differently is refused with one line.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from moviegenre.config.keys import Schema
+from moviegenre.core.errors import MovieGenreError
+from moviegenre.core.files import atomic_dir, json_text
+
+SPEC = "spec.json"
+_LIBRARIES = ("numpy", "scikit-learn", "keras", "tensorflow")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a saved model was trained on; written as ``spec.json`` beside it."""
+
+    branch: str
+    feature_set: str
+    arrays: list[str]
+    input_shape: list[int]
+    input_description: str
+    genres: list[str]
+    features_fingerprint: str
+    settings: dict[str, Any]
+    seed: int
+    libraries: dict[str, str]
+
+    @staticmethod
+    def library_versions() -> dict[str, str]:
+        versions = {}
+        for name in _LIBRARIES:
+            try:
+                versions[name] = metadata.version(name)
+            except metadata.PackageNotFoundError:
+                continue
+        return versions
+
+
+@dataclass(frozen=True)
+class FitContext:
+    """What a fit may need beyond its data.
+
+    ``train_keras`` is the Keras training loop (``keras_training.fit_keras``), handed in by
+    the train stage so that a branch module never imports it: prediction loads branch
+    modules and must not pull in the loop and dvclive.
+    """
+
+    genres: list[str]
+    feature_dir: Path | None = None
+    live_dir: Path | None = None
+    runtime: dict[str, Any] | None = None
+    train_keras: Callable[..., tuple[Any, dict[str, Any]]] | None = None
+
+
+class Branch(ABC):
+    """A trainable, saveable genre predictor over one feature set."""
+
+    name: ClassVar[str]
+    modality: ClassVar[str]  # "poster" or "plot": the movies it can score
+    feature_set: ClassVar[str]  # the directory under data/features/ it reads
+    schema: ClassVar[Schema]  # its params.yaml section, named like the branch
+    model_file: ClassVar[str]
+    needs_runtime: ClassVar[bool] = False  # reads the runtime section (TensorFlow settings)
+
+    def __init__(self, settings: dict[str, Any], seed: int, spec: ModelSpec | None = None) -> None:
+        self.settings, self.seed, self.spec = settings, seed, spec
+
+    # -- what it reads ---------------------------------------------------------------
+    @abstractmethod
+    def reads(self) -> tuple[str, ...]:
+        """The arrays of its feature set that ``inputs`` assembles (depends on settings)."""
+
+    def inputs(self, arrays: Mapping[str, Any]) -> Any:
+        """The model's input for every row of ``arrays`` (the one array by default)."""
+        (only,) = self.reads()
+        return arrays[only]
+
+    def describe_input(self, arrays: Mapping[str, Any]) -> str:
+        return " + ".join(f"{name} {_width(arrays[name])}" for name in self.reads())
+
+    # -- the model -------------------------------------------------------------------
+    @abstractmethod
+    def fit(self, x: Any, labels: np.ndarray, split: np.ndarray, context: FitContext) -> dict[str, Any]:
+        """Fit on the rows whose ``split`` is train; return extra metrics (epochs, throughput)."""
+
+    @abstractmethod
+    def predict_proba(self, x: Any) -> np.ndarray:
+        """(n, n_genres) float64 probabilities in [0, 1] for every row of ``x``."""
+
+    @abstractmethod
+    def save_model(self, directory: Path) -> None:
+        """Write the fitted model as ``directory / model_file``, byte-reproducibly."""
+
+    @abstractmethod
+    def load_model(self, directory: Path) -> None:
+        """Read ``directory / model_file`` into this instance."""
+
+    # -- the self-describing directory ----------------------------------------------
+    def save(self, directory: Path) -> None:
+        if self.spec is None:
+            raise ValueError(f"{self.name}: fitted without a spec")
+        with atomic_dir(directory) as tmp:
+            self.save_model(tmp)
+            (tmp / SPEC).write_text(json_text(asdict(self.spec)))
+
+    @classmethod
+    def load(cls, directory: Path) -> Branch:
+        spec = read_spec(directory)
+        if spec.branch != cls.name:
+            raise MovieGenreError(f"{directory / SPEC}: holds branch {spec.branch!r}, not {cls.name!r}")
+        branch = cls(spec.settings, spec.seed, spec)
+        model = directory / cls.model_file
+        if not model.is_file():
+            raise MovieGenreError(f"{model}: not found (run `dvc repro` first, or `dvc checkout {directory}`)")
+        branch.load_model(directory)
+        return branch
+
+    def check_features(self, directory: Path, arrays: Mapping[str, Any], features_fingerprint: str) -> None:
+        """Refuse features fitted differently from the ones the model was trained on."""
+        assert self.spec is not None
+        shape = list(_row_shape(self.inputs(arrays)))
+        if shape != self.spec.input_shape or features_fingerprint != self.spec.features_fingerprint:
+            raise MovieGenreError(
+                f"{directory} was trained on {_shape_text(self.spec.input_shape)} features "
+                f"({self.spec.input_description}) fitted as {self.spec.features_fingerprint}; "
+                f"data/features/{self.feature_set} now gives {_shape_text(shape)} ({self.describe_input(arrays)}) "
+                f"fitted as {features_fingerprint}: run `dvc repro`"
+            )
+
+
+def read_spec(directory: Path) -> ModelSpec:
+    path = directory / SPEC
+    if not path.is_file():
+        raise MovieGenreError(f"{path}: not found (run `dvc repro` first, or `dvc checkout {directory}`)")
+    try:
+        return ModelSpec(**json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise MovieGenreError(f"{path}: not a model spec ({exc}); run `dvc repro`") from exc
+
+
+def row_shape(x: Any) -> list[int]:
+    return list(_row_shape(x))
+
+
+def _row_shape(x: Any) -> tuple[int, ...]:
+    return tuple(int(d) for d in x.shape[1:])
+
+
+def _width(array: Any) -> str:
+    shape = _row_shape(array)
+    return str(shape[0]) if len(shape) == 1 else "x".join(map(str, shape))
+
+
+def _shape_text(shape: list[int]) -> str:
+    return str(shape[0]) if len(shape) == 1 else "x".join(map(str, shape))

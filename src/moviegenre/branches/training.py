@@ -1,0 +1,97 @@
+"""The one skeleton every train stage runs: labels, fit, score val/test, save, write outputs.
+
+A branch's outputs are identical in form whatever the branch: ``models/<branch>/`` (model
+and spec), ``data/predictions/<branch>.parquet`` (val and test movies) and
+``metrics/<branch>.json`` (the metrics contract plus what the fit reports), and its
+timings apart in ``metrics/timings/<branch>.json``: they move every run, the scores do not.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from moviegenre.branches.base import Branch, FitContext, ModelSpec, row_shape
+from moviegenre.config.params import load_section
+from moviegenre.core.files import write_json
+from moviegenre.core.paths import ProjectPaths
+from moviegenre.data.table import labels_for, load_prepared
+from moviegenre.evaluation import probabilities
+from moviegenre.evaluation.metrics import scores_by_split
+from moviegenre.features.sets import features_fingerprint
+from moviegenre.features.store import load_array, load_index
+
+log = logging.getLogger(__name__)
+
+SCORED_SPLITS = ("val", "test")
+
+
+def run_train_stage(
+    branch_class: type[Branch], paths: ProjectPaths, train_keras: Callable[..., Any] | None = None
+) -> dict[str, Any]:
+    """A train stage: validate the branch's params (and runtime's, for Keras), then train it.
+
+    Keras stages pass ``keras_training.fit_keras`` as ``train_keras``; this module does not
+    import it, so the forest stages neither load nor depend on the Keras loop.
+    """
+    settings = load_section(branch_class.name, branch_class.schema, paths.params)
+    seed = load_section("seed", path=paths.params)
+    runtime = load_section("runtime", path=paths.params) if branch_class.needs_runtime else None
+    return train_branch(branch_class(settings, seed), paths, runtime, train_keras)
+
+
+def train_branch(
+    branch: Branch,
+    paths: ProjectPaths,
+    runtime: dict[str, Any] | None = None,
+    train_keras: Callable[..., Any] | None = None,
+) -> dict[str, Any]:
+    """Fit ``branch`` on its features' train rows; write model, probabilities and metrics."""
+    table, genres = load_prepared(paths.prepared)
+    feature_dir = paths.features(branch.feature_set)
+    index = load_index(feature_dir)
+    arrays = {name: load_array(feature_dir, name) for name in branch.reads()}
+    x = branch.inputs(arrays)
+    labels = labels_for(index["id"], table, genres)
+    split = index["split"].to_numpy()
+    scored = np.flatnonzero(np.isin(split, SCORED_SPLITS))
+
+    context = FitContext(genres, feature_dir, paths.live(branch.name), runtime, train_keras)
+    started = time.perf_counter()
+    extra = branch.fit(x, labels, split, context)
+    fit_s = time.perf_counter() - started
+    started = time.perf_counter()
+    proba = branch.predict_proba(x[scored])
+    predict_s = time.perf_counter() - started
+
+    branch.spec = ModelSpec(
+        branch=branch.name,
+        feature_set=branch.feature_set,
+        arrays=list(branch.reads()),
+        input_shape=row_shape(x),
+        input_description=branch.describe_input(arrays),
+        genres=genres,
+        features_fingerprint=features_fingerprint(branch.feature_set, feature_dir, branch.reads()),
+        settings=branch.settings,
+        seed=branch.seed,
+        libraries=ModelSpec.library_versions(),
+    )
+    branch.save(paths.model(branch.name))
+    probabilities.write(
+        paths.predictions / f"{branch.name}.parquet", index["id"].iloc[scored], split[scored], proba, genres
+    )
+    timings = {"seconds": {"fit": round(fit_s, 3), "predict": round(predict_s, 3)}}
+    if "throughput" in extra:
+        timings["throughput"] = extra.pop("throughput")
+    metrics = scores_by_split(labels[scored], proba, split[scored], branch.seed) | extra
+    write_json(paths.metrics / f"{branch.name}.json", metrics)
+    write_json(paths.timings / f"{branch.name}.json", timings)
+    log.info(
+        "%s: test macro ROC-AUC %.4f, val %.4f (fit %.1fs)",
+        branch.name, metrics["test"]["roc_auc_macro"], metrics["val"]["roc_auc_macro"], fit_s,
+    )  # fmt: skip
+    return metrics

@@ -1,0 +1,1 @@
+"""The ``moviegenre`` command line: predict, report, check-params."""

@@ -1,0 +1,89 @@
+"""The `moviegenre` command: reports on pipeline runs and predictions from its artifacts."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from moviegenre.core.errors import MovieGenreError
+from moviegenre.core.paths import PATHS
+from moviegenre.core.stage import setup_logging
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+def _fail(exc: MovieGenreError) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(2)
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False) -> None:
+    setup_logging(logging.INFO if verbose else logging.WARNING)
+
+
+@app.command()
+def report(
+    base: Annotated[str, typer.Option(help="Git revision to compare with (branch, tag or commit).")] = "HEAD",
+    out: Annotated[Path | None, typer.Option(help="Write the Markdown here instead of stdout.")] = None,
+) -> None:
+    """Markdown report of params and metrics changed since BASE (for pull-request comments)."""
+    from moviegenre.cli.report import build_report
+
+    try:
+        text = build_report(base)
+    except MovieGenreError as exc:
+        _fail(exc)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text)
+
+
+@app.command("predict")
+def predict_command(
+    poster: Annotated[Path | None, typer.Option(help="A poster image (JPEG, PNG).")] = None,
+    plot: Annotated[str | None, typer.Option(help="The plot synopsis as text.")] = None,
+    plot_file: Annotated[Path | None, typer.Option(help="A file holding the plot synopsis.")] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="Many movies: anything data.source accepts (archive, directory, URL).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="CSV for --dataset: id and one column per genre.")] = None,
+    branches: Annotated[bool, typer.Option("--branches", help="Show each branch's probabilities too.")] = False,
+    top: Annotated[int, typer.Option(help="Genres to show for one movie (0: all).")] = 0,
+) -> None:
+    """Genres of one movie (--poster and/or --plot) or of a whole dataset (--dataset --out)."""
+    from moviegenre.cli import predict_output
+
+    try:
+        if dataset is not None:
+            if out is None or poster or plot or plot_file:
+                raise MovieGenreError("--dataset needs --out and no --poster/--plot/--plot-file")
+            count = predict_output.predict_dataset(PATHS, dataset, out, with_branches=branches)
+            typer.echo(f"wrote {count} movies to {out}", err=True)
+        else:
+            typer.echo(predict_output.predict_one(PATHS, poster, plot, plot_file, with_branches=branches, top=top))
+    except MovieGenreError as exc:
+        _fail(exc)
+
+
+@app.command("check-params")
+def check_params_command(
+    params: Annotated[Path, typer.Option(help="The params file to validate.")] = PATHS.params,
+) -> None:
+    """Validate every section and key of params.yaml (what the check_params stage runs)."""
+    from moviegenre.cli.check import check_params
+
+    try:
+        check_params(params)
+    except MovieGenreError as exc:
+        _fail(exc)
+    typer.echo(f"{params}: every section and key is valid", err=True)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,59 @@
+"""The schema of params.yaml's shared sections: seed, data, prepare, features and runtime.
+
+Each branch declares its own section's schema beside its code (``Branch.schema``) and the
+ensemble declares its own; ``cli.check.full_schema`` puts them all together. params.yaml
+carries a comment for each key; the schemas are what enforce them.
+"""
+
+from __future__ import annotations
+
+from moviegenre.config.keys import Key, Schema, boolean, choice, integer, number, number_map, text
+
+SECTIONS: dict[str, Key | Schema] = {
+    "seed": integer(0, 2**31 - 1),
+    "data": {
+        "source": text(),
+        "sha256": text(r"[0-9a-fA-F]{64}", nullable=True, describe="64 hex digits"),
+        "limit": integer(10, nullable=True),
+        "poster_workers": integer(1, 64),
+        "timeout_s": number(1, 3600),
+        "retries": integer(0, 20),
+    },
+    "prepare": {
+        "split": number_map(("train", "val", "test")),
+        "min_genre_count": integer(1),
+    },
+    "images": {
+        "height": integer(16, 1024),
+        "width": integer(16, 1024),
+        "pca_components": integer(1, 1000),
+        "workers": integer(0, 256),
+    },
+    "text": {
+        "tfidf": {
+            "ngram_max": integer(1, 5),
+            "min_df": integer(1),
+            "max_df": number(0.01, 1.0),
+            "max_features": integer(1, nullable=True),
+            "sublinear_tf": boolean(),
+            "stop_words": choice("english", nullable=True),
+        },
+        "counts": {
+            "ngram_max": integer(1, 5),
+            "min_df": integer(1),
+            "max_features": integer(1, nullable=True),
+            "stop_words": choice("english", nullable=True),
+        },
+        "sequences": {
+            "vocab_size": integer(100),
+            "length": integer(8, 5000),
+        },
+    },
+    "runtime": {
+        "device": choice("auto", "cpu", "gpu"),
+        "mixed_precision": boolean(),
+        "deterministic": boolean(),
+        "intra_op_threads": integer(0, 256),
+        "inter_op_threads": integer(0, 256),
+    },
+}

@@ -1,0 +1,123 @@
+"""Read the two source layouts into one raw table of movies.
+
+MM-IMDb: ``dataset/<id>.json`` (+ ``dataset/<id>.jpeg``). Generic CSV: ``movies.csv`` with
+``id,title,year,plot,genres,poster``. Both become the same columns so that ``prepare`` has one
+input to validate. A record that cannot be read is kept with its ``problem`` so that prepare
+counts it as a drop instead of it vanishing here.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from moviegenre.core.errors import MovieGenreError
+
+log = logging.getLogger(__name__)
+
+RAW_COLUMNS = ["id", "title", "year", "plot", "genres", "poster", "problem"]
+CSV_COLUMNS = ["id", "title", "year", "plot", "genres", "poster"]
+POSTER_SUFFIXES = (".jpeg", ".jpg", ".png")
+
+
+def find_layout(root: Path) -> tuple[str, Path]:
+    """Locate the dataset inside an unpacked source: ('mmimdb', dataset dir) or ('csv', file)."""
+    candidates = sorted(root.rglob("movies.csv"), key=lambda p: len(p.parts))
+    if candidates:
+        return "csv", candidates[0]
+    for directory in sorted((p for p in root.rglob("dataset") if p.is_dir()), key=lambda p: len(p.parts)):
+        if any(directory.glob("*.json")):
+            return "mmimdb", directory
+    if any(root.glob("*.json")):
+        return "mmimdb", root
+    raise MovieGenreError(f"{root}: no dataset found: expected dataset/<id>.json files (MM-IMDb) or a movies.csv")
+
+
+def read_mmimdb(dataset_dir: Path) -> pd.DataFrame:
+    """One row per ``<id>.json``; the longest of its plot strings is the plot."""
+    rows = []
+    for meta in sorted(dataset_dir.glob("*.json")):
+        movie_id = meta.stem
+        poster = next((meta.with_suffix(s) for s in POSTER_SUFFIXES if meta.with_suffix(s).exists()), None)
+        row = {
+            "id": movie_id,
+            "title": None,
+            "year": None,
+            "plot": "",
+            "genres": [],
+            "problem": None,
+            "poster": str(poster) if poster else None,
+        }
+        try:
+            record = json.loads(meta.read_text(encoding="utf-8"))
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            row["problem"] = "malformed_record"
+            log.warning("%s: malformed JSON (%s)", meta, exc)
+            rows.append(row)
+            continue
+        plots = record.get("plot") or []
+        if isinstance(plots, str):
+            plots = [plots]
+        row.update(
+            title=_str_or_none(record.get("title")),
+            year=_year(record.get("year")),
+            plot=max((p for p in plots if isinstance(p, str)), key=len, default=""),
+            genres=[g for g in record.get("genres") or [] if isinstance(g, str)],
+        )
+        rows.append(row)
+    return pd.DataFrame(rows, columns=RAW_COLUMNS)
+
+
+def read_csv(csv_path: Path) -> pd.DataFrame:
+    """``movies.csv``: genres as 'A|B', 'A,B' or a Python-style list "['A', 'B']"."""
+    try:
+        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise MovieGenreError(f"{csv_path}: not a readable CSV ({exc})") from exc
+    missing = [c for c in CSV_COLUMNS if c not in table.columns and c != "poster"]
+    if missing:
+        raise MovieGenreError(f"{csv_path}: missing column(s) {', '.join(missing)} (need {','.join(CSV_COLUMNS)})")
+    if "poster" not in table.columns:
+        table["poster"] = ""
+    out = pd.DataFrame(
+        {
+            "id": table["id"].str.strip(),
+            "title": [_str_or_none(t.strip()) for t in table["title"]],
+            "year": [_year(y) for y in table["year"]],
+            "plot": table["plot"].fillna(""),
+            "genres": [parse_genre_field(g) for g in table["genres"]],
+            "poster": [_str_or_none(p.strip()) for p in table["poster"]],
+            "problem": None,
+        },
+        columns=RAW_COLUMNS,
+    )
+    return out
+
+
+def parse_genre_field(value: str) -> list[str]:
+    value = (value or "").strip()
+    if value.startswith("["):
+        try:
+            parsed = ast.literal_eval(value)
+            return [str(g) for g in parsed]
+        except (ValueError, SyntaxError):
+            value = value.strip("[]")
+    separator = "|" if "|" in value else ","
+    return [g.strip().strip("'\"") for g in value.split(separator) if g.strip().strip("'\"")]
+
+
+def _str_or_none(value: object) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+def _year(value: object) -> float | None:
+    try:
+        return float(int(str(value).strip()[:4]))
+    except (TypeError, ValueError):
+        return None

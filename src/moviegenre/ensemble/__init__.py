@@ -1,0 +1,1 @@
+"""Combine the branches' probabilities, score the combination, draw the figures."""

@@ -1,0 +1,81 @@
+"""The ensemble stage's work: combine the chosen branches and write every result file.
+
+Besides its own metrics (contract plus the weights used), it writes the headline view
+``metrics/summary.json`` (branch -> val and test macro ROC-AUC, the ensemble included),
+which is the one metrics file dvc.yaml declares, so `dvc exp show` leads with it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from moviegenre.core.errors import MovieGenreError
+from moviegenre.core.files import atomic_path, write_json
+from moviegenre.core.paths import ProjectPaths
+from moviegenre.data.table import labels_for, load_prepared
+from moviegenre.ensemble import figures
+from moviegenre.ensemble.combine import choose_weights, combine, load_branches
+from moviegenre.evaluation import probabilities
+from moviegenre.evaluation.metrics import per_genre_auc, scores_by_split
+
+log = logging.getLogger(__name__)
+
+
+def per_genre_table(genres: list[str], y_test: np.ndarray, scores: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Test ROC-AUC per genre (rows) for each branch and the ensemble (columns)."""
+    table = pd.DataFrame({"genre": genres, "test_positives": y_test.sum(axis=0).astype(int)})
+    for name, proba in scores.items():
+        table[name] = np.round(per_genre_auc(y_test, proba), 6)
+    return table
+
+
+def summary(paths: ProjectPaths, branches: list[str], ensemble: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Split -> name -> macro ROC-AUC, for every chosen branch and the ensemble."""
+    by_name = {}
+    for branch in branches:
+        path = paths.metrics / f"{branch}.json"
+        if not path.is_file():
+            raise MovieGenreError(f"{path}: not found (run `dvc repro train_{branch}`)")
+        by_name[branch] = json.loads(path.read_text())
+    by_name["ensemble"] = ensemble
+    return {split: {name: m[split]["roc_auc_macro"] for name, m in by_name.items()} for split in ("test", "val")}
+
+
+def run_ensemble(settings: dict[str, Any], seed: int, paths: ProjectPaths) -> dict[str, Any]:
+    """Combine the chosen branches; write metrics, summary, per-genre table, ROC data and PNGs."""
+    table, genres = load_prepared(paths.prepared)
+    branches = list(dict.fromkeys(settings["branches"]))
+    loaded = load_branches(branches, genres, paths.predictions)
+    labels = labels_for(loaded.ids, table, genres)
+    val, test = loaded.split == "val", loaded.split == "test"
+
+    started = time.perf_counter()
+    weights = choose_weights(
+        settings["method"], settings["weights"], {b: p[val] for b, p in loaded.by_branch.items()}, labels[val]
+    )
+    fit_s = time.perf_counter() - started
+    proba = combine(loaded.by_branch, weights)
+
+    metrics = scores_by_split(labels, proba, loaded.split, seed) | {"weights": weights}
+    probabilities.write(paths.predictions / "ensemble.parquet", pd.Series(loaded.ids), loaded.split, proba, genres)
+    scores = {**{b: p[test] for b, p in loaded.by_branch.items()}, "ensemble": proba[test]}
+    per_genre = per_genre_table(genres, labels[test], scores)
+    with atomic_path(paths.metrics / "per_genre_auc.csv") as tmp:
+        per_genre.to_csv(tmp, index=False)
+    for name, values in scores.items():
+        write_json(paths.plots / "roc" / f"{name}.json", figures.roc_points(labels[test], values))
+    figures.per_genre_png(per_genre, paths.plots / "per_genre_auc.png")
+    macro = {name: round(float(per_genre[name].mean()), 6) for name in scores}  # NaN genres skipped, as in scores
+    figures.macro_png(macro, paths.plots / "macro_auc.png")
+    write_json(paths.metrics / "ensemble.json", metrics)
+    write_json(paths.timings / "ensemble.json", {"seconds": {"fit": round(fit_s, 3)}})
+    write_json(paths.summary, summary(paths, branches, metrics))
+    log.info("ensemble (%s): test macro ROC-AUC %.4f; branches %s", settings["method"],
+             metrics["test"]["roc_auc_macro"], macro)  # fmt: skip
+    return metrics

@@ -1,0 +1,14 @@
+"""The ensemble's params section: how to combine, and which branches (names from the registry)."""
+
+from __future__ import annotations
+
+from moviegenre.branches.registry import NAMES
+from moviegenre.config.keys import Schema, choice, number_map, string_list
+
+METHODS = ("mean", "weighted", "val")
+
+SCHEMA: Schema = {
+    "method": choice(*METHODS),
+    "weights": number_map(NAMES),
+    "branches": string_list(NAMES),
+}

@@ -1,0 +1,1 @@
+"""Scores and probability files: what a branch and the ensemble write, in one form."""

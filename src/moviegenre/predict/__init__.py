@@ -1,0 +1,1 @@
+"""Genre probabilities for new movies from the trained artifacts, through the Branch interface."""
