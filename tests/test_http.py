@@ -1,4 +1,4 @@
-"""HTTP downloads against a loopback server: retries, resume, checksum, unreachable host."""
+"""HTTP downloads against a loopback server: retries, resume (never spliced), cache keys, checksum, errors."""
 
 from __future__ import annotations
 
@@ -114,6 +114,16 @@ def test_unreachable_host_fails_naming_source_and_fix(tmp_path: Path) -> None:
         sources.fetch(url, None, timeout_s=2, retries=1, cache_dir=tmp_path)
     message = str(caught.value)
     assert url in message and "data.source" in message and "\n" not in message
+    # The whole cause, not its first 200 characters, and no memory addresses.
+    assert "Connection refused" in message and " at 0x" not in message
+
+
+@pytest.mark.parametrize("url", ["http://", "http://[::1/data.tar", "https://exa mple.com/data.tar"])
+def test_malformed_source_url_is_one_line(tmp_path: Path, url: str) -> None:
+    with pytest.raises(MovieGenreError) as caught:
+        sources.fetch(url, None, timeout_s=1, retries=0, cache_dir=tmp_path)
+    assert str(caught.value).startswith(f"{url}: ") or str(caught.value).startswith(f"cannot download {url}: ")
+    assert "data.source" in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_local_source_missing_is_a_clear_error(tmp_path: Path) -> None:
@@ -133,3 +143,135 @@ def test_relative_source_is_relative_to_the_project_even_in_a_dvc_experiment_cop
     copy.mkdir(parents=True)
     assert sources.project_root(copy) == project
     assert sources.project_root(project) == project
+
+
+# --- The cache never splices two resources ------------------------------------------------------
+
+
+class Resource:
+    """One URL's current body and validators, served with Range support like a real server.
+
+    ``cut_next`` sends half of the next full body and hangs up; ``honour_if_range`` False
+    plays a server that ignores If-Range (the client must then check the 206 itself).
+    """
+
+    def __init__(self, body: bytes, etag: str | None = None, last_modified: str | None = None) -> None:
+        self.body, self.etag, self.last_modified = body, etag, last_modified
+        self.cut_next = False
+        self.honour_if_range = True
+        self.requests: list[dict[str, str]] = []
+
+    def handle(self, h: BaseHTTPRequestHandler) -> None:
+        self.requests.append(dict(h.headers))
+        if self._not_modified(h):
+            h.send_response(304)
+            h.end_headers()
+            return
+        asked = h.headers.get("Range")
+        if_range = h.headers.get("If-Range")
+        changed = if_range is not None and self.honour_if_range and if_range not in (self.etag, self.last_modified)
+        if asked and not changed:
+            start = int(asked.removeprefix("bytes=").rstrip("-"))
+            h.send_response(206)
+            h.send_header("Content-Range", f"bytes {start}-{len(self.body) - 1}/{len(self.body)}")
+            self._headers(h, len(self.body) - start)
+            h.wfile.write(self.body[start:])
+            return
+        h.send_response(200)
+        self._headers(h, len(self.body))
+        if self.cut_next:
+            self.cut_next = False
+            h.wfile.write(self.body[: len(self.body) // 2])
+            h.close_connection = True
+            return
+        h.wfile.write(self.body)
+
+    def _not_modified(self, h: BaseHTTPRequestHandler) -> bool:
+        tag = h.headers.get("If-None-Match")
+        return tag is not None and tag == self.etag
+
+    def _headers(self, h: BaseHTTPRequestHandler, length: int) -> None:
+        h.send_header("Content-Length", str(length))
+        if self.etag:
+            h.send_header("ETag", self.etag)
+        if self.last_modified:
+            h.send_header("Last-Modified", self.last_modified)
+        h.end_headers()
+
+
+def _interrupted(url: str, target: Path) -> None:
+    """A download that dies half way, as a killed run would leave it."""
+    with pytest.raises(MovieGenreError):
+        http.download(url, target, retries=0, backoff_s=0.01, timeout_s=5, progress=False)
+    assert http.part_path(target).exists()
+
+
+def test_cache_is_keyed_by_the_full_url_not_the_file_name(http_server, tmp_path: Path) -> None:
+    a, b = Resource(BODY, etag='"a"'), Resource(BODY[::-1], etag='"b"')
+    base = http_server(lambda h: (a if h.path.startswith("/A/") else b).handle(h))
+    cache = tmp_path / "cache"
+    a.cut_next = True
+    _interrupted(f"{base}/A/data.tar", sources.cache_path(f"{base}/A/data.tar", cache))
+    path = sources.fetch(f"{base}/B/data.tar", None, timeout_s=5, retries=0, cache_dir=cache)
+    assert path.read_bytes() == BODY[::-1]  # B whole, nothing of A spliced in
+    assert path.name.endswith("-data.tar") and path != sources.cache_path(f"{base}/A/data.tar", cache)
+    assert "Range" not in b.requests[-1]
+    assert not list(cache.glob("*.part"))  # A's partial can never be resumed into B: swept
+
+
+@pytest.mark.parametrize("honour_if_range", [True, False])
+@pytest.mark.parametrize("validator", ["etag", "last_modified", "size"])
+def test_resume_against_a_changed_resource_restarts(
+    http_server, tmp_path: Path, validator: str, honour_if_range: bool
+) -> None:
+    stamps = {
+        "etag": ('"v1"', '"v2"'),
+        "last_modified": ("Mon, 01 Jan 2024 00:00:00 GMT", "Tue, 02 Jan 2024 00:00:00 GMT"),
+    }
+    first, second = stamps.get(validator, (None, None))
+    # Same size when a validator tells the versions apart; a server without one gives only the size.
+    old, new = BODY, BODY[::-1] if second else BODY[::-1][: len(BODY) * 3 // 4]
+    resource = Resource(old, **({validator: first} if first else {}))
+    resource.honour_if_range = honour_if_range
+    url = http_server(resource.handle) + "/data.tar.gz"
+    target = tmp_path / "data.tar.gz"
+    resource.cut_next = True
+    _interrupted(url, target)
+
+    resource.body = new  # the server now has another version
+    if second:
+        setattr(resource, validator, second)
+    assert http.download(url, target, retries=0, timeout_s=5, progress=False).read_bytes() == new
+    assert not http.part_path(target).exists()
+
+
+def test_resume_of_an_unchanged_resource_asks_only_for_the_rest(http_server, tmp_path: Path) -> None:
+    resource = Resource(BODY, etag='"v1"')
+    url = http_server(resource.handle) + "/data.tar.gz"
+    target = tmp_path / "data.tar.gz"
+    resource.cut_next = True
+    _interrupted(url, target)
+    assert http.download(url, target, retries=0, timeout_s=5, progress=False).read_bytes() == BODY
+    last = resource.requests[-1]
+    assert last["If-Range"] == '"v1"' and int(last["Range"].removeprefix("bytes=").rstrip("-")) > 0
+
+
+def test_finished_download_is_reused_when_the_server_answers_304(http_server, tmp_path: Path) -> None:
+    resource = Resource(BODY, etag='"v1"')
+    url = http_server(resource.handle) + "/data.tar.gz"
+    for _ in range(2):
+        path = sources.fetch(url, None, timeout_s=5, retries=0, cache_dir=tmp_path / "cache")
+    assert path.read_bytes() == BODY
+    assert resource.requests[-1].get("If-None-Match") == '"v1"'  # asked, and got 304: no second body
+
+    resource.body, resource.etag = BODY[::-1], '"v2"'
+    assert sources.fetch(url, None, timeout_s=5, retries=0, cache_dir=tmp_path / "cache").read_bytes() == BODY[::-1]
+
+
+def test_cached_file_of_another_size_than_recorded_is_fetched_again(http_server, tmp_path: Path) -> None:
+    resource = Resource(BODY, etag='"v1"')
+    url = http_server(resource.handle) + "/data.tar.gz"
+    path = sources.fetch(url, None, timeout_s=5, retries=0, cache_dir=tmp_path / "cache")
+    path.write_bytes(BODY[:100])  # damaged on disk
+    assert not http.is_complete(path, url)
+    assert sources.fetch(url, None, timeout_s=5, retries=0, cache_dir=tmp_path / "cache").read_bytes() == BODY

@@ -18,6 +18,9 @@ SECTIONS: dict[str, Key | Schema] = {
         "poster_workers": integer(1, 64),
         "timeout_s": number(1, 3600),
         "retries": integer(0, 20),
+        "max_extract_gb": number(0.001),
+        "max_members": integer(1),
+        "max_compression_ratio": number(1),
     },
     "prepare": {
         "split": number_map(("train", "val", "test")),

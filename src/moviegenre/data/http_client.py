@@ -2,13 +2,23 @@
 
 The archive is ~110 MB and posters come by the thousand, so a dropped connection must cost
 the missing bytes only, and a flaky server a few retries, never a half-written file.
+
+A resume must never splice two resources. Beside ``<target>.part`` lies ``<target>.meta.json``:
+the URL, the size and the ETag / Last-Modified the server announced for the body being
+written. A resume sends them back (If-Range) and checks the answer's Content-Range, ETag and
+Last-Modified against them; a resource that changed is fetched again from its first byte.
+The same record lets a finished download be reused when the server answers 304.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import requests
@@ -19,10 +29,81 @@ from moviegenre.core.errors import MovieGenreError
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 14  # a cut connection loses at most one chunk before the resume
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_OBJECT_AT = re.compile(r"<[^<>]* object at 0x[0-9a-fA-F]+>:?\s*")
+
+# Called on a complete body before it becomes the target: the reason it is unusable, or None.
+Check = Callable[[Path, str | None], str | None]
+
+
+class DownloadError(MovieGenreError):
+    """A URL that could not be fetched; ``reason`` says why without repeating the URL."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"cannot download {url}: {reason}")
+        self.url = url
+        self.reason = reason
 
 
 class _Retryable(Exception):
     """A failure worth another try: connection trouble or a 5xx answer."""
+
+
+class _Restart(Exception):
+    """The partial file belongs to another version of the resource: start from byte 0."""
+
+
+@dataclass(frozen=True)
+class Meta:
+    """What the server said about the body in ``.part`` (or the finished target)."""
+
+    url: str
+    size: int | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    content_type: str | None = None
+
+    @classmethod
+    def of(cls, url: str, response: requests.Response, size: int | None) -> Meta:
+        headers = response.headers
+        return cls(url, size, headers.get("ETag"), headers.get("Last-Modified"), headers.get("Content-Type"))
+
+
+def meta_path(target: Path) -> Path:
+    return target.with_name(target.name + ".meta.json")
+
+
+def part_path(target: Path) -> Path:
+    return target.with_name(target.name + ".part")
+
+
+def read_meta(target: Path, url: str) -> Meta | None:
+    """The record beside ``target`` if it is about ``url`` and readable; None otherwise."""
+    try:
+        meta = Meta(**json.loads(meta_path(target).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    return meta if meta.url == url else None
+
+
+def _write_meta(target: Path, meta: Meta) -> None:
+    """Write the record beside ``target`` via a rename, so a kill never leaves half of it."""
+    path = meta_path(target)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(asdict(meta)))
+    os.replace(tmp, path)
+
+
+def discard(target: Path) -> None:
+    """Forget a download of ``target``: the file, its partial bytes and its record."""
+    for path in (target, part_path(target), meta_path(target)):
+        path.unlink(missing_ok=True)
+
+
+def is_complete(target: Path, url: str) -> bool:
+    """``target`` is a finished download of ``url`` of the size recorded when it was fetched."""
+    meta = read_meta(target, url)
+    return meta is not None and target.is_file() and meta.size == target.stat().st_size
 
 
 def download(
@@ -34,16 +115,23 @@ def download(
     backoff_s: float = 0.5,
     progress: bool = True,
     session: requests.Session | None = None,
+    check: Check | None = None,
 ) -> Path:
     """Download ``url`` to ``target``; partial bytes live in ``target.part`` until complete.
 
-    A ``.part`` file left by an interrupted run is resumed with a Range request. The final
-    rename happens only after the whole body (Content-Length, when given) has arrived.
+    A ``.part`` file left by an interrupted run of the same URL is resumed with a Range
+    request when the server still describes the same resource. The final rename happens
+    only after the whole body (Content-Length, when given) has arrived and ``check`` (given
+    the file and its Content-Type) found nothing wrong. A finished ``target`` is kept when
+    the server answers 304 to its ETag / Last-Modified.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
+    part = part_path(target)
     http = session or requests.Session()
+    if not part.exists() and _still_current(http, url, target, timeout_s):
+        log.info("%s: unchanged on the server (304); using %s", url, target)
+        return target
     last_error = ""
     for attempt in range(retries + 1):
         if attempt:
@@ -51,37 +139,113 @@ def download(
             log.warning("retrying %s in %.1fs (%s)", url, delay, last_error)
             time.sleep(delay)
         try:
-            _fetch_once(http, url, part, timeout_s, progress)
-            os.replace(part, target)
+            try:
+                _fetch_once(http, url, target, timeout_s, progress)
+            except _Restart:
+                _fetch_once(http, url, target, timeout_s, progress)  # .part is gone: no Range this time
+            _finish(url, target, check)
             return target
-        except _Retryable as exc:
+        except (_Retryable, _Restart) as exc:
             last_error = str(exc)
-    raise MovieGenreError(
-        f"cannot download {url} after {retries + 1} attempts ({last_error}); "
-        "fetch it yourself and set data.source to the local path"
-    )
+    raise DownloadError(url, f"no complete answer after {retries + 1} attempt(s) ({last_error})")
 
 
-def _fetch_once(http: requests.Session, url: str, part: Path, timeout_s: float, progress: bool) -> None:
-    have = part.stat().st_size if part.exists() else 0
-    headers = {"Range": f"bytes={have}-"} if have else {}
+def _still_current(http: requests.Session, url: str, target: Path, timeout_s: float) -> bool:
+    """A conditional GET: True when the server confirms ``target`` is what ``url`` still serves."""
+    meta = read_meta(target, url)
+    if meta is None or not is_complete(target, url):
+        return False
+    headers = {"If-None-Match": meta.etag} if meta.etag else {}
+    if meta.last_modified:
+        headers["If-Modified-Since"] = meta.last_modified
+    if not headers:
+        return False
     try:
         with http.get(url, stream=True, timeout=timeout_s, headers=headers) as response:
-            if response.status_code == 416 and have:
-                part.unlink()  # the partial file does not match the remote one: start over
-                raise _Retryable("range not satisfiable, restarting")
-            if response.status_code >= 500:
-                raise _Retryable(f"HTTP {response.status_code}")
-            if response.status_code >= 400:
-                raise MovieGenreError(f"cannot download {url}: HTTP {response.status_code}")
-            resumed = response.status_code == 206
-            if have and not resumed:
-                have = 0  # server ignored Range: rewrite from the start
-            remaining = response.headers.get("Content-Length")
-            total = have + int(remaining) if remaining is not None else None
-            _write_body(response, part, have if resumed else 0, total, progress, url)
+            return response.status_code == 304
+    except requests.RequestException:
+        return False  # the download proper retries and reports
+
+
+def _finish(url: str, target: Path, check: Check | None) -> None:
+    part = part_path(target)
+    meta = read_meta(target, url) or Meta(url)
+    problem = check(part, meta.content_type) if check else None
+    if problem:
+        discard(target)
+        raise DownloadError(url, problem)
+    _write_meta(target, Meta(url, part.stat().st_size, meta.etag, meta.last_modified, meta.content_type))
+    os.replace(part, target)
+
+
+def _fetch_once(http: requests.Session, url: str, target: Path, timeout_s: float, progress: bool) -> None:
+    part = part_path(target)
+    saved = read_meta(target, url) if part.exists() else None
+    if part.exists() and (saved is None or not (saved.etag or saved.last_modified or saved.size)):
+        part.unlink()  # nothing to tell whether these bytes belong to this resource
+    have = part.stat().st_size if part.exists() else 0
+    headers = _resume_headers(saved, have) if have else {}
+    try:
+        with http.get(url, stream=True, timeout=timeout_s, headers=headers) as response:
+            start, total = _accept(url, response, target, saved, have)
+            _write_body(response, part, start, total, progress, url)
     except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-        raise _Retryable(type(exc).__name__ + ": " + _short(exc)) from exc
+        raise _Retryable(describe(exc)) from exc
+    except requests.RequestException as exc:  # a malformed URL, a redirect loop: no retry will help
+        raise DownloadError(url, describe(exc)) from exc
+
+
+def _resume_headers(saved: Meta | None, have: int) -> dict[str, str]:
+    headers = {"Range": f"bytes={have}-"}
+    validator = (saved.etag or saved.last_modified) if saved else None
+    if validator:
+        headers["If-Range"] = validator  # a server that sees a change answers 200 with the whole body
+    return headers
+
+
+def _accept(
+    url: str, response: requests.Response, target: Path, saved: Meta | None, have: int
+) -> tuple[int, int | None]:
+    """Judge the answer's status; return where the body starts in ``.part`` and the full size."""
+    status = response.status_code
+    if status == 416 and have:
+        discard(target)
+        raise _Restart("range not satisfiable: the partial file does not match the resource")
+    if status >= 500:
+        raise _Retryable(f"HTTP {status}")
+    if status >= 400:
+        raise DownloadError(url, f"HTTP {status}")
+    length = response.headers.get("Content-Length")
+    if status == 206:
+        if not have or saved is None:
+            raise _Retryable("partial content that was not asked for")
+        total = _check_resume(url, response, target, saved, have)
+        return have, total
+    total = int(length) if length is not None and length.isdigit() else None
+    target.unlink(missing_ok=True)  # an older copy must not pass for the body announced below
+    _write_meta(target, Meta.of(url, response, total))  # before the body, so a kill can resume
+    return 0, total
+
+
+def _check_resume(url: str, response: requests.Response, target: Path, saved: Meta, have: int) -> int | None:
+    """The 206's range, size and validators must match the partial file's record, or start over."""
+    answer = Meta.of(url, response, None)
+    match = _CONTENT_RANGE.fullmatch(response.headers.get("Content-Range", "").strip())
+    problems = []
+    if match is None or int(match.group(1)) != have:
+        problems.append(f"Content-Range {response.headers.get('Content-Range')!r} does not start at byte {have}")
+    total = int(match.group(3)) if match and match.group(3) != "*" else None
+    if saved.size is not None and total != saved.size:
+        problems.append(f"size {total} instead of {saved.size}")
+    if saved.etag and answer.etag != saved.etag:
+        problems.append(f"ETag {answer.etag} instead of {saved.etag}")
+    if saved.last_modified and answer.last_modified != saved.last_modified:
+        problems.append(f"Last-Modified {answer.last_modified} instead of {saved.last_modified}")
+    if problems:
+        log.warning("%s changed since the partial download (%s); starting again", url, "; ".join(problems))
+        discard(target)
+        raise _Restart("the resource changed during the download: " + "; ".join(problems))
+    return total
 
 
 def _write_body(
@@ -107,7 +271,25 @@ def _write_body(
             bar.update(len(chunk))
     if total is not None and written < total:
         raise _Retryable(f"connection closed after {written} of {total} bytes")
+    if total is not None and written > total:
+        part.unlink()
+        raise _Retryable(f"{written} bytes where {total} were announced")
 
 
-def _short(exc: Exception) -> str:
-    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+def describe(exc: BaseException) -> str:
+    """The whole cause of a connection failure on one line, without memory addresses.
+
+    requests wraps urllib3's MaxRetryError, whose ``reason`` is the failure that matters
+    ('Connection refused', 'Name or service not known'); its text is kept whole.
+    """
+    cause: BaseException = exc
+    while True:
+        inner = getattr(cause, "reason", None)
+        if not isinstance(inner, BaseException) and cause.args and isinstance(cause.args[0], BaseException):
+            inner = cause.args[0]
+        if not isinstance(inner, BaseException) or inner is cause:
+            break
+        cause = inner
+    text = " ".join(_OBJECT_AT.sub("", str(cause)).split())
+    kind = type(exc).__name__
+    return f"{kind}: {text}" if text else kind

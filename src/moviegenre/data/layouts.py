@@ -24,8 +24,12 @@ CSV_COLUMNS = ["id", "title", "year", "plot", "genres", "poster"]
 POSTER_SUFFIXES = (".jpeg", ".jpg", ".png")
 
 
-def find_layout(root: Path) -> tuple[str, Path]:
-    """Locate the dataset inside an unpacked source: ('mmimdb', dataset dir) or ('csv', file)."""
+def find_layout(root: Path, name: str | None = None) -> tuple[str, Path]:
+    """Locate the dataset inside an unpacked source: ('mmimdb', dataset dir) or ('csv', file).
+
+    ``name`` is how the error calls the source: ``root`` may be a temporary folder that is
+    gone by the time the user reads the message.
+    """
     candidates = sorted(root.rglob("movies.csv"), key=lambda p: len(p.parts))
     if candidates:
         return "csv", candidates[0]
@@ -34,7 +38,9 @@ def find_layout(root: Path) -> tuple[str, Path]:
             return "mmimdb", directory
     if any(root.glob("*.json")):
         return "mmimdb", root
-    raise MovieGenreError(f"{root}: no dataset found: expected dataset/<id>.json files (MM-IMDb) or a movies.csv")
+    raise MovieGenreError(
+        f"{name or root}: no dataset found: expected dataset/<id>.json files (MM-IMDb) or a movies.csv"
+    )
 
 
 def read_mmimdb(dataset_dir: Path) -> pd.DataFrame:
@@ -74,15 +80,19 @@ def read_mmimdb(dataset_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=RAW_COLUMNS)
 
 
-def read_csv(csv_path: Path) -> pd.DataFrame:
-    """``movies.csv``: genres as 'A|B', 'A,B' or a Python-style list "['A', 'B']"."""
+def read_csv(csv_path: Path, name: str | None = None) -> pd.DataFrame:
+    """``movies.csv``: genres as 'A|B', 'A,B' or a Python-style list "['A', 'B']".
+
+    ``name`` is how errors call the file (inside the user's source, not a temporary folder).
+    """
+    shown = name or str(csv_path)
     try:
         table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise MovieGenreError(f"{csv_path}: not a readable CSV ({exc})") from exc
+        raise MovieGenreError(f"{shown}: not a readable CSV ({' '.join(str(exc).split())})") from exc
     missing = [c for c in CSV_COLUMNS if c not in table.columns and c != "poster"]
     if missing:
-        raise MovieGenreError(f"{csv_path}: missing column(s) {', '.join(missing)} (need {','.join(CSV_COLUMNS)})")
+        raise MovieGenreError(f"{shown}: missing column(s) {', '.join(missing)} (need {','.join(CSV_COLUMNS)})")
     if "poster" not in table.columns:
         table["poster"] = ""
     out = pd.DataFrame(

@@ -16,9 +16,16 @@ from moviegenre.core.errors import MovieGenreError
 
 Image.MAX_IMAGE_PIXELS = 60_000_000  # a poster larger than this is not a poster
 
+# Every answer of poster_problem, in the order metrics/data.json lists them.
+POSTER_PROBLEMS = ("missing", "zero_bytes", "not_an_image", "truncated", "too_large")
+
 
 def poster_problem(path: str | Path) -> str | None:
-    """Why ``path`` is not a usable poster ('missing', 'zero_bytes', 'not_an_image', 'truncated'), or None."""
+    """Why ``path`` is not a usable poster (one of ``POSTER_PROBLEMS``), or None.
+
+    More pixels than ``MAX_IMAGE_PIXELS`` is 'too_large' (PIL refuses it before decoding,
+    and it is no poster), not 'truncated': the file may be perfectly whole.
+    """
     path = Path(path)
     if not path.is_file():
         return "missing"
@@ -27,12 +34,15 @@ def poster_problem(path: str | Path) -> str | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 image.draft("L", (32, 32))
                 image.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return "too_large"
     except UnidentifiedImageError:
         return "not_an_image"
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    except (OSError, SyntaxError, ValueError):
         return "truncated"
     return None
 

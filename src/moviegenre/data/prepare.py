@@ -1,7 +1,9 @@
 """The prepare stage's work: validate raw movies, normalise genres, split, write the table.
 
 Every movie that does not make it into the table is counted under a reason, so
-``metrics/data.json`` adds up: movies in = movies out + drops.
+``metrics/data.json`` adds up: movies in = movies out + drops. The ids behind the counts go
+to ``dropped.csv`` beside the table (id, reason), poster drops as ``poster:<reason>`` (the
+movie stays, without its poster), so a drop can be traced to its movie.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from tqdm import tqdm
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir, json_text, write_json
 from moviegenre.data import genres as genre_names
-from moviegenre.data.posters import poster_problem
-from moviegenre.data.splitting import SPLITS, stratified_split
+from moviegenre.data.posters import POSTER_PROBLEMS, poster_problem
+from moviegenre.data.splitting import SPLITS, check_fractions, stratified_split
 from moviegenre.data.table import GENRES_NAME, TABLE_NAME, label_matrix
 
 log = logging.getLogger(__name__)
 
 DROP_REASONS = ("malformed_record", "empty_plot", "no_genres", "duplicate_id")
+DROPPED_NAME = "dropped.csv"
 
 
 @dataclass
@@ -39,6 +42,13 @@ class Report:
     posters_dropped: Counter = field(default_factory=Counter)
     unknown_genres: Counter = field(default_factory=Counter)
     sampled_out: int = 0
+    drops: list[tuple[str, str]] = field(default_factory=list)  # (id, reason), movie and poster drops
+
+    def drop(self, movie_id: object, reason: str) -> None:
+        self.drops.append((str(movie_id), reason))
+
+    def drops_table(self) -> pd.DataFrame:
+        return pd.DataFrame(self.drops, columns=["id", "reason"])
 
     def as_metrics(self, table: pd.DataFrame, kept: list[str], dropped_genres: dict) -> dict:
         has_poster = table["poster"].notna()
@@ -46,9 +56,7 @@ class Report:
             "movies_in": self.movies_in,
             "posters_in": self.posters_in,
             "dropped": {reason: self.dropped[reason] for reason in DROP_REASONS},
-            "posters_dropped": {
-                r: self.posters_dropped[r] for r in ("missing", "zero_bytes", "not_an_image", "truncated")
-            },
+            "posters_dropped": {r: self.posters_dropped[r] for r in POSTER_PROBLEMS},
             "unknown_genre_labels": sum(self.unknown_genres.values()),
             "sampled_out_by_limit": self.sampled_out,
             "movies_out": len(table),
@@ -75,7 +83,11 @@ def prepare(
     limit: int | None = None,
     workers: int | None = None,
 ) -> dict:
-    """Validate, split and write the prepared table, genre vocabulary and data metrics."""
+    """Validate, split and write the prepared table, genre vocabulary, dropped ids and data metrics.
+
+    Settings are checked first: a bad split must not cost the poster check's time.
+    """
+    check_fractions(fractions)
     table_path = raw_dir / "movies.parquet"
     if not table_path.is_file():
         raise MovieGenreError(f"{table_path}: raw table not found (run `dvc repro download`)")
@@ -106,6 +118,7 @@ def prepare(
     metrics = report.as_metrics(table, kept, dropped_genres)
     with atomic_dir(out_dir) as tmp:
         table.to_parquet(tmp / TABLE_NAME, index=False)
+        report.drops_table().to_csv(tmp / DROPPED_NAME, index=False)
         (tmp / GENRES_NAME).write_text(
             json_text(
                 {
@@ -156,6 +169,8 @@ def _drop_invalid(raw: pd.DataFrame, report: Report) -> pd.DataFrame:
     for reason, count in reasons.value_counts().items():
         report.dropped[reason] += int(count)
         log.warning("dropped %d movie(s): %s", count, reason)
+    for movie_id, reason in zip(table.loc[reasons.notna(), "id"], reasons[reasons.notna()], strict=True):
+        report.drop(movie_id, reason)
     return table[reasons.isna()].drop(columns=["problem"]).reset_index(drop=True)
 
 
@@ -180,6 +195,7 @@ def _check_posters(table: pd.DataFrame, raw_dir: Path, report: Report, workers: 
             table.at[row, "poster"] = path
         else:
             report.posters_dropped[problem] += 1
+            report.drop(table.at[row, "id"], f"poster:{problem}")
             table.at[row, "poster"] = None
             log.warning("%s: poster unusable (%s); the movie keeps its plot", path, problem)
     return table

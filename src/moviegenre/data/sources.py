@@ -2,6 +2,8 @@
 
 Remote archives are cached under ``data/cache/`` (outside DVC's outputs, which DVC deletes
 before a rerun) so an interrupted download resumes and a verified one is not fetched twice.
+The cache file is named by a hash of the full URL (then the URL's own file name, for
+people): two sources that share a file name never share, or resume, each other's bytes.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from moviegenre.core.errors import MovieGenreError
 from moviegenre.data import http_client
 
 log = logging.getLogger(__name__)
+
 
 def sha256_of(path: Path, progress: bool = True) -> str:
     digest = hashlib.sha256()
@@ -52,7 +55,10 @@ def verify_sha256(path: Path, expected: str | None, source: str) -> None:
 
 
 def _scheme(source: str) -> str:
-    parsed = urlparse(source)
+    try:
+        parsed = urlparse(source)
+    except ValueError as exc:  # e.g. an unclosed '[' in the host
+        raise MovieGenreError(f"{source}: not a valid path or URL ({exc}); fix data.source") from exc
     # A Windows drive letter ("C:\\...") parses as a one-letter scheme: it is a path.
     return parsed.scheme.lower() if len(parsed.scheme) > 1 else ""
 
@@ -103,8 +109,8 @@ def fetch(
         verify_sha256(path, sha256, source)
         return path
 
-    name = Path(unquote(urlparse(source).path)).name or "source"
-    cached = cache_dir / name
+    cached = cache_path(source, cache_dir)
+    _sweep_other_partials(cache_dir, cached)
     if cached.exists() and sha256:
         try:
             verify_sha256(cached, sha256, source)
@@ -112,17 +118,45 @@ def fetch(
             return cached
         except MovieGenreError:
             log.warning("cached %s does not match data.sha256; downloading again", cached)
-            cached.unlink()
+            http_client.discard(cached)
     if _scheme(source) in ("http", "https"):
-        http_client.download(source, cached, timeout_s=timeout_s, retries=retries)
+        try:
+            http_client.download(source, cached, timeout_s=timeout_s, retries=retries)
+        except http_client.DownloadError as exc:
+            advice = "fix data.source, or fetch the file yourself and set data.source to it"
+            raise MovieGenreError(f"{exc}; {advice}") from exc
     else:
         _fetch_fsspec(source, cached)
     try:
         verify_sha256(cached, sha256, source)
     except MovieGenreError:
-        cached.unlink()
+        http_client.discard(cached)
         raise
     return cached
+
+
+def cache_path(source: str, cache_dir: Path) -> Path:
+    """``<sha256 of the URL, 16 hex>-<the URL's file name>``: unique per URL, readable, suffix kept."""
+    name = Path(unquote(urlparse(source).path)).name or "source"
+    key = hashlib.sha256(source.encode()).hexdigest()[:16]
+    return cache_dir / f"{key}-{name}"
+
+
+def forget(local: Path, cache_dir: Path) -> None:
+    """Delete ``local`` if it is a download in ``cache_dir`` (a damaged one must not be reused)."""
+    if local.resolve().parent == cache_dir.resolve():
+        log.warning("deleting the damaged download %s", local)
+        http_client.discard(local)
+
+
+def _sweep_other_partials(cache_dir: Path, cached: Path) -> None:
+    """Partial downloads of other URLs can never be resumed into this one: free their space."""
+    if not cache_dir.is_dir():
+        return
+    for part in cache_dir.glob("*.part"):
+        if part != http_client.part_path(cached):
+            log.info("removing %s, a partial download of another data.source", part)
+            http_client.discard(part.with_suffix(""))
 
 
 def _fetch_fsspec(source: str, target: Path) -> None:
