@@ -112,6 +112,8 @@ def run_pipeline(repo: Path) -> dict:
         p.stem: json.loads(p.read_text()) for p in sorted((repo / "metrics" / "timings").glob("*.json"))
     }
     results["decode_posters_per_s"] = in_child("decode", repo)
+    if "embed_text" in stages:
+        results["encoder"] = in_child("encoder", repo)
     return results
 
 
@@ -145,6 +147,50 @@ def decode_rate(repo: Path) -> float:
     started = time.perf_counter()
     decode_all(paths, settings["height"], settings["width"], settings["workers"])
     return len(paths) / (time.perf_counter() - started)
+
+
+def encoder_rates(repo: Path, n: int = 256, repeat: int = 3) -> dict:
+    """Plots/s of the embed_text encoder and of a straightforward loop, side by side on one sample.
+
+    The straightforward loop is the reference issue 12 set: every plot padded to 256 tokens,
+    batches of 64, the backbone called eagerly. Both run ``repeat`` times, alternating, after a
+    warm-up; medians are reported.
+    """
+    import numpy as np
+
+    os.chdir(repo)
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from encoder import straightforward
+
+    from moviegenre.config.params import load_section
+    from moviegenre.data.table import load_prepared
+    from moviegenre.features.embeddings import SentenceEncoder, resolve_precision
+
+    settings = load_section("embed")
+    table, _ = load_prepared(Path("data/prepared"))
+    rng = np.random.default_rng(0)
+    texts = [table["plot"].iloc[i] for i in rng.choice(len(table), size=min(n, len(table)), replace=False)]
+    precision = resolve_precision(settings["precision"])
+    encoder = SentenceEncoder.load(settings["preset"], None, settings["sequence_length"], precision=precision)
+    reference = SentenceEncoder.load(settings["preset"], None, 256)
+    encoder.encode(texts[:32], settings["batch_size"], progress=False)  # warm-up: traces the graph
+    straightforward(reference, texts[:64])
+    ours, theirs = [], []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        encoder.encode(texts, settings["batch_size"], progress=False)
+        ours.append(len(texts) / (time.perf_counter() - started))
+        started = time.perf_counter()
+        straightforward(reference, texts)
+        theirs.append(len(texts) / (time.perf_counter() - started))
+    ours_median, theirs_median = statistics.median(ours), statistics.median(theirs)
+    return {
+        "plots": len(texts),
+        "precision": precision,
+        "encoder_plots_per_s": ours_median,
+        "straightforward_plots_per_s": theirs_median,
+        "speedup": ours_median / theirs_median,
+    }
 
 
 def seed_reference(repo: Path) -> dict:
@@ -225,6 +271,17 @@ def report(runs: list[dict], reference: dict, quick: bool) -> str:
         "|---|---:|",
         f"| posters decoded/s (featurize_images) | {median_of(runs, 'decode_posters_per_s'):.0f} |",
     ]
+    if "encoder" in first:
+        encoder = first["encoder"]
+        lines += [
+            f"| plots encoded/s, embed_text stage (all plots, {encoder['precision']}) | "
+            f"{median_of(runs, 'timings', 'embed_text', 'plots_per_s'):.1f} |",
+            f"| plots encoded/s, embed_text's encoder ({encoder['plots']} plots) | "
+            f"{median_of(runs, 'encoder', 'encoder_plots_per_s'):.1f} |",
+            f"| plots encoded/s, straightforward loop (same plots; 256 tokens, batch 64, eager) | "
+            f"{median_of(runs, 'encoder', 'straightforward_plots_per_s'):.1f} |",
+            f"| encoder speed-up over the straightforward loop | {median_of(runs, 'encoder', 'speedup'):.2f}x |",
+        ]
     for branch, unit in (("image_dl", "images"), ("text_dl", "sequences")):
         if branch in first["timings"] and "train_per_s" in first["timings"][branch].get("throughput", {}):
             lines.append(
@@ -236,7 +293,7 @@ def report(runs: list[dict], reference: dict, quick: bool) -> str:
         "| branch | test macro ROC-AUC (this run) | seed reference, same split | seed project reported |",
         "|---|---:|---:|---:|",
     ]
-    for branch in ("image_ml", "text_ml", "image_dl", "text_dl", "ensemble"):
+    for branch in ("image_ml", "text_ml", "image_dl", "text_dl", "text_encoder", "ensemble"):
         if branch not in first["metrics"]:
             continue
         ours = median_of(runs, "metrics", branch, "test", "roc_auc_macro")
@@ -254,11 +311,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=300, help="data.limit for --quick")
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--no-reference", action="store_true", help="skip the seed configuration")
-    parser.add_argument("--child", choices=["decode", "reference"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["decode", "reference", "encoder"], help=argparse.SUPPRESS)
     parser.add_argument("--repo", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(decode_rate(args.repo) if args.child == "decode" else seed_reference(args.repo)))
+        child = {"decode": decode_rate, "reference": seed_reference, "encoder": encoder_rates}[args.child]
+        print(json.dumps(child(args.repo)))
         return
     setup_logging()
     overrides = {"data.limit": args.limit} if args.quick else {}

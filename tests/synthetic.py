@@ -100,3 +100,24 @@ def make_mmimdb_archive(path: Path, n: int = 60, poster_every: int = 1, seed: in
     with tarfile.open(path, "w:gz") as tar:
         tar.add(staging / "mmimdb", arcname="mmimdb")
     return path
+
+
+def write_tiny_bert_preset(directory: Path, seed: int = 0) -> Path:
+    """A one-layer BERT (random weights) whose vocabulary is the generated plots' words, as a KerasHub preset.
+
+    Enough for the pipeline's mechanics (embed_text, the text_encoder branch, predict) without
+    the 90 MB checkpoint; the shared checkpoint is tested for meaning elsewhere.
+    """
+    import keras
+    import keras_hub
+
+    keras.utils.set_random_seed(seed)
+    words = sorted({w for text in _WORDS.values() for w in text.split()} | set(_FILLER) | {"."})
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+    keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True).save_to_preset(str(directory))
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=len(vocabulary), num_layers=1, num_heads=2, hidden_dim=16, intermediate_dim=32,
+        max_sequence_length=64,
+    )  # fmt: skip
+    backbone.save_to_preset(str(directory))
+    return directory

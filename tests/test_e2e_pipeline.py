@@ -16,7 +16,7 @@ from project import copy_project, dvc, env, git
 
 pytestmark = pytest.mark.e2e
 
-BRANCHES = ("image_ml", "text_ml", "image_dl", "text_dl")
+BRANCHES = ("image_ml", "text_ml", "image_dl", "text_dl", "text_encoder")
 # Small but real settings so the whole pipeline runs in about a minute on generated data.
 TINY = {
     "prepare": {"min_genre_count": 2},
@@ -31,6 +31,8 @@ TINY = {
     "text_ml": {"n_estimators": 30},
     "image_dl": {"epochs": 2, "batch_size": 16},
     "runtime": {"deterministic": True},
+    "embed": {"sha256": None, "sequence_length": 32, "batch_size": 16, "precision": "float32"},
+    "text_encoder": {"max_iter": 200},
     "text_dl": {"epochs": 2, "batch_size": 16, "hidden_units": 32},
 }  # fmt: skip
 
@@ -48,11 +50,13 @@ def set_param(repo: Path, section: str, key: str, value: object) -> None:
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project copy on 120 generated movies, fully reproduced and committed."""
-    from synthetic import make_mmimdb_archive
+    from synthetic import make_mmimdb_archive, write_tiny_bert_preset
 
     root = tmp_path_factory.mktemp("pipeline")
     archive = make_mmimdb_archive(root / "tiny.tar.gz", n=120, seed=3)
-    repo = copy_project(root / "repo", {"data": {"source": str(archive), "sha256": None}, **TINY})
+    preset = write_tiny_bert_preset(root / "tiny-bert")
+    tiny = TINY | {"embed": TINY["embed"] | {"preset": str(preset)}}
+    repo = copy_project(root / "repo", {"data": {"source": str(archive), "sha256": None}, **tiny})
     first = dvc(repo, "repro")
     stages = set(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
     assert ran(first.stdout) == stages
@@ -159,12 +163,12 @@ def test_predict_one_movie_by_the_branches_that_see_it(pipeline: Path) -> None:
 
     (pipeline / "poster.jpg").write_bytes(poster_bytes(["Horror"], 7))
     both = moviegenre(pipeline, "predict", "--poster", "poster.jpg", "--plot", "ghost blood scream haunted").stdout
-    assert both.startswith("poster and plot: scored by image_ml, image_dl, text_ml, text_dl")
+    assert both.startswith("poster and plot: scored by image_ml, image_dl, text_ml, text_dl, text_encoder")
     rows = [line.split() for line in both.splitlines()[2:]]
     assert len(rows) == 5 and rows[0][0] == "Horror"  # the synthetic horror words and colours
     plot_only = moviegenre(pipeline, "predict", "--plot", "love kiss wedding", "--branches", "--top", "2").stdout
-    assert plot_only.splitlines()[0] == "plot only: scored by text_ml, text_dl"
-    assert plot_only.splitlines()[1].split() == ["genre", "ensemble", "text_ml", "text_dl"]
+    assert plot_only.splitlines()[0] == "plot only: scored by text_ml, text_dl, text_encoder"
+    assert plot_only.splitlines()[1].split() == ["genre", "ensemble", "text_ml", "text_dl", "text_encoder"]
     assert len(plot_only.splitlines()) == 4
 
 

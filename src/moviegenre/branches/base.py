@@ -80,7 +80,7 @@ class Branch(ABC):
     modality: ClassVar[str]  # "poster" or "plot": the movies it can score
     feature_set: ClassVar[str]  # the directory under data/features/ it reads
     schema: ClassVar[Schema]  # its params.yaml section, named like the branch
-    model_file: ClassVar[str]
+    model_file: str  # the model's file name inside models/<branch>/
     needs_runtime: ClassVar[bool] = False  # reads the runtime section (TensorFlow settings)
 
     def __init__(self, settings: dict[str, Any], seed: int, spec: ModelSpec | None = None) -> None:
@@ -130,7 +130,7 @@ class Branch(ABC):
         if spec.branch != cls.name:
             raise MovieGenreError(f"{directory / SPEC}: holds branch {spec.branch!r}, not {cls.name!r}")
         branch = cls(spec.settings, spec.seed, spec)
-        model = directory / cls.model_file
+        model = directory / branch.model_file
         if not model.is_file():
             raise MovieGenreError(f"{model}: not found (run `dvc repro` first, or `dvc checkout {directory}`)")
         branch.load_model(directory)

@@ -52,6 +52,13 @@ SECTIONS: dict[str, Key | Schema] = {
             "length": integer(8, 5000),
         },
     },
+    "embed": {
+        "preset": text(describe="a directory or hf://owner/name"),
+        "sha256": text(r"[0-9a-fA-F]{64}", nullable=True, describe="64 hex digits"),
+        "sequence_length": integer(8, 512),
+        "batch_size": integer(1, 4096),
+        "precision": choice("auto", "float32", "mixed_bfloat16"),
+    },
     "runtime": {
         "device": choice("auto", "cpu", "gpu"),
         "mixed_precision": boolean(),

@@ -1,27 +1,50 @@
-"""The feature sets by name: what each one fits, and the state files behind each array.
+"""The feature sets by name: the state files behind each array, and how to featurize new movies.
 
 Prediction asks here for the featurizer of a branch's feature set, so a new feature set is
-one entry below.
+one entry in each mapping below.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from moviegenre.core.errors import MovieGenreError
-from moviegenre.features import images, text
+from moviegenre.features import embeddings, images, text
 from moviegenre.features.store import fingerprint
+
+Featurize = Callable[[list[str]], dict[str, Any]]
 
 STATE_FILES: dict[str, dict[str, tuple[str, ...]]] = {
     images.FEATURE_SET: images.STATE_FILES,
     text.FEATURE_SET: text.STATE_FILES,
+    embeddings.FEATURE_SET: embeddings.STATE_FILES,
 }
+
+PREDICT_BATCH = 64
+
+
+def _check(feature_set: str) -> None:
+    if feature_set not in STATE_FILES:
+        raise MovieGenreError(f"unknown feature set {feature_set!r} (known: {', '.join(STATE_FILES)})")
 
 
 def features_fingerprint(feature_set: str, feature_dir: Path, arrays: Iterable[str]) -> str:
     """Fingerprint of the fitted state behind ``arrays`` (what a model spec records)."""
-    if feature_set not in STATE_FILES:
-        raise MovieGenreError(f"unknown feature set {feature_set!r} (known: {', '.join(STATE_FILES)})")
+    _check(feature_set)
     files = {name for array in arrays for name in STATE_FILES[feature_set][array]}
     return fingerprint(feature_dir, files)
+
+
+def load_featurizer(feature_set: str, feature_dir: Path) -> Featurize:
+    """A function from new movies' inputs (poster paths or plots) to the feature set's arrays."""
+    _check(feature_set)
+    if feature_set == images.FEATURE_SET:
+        posters = images.PosterFeaturizer.load(feature_dir)
+        return lambda paths: posters.transform(paths, progress=len(paths) > 1)
+    if feature_set == text.FEATURE_SET:
+        plots = text.PlotFeaturizer.load(feature_dir)
+        return lambda texts: plots.transform(texts)
+    encoder = embeddings.load_encoder(feature_dir)
+    return lambda texts: {"embeddings": encoder.encode(texts, PREDICT_BATCH, progress=len(texts) > 1)}

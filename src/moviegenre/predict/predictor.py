@@ -22,14 +22,9 @@ from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.paths import ProjectPaths
 from moviegenre.data.table import load_genres
 from moviegenre.ensemble.combine import combine
-from moviegenre.features.images import PosterFeaturizer
-from moviegenre.features.sets import features_fingerprint
-from moviegenre.features.text import PlotFeaturizer
+from moviegenre.features.sets import Featurize, features_fingerprint, load_featurizer
 
 log = logging.getLogger(__name__)
-
-MODALITY_OF_FEATURES = {"images": "poster", "text": "plot"}
-
 
 class Predictor:
     """The ensemble's branches and the featurizers they need, loaded once."""
@@ -52,20 +47,12 @@ class Predictor:
             if branch.spec is None or branch.spec.genres != self.genres:
                 raise MovieGenreError(f"{directory}: trained on other genres than {paths.prepared}; run `dvc repro`")
             self.branches[name] = branch
-        self.featurizers: dict[str, Any] = {}
-
-    def _featurizer(self, feature_set: str) -> Any:
-        if feature_set not in self.featurizers:
-            directory = self.paths.features(feature_set)
-            loader = {"images": PosterFeaturizer.load, "text": PlotFeaturizer.load}[feature_set]
-            self.featurizers[feature_set] = loader(directory)
-        return self.featurizers[feature_set]
+        self.featurizers: dict[str, Featurize] = {}
 
     def _arrays(self, feature_set: str, inputs: list[str]) -> dict[str, Any]:
-        featurizer = self._featurizer(feature_set)
-        if feature_set == "images":
-            return featurizer.transform(inputs, progress=len(inputs) > 1)
-        return featurizer.transform(inputs)
+        if feature_set not in self.featurizers:
+            self.featurizers[feature_set] = load_featurizer(feature_set, self.paths.features(feature_set))
+        return self.featurizers[feature_set](inputs)
 
     def predict(self, posters: list[str | None], plots: list[str | None]) -> dict[str, np.ndarray]:
         """Probabilities (n, n_genres) per branch and 'ensemble'; NaN rows where a branch cannot see the movie."""

@@ -1,0 +1,27 @@
+"""embed_text: one pretrained sentence-encoder vector per plot (KerasHub, all-MiniLM-L6-v2 by default)."""
+
+import time
+
+from moviegenre.branches import runtime
+from moviegenre.config.params import load_section
+from moviegenre.core import stage
+from moviegenre.core.files import write_json
+from moviegenre.core.paths import PATHS
+from moviegenre.data.table import load_prepared
+from moviegenre.features.embeddings import FEATURE_SET, embed_text
+
+
+def main() -> None:
+    settings = load_section("embed")
+    runtime.configure(load_section("runtime"), load_section("seed"))  # device and CPU threads
+    table, _ = load_prepared(PATHS.prepared)
+    started = time.perf_counter()
+    embed_text(table, settings, PATHS.features(FEATURE_SET))
+    seconds = time.perf_counter() - started
+    write_json(
+        PATHS.timings / "embed_text.json", {"seconds": round(seconds, 1), "plots_per_s": round(len(table) / seconds, 1)}
+    )
+
+
+if __name__ == "__main__":
+    stage.run(main)
