@@ -93,8 +93,8 @@ def test_every_branch_and_the_ensemble_write_metrics_in_the_contract(pipeline: P
     files = next(iter(shown.values()))["data"]
     assert list(files) == ["metrics/summary.json"]
     summary = files["metrics/summary.json"]["data"]
-    assert list(summary["test"]) == [*BRANCHES, "ensemble"]
-    assert summary["test"]["ensemble"] == ensemble["test"]["roc_auc_macro"]
+    assert list(summary) == [*BRANCHES, "ensemble", "val"] and list(summary["val"]) == [*BRANCHES, "ensemble"]
+    assert summary["ensemble"] == ensemble["test"]["roc_auc_macro"]
 
 
 def test_plots_show_renders_roc_and_training_curves(pipeline: Path) -> None:
@@ -118,6 +118,9 @@ def test_one_branch_param_reruns_that_branch_and_ensemble_and_reports(pipeline: 
     assert done.stderr == ""
     report = (pipeline / "report.md").read_text()
     assert "| `text_ml.n_estimators` | 30 | 7 |" in report
+    headline = report.split("### Test macro ROC-AUC by branch")[1].split("###")[0]
+    rows = {line.split("|")[1].strip(): line for line in headline.splitlines() if line.startswith("| ")}
+    assert set(rows) >= {*BRANCHES, "ensemble"} and "**" in rows["text_ml"] and "**" not in rows["image_ml"]
     changed = report.split("### Metrics changed")[1]
     assert "| metrics/summary.json | val.text_ml |" in changed
     assert "image_ml" not in changed  # untouched branches do not move
@@ -136,7 +139,7 @@ def test_exp_run_records_the_changed_param_and_its_metrics(pipeline: Path) -> No
     data = named[0]["data"]
     assert data["params"]["params.yaml"]["data"]["image_ml"]["n_estimators"] == 12
     summary = data["metrics"]["metrics/summary.json"]["data"]
-    assert 0.0 <= summary["test"]["image_ml"] <= 1.0
+    assert 0.0 <= summary["image_ml"] <= 1.0
 
 
 def test_predict_dataset_reproduces_the_ensemble_test_probabilities(pipeline: Path) -> None:

@@ -62,10 +62,10 @@ def metrics_table(diff: dict) -> list[str]:
 def macro_table(diff: dict, current: dict) -> list[str]:
     """Test macro ROC-AUC of each branch before and after, whether or not it moved."""
     lines = ["| branch | base | this change | change |", "|---|---:|---:|---:|"]
+    path = "metrics/summary.json"  # branch -> test macro ROC-AUC (ensemble stage)
     for branch in BRANCH_ORDER:
-        path = f"metrics/{branch}.json"
-        change = diff.get(path, {}).get("test.roc_auc_macro")
-        now = current.get(path, {}).get("data", {}).get("test", {}).get("roc_auc_macro")
+        change = diff.get(path, {}).get(branch)
+        now = current.get(path, {}).get("data", {}).get(branch)
         if change is None and now is None:
             continue
         old, new = (change["old"], change["new"]) if change else (now, now)

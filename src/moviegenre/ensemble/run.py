@@ -1,8 +1,9 @@
 """The ensemble stage's work: combine the chosen branches and write every result file.
 
 Besides its own metrics (contract plus the weights used), it writes the headline view
-``metrics/summary.json`` (branch -> val and test macro ROC-AUC, the ensemble included),
-which is the one metrics file dvc.yaml declares, so `dvc exp show` leads with it.
+``metrics/summary.json``: each branch's and the ensemble's test macro ROC-AUC at the top
+level (short column names, so `dvc exp show` fits a terminal) and their val AUC under
+``val``. It is the one metrics file dvc.yaml declares, so `dvc exp show` leads with it.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ def per_genre_table(genres: list[str], y_test: np.ndarray, scores: dict[str, np.
     return table
 
 
-def summary(paths: ProjectPaths, branches: list[str], ensemble: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """Split -> name -> macro ROC-AUC, for every chosen branch and the ensemble."""
+def summary(paths: ProjectPaths, branches: list[str], ensemble: dict[str, Any]) -> dict[str, Any]:
+    """Name -> test macro ROC-AUC, and ``val`` -> name -> val macro ROC-AUC, ensemble included."""
     by_name = {}
     for branch in branches:
         path = paths.metrics / f"{branch}.json"
@@ -44,7 +45,8 @@ def summary(paths: ProjectPaths, branches: list[str], ensemble: dict[str, Any]) 
             raise MovieGenreError(f"{path}: not found (run `dvc repro train_{branch}`)")
         by_name[branch] = json.loads(path.read_text())
     by_name["ensemble"] = ensemble
-    return {split: {name: m[split]["roc_auc_macro"] for name, m in by_name.items()} for split in ("test", "val")}
+    test = {name: m["test"]["roc_auc_macro"] for name, m in by_name.items()}
+    return test | {"val": {name: m["val"]["roc_auc_macro"] for name, m in by_name.items()}}
 
 
 def run_ensemble(settings: dict[str, Any], seed: int, paths: ProjectPaths) -> dict[str, Any]:
