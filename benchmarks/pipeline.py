@@ -54,9 +54,10 @@ def copy_project(dest: Path, overrides: dict) -> Path:
         elif src.exists():
             shutil.copy2(src, dst)
     params = yaml.safe_load((dest / "params.yaml").read_text())
-    source = params["data"]["source"]
-    if "://" not in source and not Path(source).is_absolute():
-        params["data"]["source"] = str((ROOT / source).resolve())
+    for section, key in (("data", "source"), ("embed", "preset")):  # relative to the project, not the copy
+        value = params[section][key]
+        if "://" not in value and not Path(value).is_absolute():
+            params[section][key] = str((ROOT / value).resolve())
     for dotted, value in overrides.items():
         section, key = dotted.split(".", 1)
         params[section][key] = value
