@@ -9,14 +9,13 @@ float32 sigmoids even under mixed precision, for stable losses.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
-from moviegenre.branches.base import Branch, FitContext
-from moviegenre.branches.keras_common import TRAINING_SCHEMA, load_keras, predict_batches, save_keras
+from moviegenre.branches.base import FitContext
+from moviegenre.branches.keras_common import TRAINING_SCHEMA, KerasBranch
 from moviegenre.config.keys import Key, Schema, boolean, choice, integer
 
 ARCHITECTURES = ("classic_cnn", "bn_gap")
@@ -59,14 +58,12 @@ def image_model(arch: str, height: int, width: int, channels: int, n_genres: int
     return keras.Model(inputs, outputs, name=f"image_{arch}")
 
 
-class ImageCnn(Branch):
+class ImageCnn(KerasBranch):
     """A CNN on featurize_images' uint8 arrays: RGB for ``channels: 3``, greyscale for 1."""
 
     name = "image_dl"
     modality = "poster"
     feature_set = "images"
-    model_file = "model.keras"
-    needs_runtime = True
     schema: ClassVar[Schema] = {
         "arch": choice(*ARCHITECTURES, renamed={"seed": "classic_cnn"}),
         "channels": Key((int,), lambda v: None if v in (1, 3) else f"must be 1 or 3, not {v}", describe="1 or 3"),
@@ -75,33 +72,14 @@ class ImageCnn(Branch):
         "downsample": integer(1, 8),
     }
 
-    def __init__(self, settings: dict[str, Any], seed: int, spec: Any = None) -> None:
-        super().__init__(settings, seed, spec)
-        self.model: Any = None
-
     def reads(self) -> tuple[str, ...]:
         return ("rgb",) if self.settings["channels"] == 3 else ("grey",)
 
     def inputs(self, arrays: Mapping[str, Any]) -> Any:
         return arrays["rgb"] if self.settings["channels"] == 3 else np.asarray(arrays["grey"])[..., None]
 
-    def fit(self, x: Any, labels: np.ndarray, split: np.ndarray, context: FitContext) -> dict[str, Any]:
-        assert context.train_keras is not None and context.runtime is not None and context.live_dir is not None
+    def builder(self, x: Any, context: FitContext) -> Callable[[int], Any]:
         _, height, width, channels = x.shape
-
-        def build(n_genres: int) -> Any:
-            return image_model(self.settings["arch"], height, width, channels, n_genres, self.settings, self.seed)
-
-        self.model, extra = context.train_keras(
-            self.name, build, x, labels, split, self.settings, self.seed, context.runtime, context.live_dir
+        return lambda n_genres: image_model(
+            self.settings["arch"], height, width, channels, n_genres, self.settings, self.seed
         )
-        return extra
-
-    def predict_proba(self, x: Any) -> np.ndarray:
-        return predict_batches(self.model, x)
-
-    def save_model(self, directory: Path) -> None:
-        save_keras(self.model, directory / self.model_file)
-
-    def load_model(self, directory: Path) -> None:
-        self.model = load_keras(directory / self.model_file)

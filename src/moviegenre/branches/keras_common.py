@@ -11,12 +11,15 @@ import io
 import json
 import os
 import zipfile
+from abc import abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from moviegenre.branches.base import Branch, FitContext
 from moviegenre.config.keys import Schema, integer, number
 
 TRAINING_SCHEMA: Schema = {
@@ -129,3 +132,39 @@ def load_keras(path: Path) -> Any:
     import keras
 
     return keras.models.load_model(path, compile=False)
+
+
+class KerasBranch(Branch):
+    """A branch whose model is one Keras network: subclasses say only how to build it.
+
+    Fitting goes through the loop the train stage hands in (``context.train_keras``);
+    prediction, saving and loading are the same for every Keras branch.
+    """
+
+    model_file = "model.keras"
+    needs_runtime = True
+
+    def __init__(self, settings: dict[str, Any], seed: int, spec: Any = None) -> None:
+        super().__init__(settings, seed, spec)
+        self.model: Any = None
+
+    @abstractmethod
+    def builder(self, x: Any, context: FitContext) -> Callable[[int], Any]:
+        """A function from the number of genres to an uncompiled model for inputs like ``x``."""
+
+    def fit(self, x: Any, labels: np.ndarray, split: np.ndarray, context: FitContext) -> dict[str, Any]:
+        assert context.train_keras is not None and context.runtime is not None and context.live_dir is not None
+        self.model, extra = context.train_keras(
+            self.name, self.builder(x, context), x, labels, split, self.settings, self.seed, context.runtime,
+            context.live_dir,
+        )  # fmt: skip
+        return extra
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        return predict_batches(self.model, x)
+
+    def save_model(self, directory: Path) -> None:
+        save_keras(self.model, directory / self.model_file)
+
+    def load_model(self, directory: Path) -> None:
+        self.model = load_keras(directory / self.model_file)

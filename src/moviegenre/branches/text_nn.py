@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any, ClassVar
 
-import numpy as np
-
-from moviegenre.branches.base import Branch, FitContext
-from moviegenre.branches.keras_common import TRAINING_SCHEMA, load_keras, predict_batches, save_keras
+from moviegenre.branches.base import FitContext
+from moviegenre.branches.keras_common import TRAINING_SCHEMA, KerasBranch
 from moviegenre.config.keys import Schema, choice, integer
 from moviegenre.features.text import TOKENIZER
 from moviegenre.features.tokenizer import Tokenizer
@@ -35,14 +33,12 @@ def text_model(arch: str, input_dim: int, n_genres: int, settings: dict, length:
     return keras.Model(inputs, outputs, name=f"text_{arch}")
 
 
-class TextNet(Branch):
+class TextNet(KerasBranch):
     """``mlp``: the seed's dense NN on text.counts; ``lstm``: Embedding + LSTM on text.sequences."""
 
     name = "text_dl"
     modality = "plot"
     feature_set = "text"
-    model_file = "model.keras"
-    needs_runtime = True
     schema: ClassVar[Schema] = {
         "arch": choice("mlp", "lstm"),
         **TRAINING_SCHEMA,
@@ -51,15 +47,10 @@ class TextNet(Branch):
         "lstm_units": integer(1, 4096),
     }
 
-    def __init__(self, settings: dict[str, Any], seed: int, spec: Any = None) -> None:
-        super().__init__(settings, seed, spec)
-        self.model: Any = None
-
     def reads(self) -> tuple[str, ...]:
         return ("counts",) if self.settings["arch"] == "mlp" else ("sequences",)
 
-    def fit(self, x: Any, labels: np.ndarray, split: np.ndarray, context: FitContext) -> dict[str, Any]:
-        assert context.train_keras is not None and context.runtime is not None and context.live_dir is not None
+    def builder(self, x: Any, context: FitContext) -> Callable[[int], Any]:
         arch = self.settings["arch"]
         if arch == "mlp":
             input_dim = x.shape[1]
@@ -67,20 +58,4 @@ class TextNet(Branch):
             assert context.feature_dir is not None
             input_dim = Tokenizer.load(context.feature_dir / TOKENIZER).vocab_size
         length = None if arch == "mlp" else x.shape[1]
-
-        def build(n_genres: int) -> Any:
-            return text_model(arch, input_dim, n_genres, self.settings, length)
-
-        self.model, extra = context.train_keras(
-            self.name, build, x, labels, split, self.settings, self.seed, context.runtime, context.live_dir
-        )
-        return extra
-
-    def predict_proba(self, x: Any) -> np.ndarray:
-        return predict_batches(self.model, x)
-
-    def save_model(self, directory: Path) -> None:
-        save_keras(self.model, directory / self.model_file)
-
-    def load_model(self, directory: Path) -> None:
-        self.model = load_keras(directory / self.model_file)
+        return lambda n_genres: text_model(arch, input_dim, n_genres, self.settings, length)
