@@ -29,18 +29,37 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log prog
 @app.command()
 def report(
     base: Annotated[str, typer.Option(help="Git revision to compare with (branch, tag or commit).")] = "HEAD",
-    out: Annotated[Path | None, typer.Option(help="Write the Markdown here instead of stdout.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the Markdown here (base figures beside it, in <stem>_figures/) instead of stdout."),
+    ] = None,
+    figures: Annotated[
+        bool,
+        typer.Option("--figures/--no-figures", help="Base and head figures side by side (links relative to --out)."),
+    ] = True,
+    paired: Annotated[
+        bool,
+        typer.Option(
+            "--paired/--no-paired",
+            help="Judge noise by a paired bootstrap when both revisions' predictions are at hand.",
+        ),
+    ] = True,
+    base_predictions: Annotated[
+        Path | None,
+        typer.Option(help="Folder of BASE's <branch>.parquet (default: read at BASE from the DVC cache/remote)."),
+    ] = None,
 ) -> None:
-    """Markdown report of params and metrics changed since BASE (for pull-request comments)."""
+    """Markdown review since BASE: macro ROC-AUC by branch judged against noise, params, figures."""
     from moviegenre.cli.report import build_report
 
     try:
-        text = build_report(base)
+        text = build_report(base, out=out, figures=figures, paired=paired, base_predictions=base_predictions)
     except MovieGenreError as exc:
         _fail(exc)
     if out is None:
         sys.stdout.write(text)
     else:
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
 
 

@@ -1,0 +1,70 @@
+"""The noise rule: whether a Δ in macro ROC-AUC is a real change or the noise of a few hundred
+scored movies (README "Pull request reviews", "When is Δ real?"). Pure: it is given the scores,
+whether the stage had the same inputs and the paired interval, and reads nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from moviegenre.cli.report.scores import Score
+from moviegenre.evaluation.metrics import BOOTSTRAP_RESAMPLES
+
+# metrics files round AUCs to 6 decimals: a smaller difference is no difference
+EPSILON = 5e-7
+NOISE_RULE = (
+    "**Noise rule.** Δ is **bold** only when it lies outside the noise. With both revisions' "
+    f"predictions at hand: a paired bootstrap ({BOOTSTRAP_RESAMPLES:,} resamples of the scored movies, "
+    "the same resample for base and head) gives a 95% interval for Δ, and Δ is real when that interval "
+    "excludes 0. Otherwise: Δ is real when the two revisions' 95% bootstrap intervals "
+    "(`roc_auc_macro_ci95` in `metrics/<branch>.json`) do not overlap. A branch whose stage had the "
+    "same inputs in both revisions (same deps and params in `dvc.lock`) moved by the machine alone: "
+    "machine noise, never bold."
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How one Δ compares with the noise: kind is unchanged, real, noise, machine, unjudged,
+    new or removed; method says which rule decided."""
+
+    kind: str
+    delta: float | None = None
+    method: str = ""
+
+
+def same_inputs(name: str, base: dict[str, Any], head: dict[str, Any]) -> bool:
+    """Whether the stage that scores ``name`` (train_<name>, or a stage called <name>) ran on the
+    same inputs in both revisions (``revisions.stage_inputs``): then any difference in its AUC
+    came from the machine."""
+    for stage in (f"train_{name}", name):
+        if stage in base and stage in head:
+            return base[stage] == head[stage]
+    return False
+
+
+def moved(base: Score | None, head: Score | None) -> bool:
+    """Whether both revisions have a score and they differ: only then is there a Δ to judge
+    (and a paired bootstrap worth its time)."""
+    return base is not None and head is not None and abs(head.value - base.value) >= EPSILON
+
+
+def judge(base: Score | None, head: Score | None, machine: bool, paired: tuple[float, float] | None) -> Verdict:
+    """The noise rule (``NOISE_RULE``) for one branch and split."""
+    if base is None:
+        return Verdict("new")
+    if head is None:
+        return Verdict("removed")
+    delta = head.value - base.value
+    if abs(delta) < EPSILON:
+        return Verdict("unchanged", 0.0)
+    if machine:
+        return Verdict("machine", delta, "same inputs (dvc.lock)")
+    if paired is not None:
+        low, high = paired
+        return Verdict("real" if low > 0 or high < 0 else "noise", delta, "paired bootstrap")
+    if base.ci95 and head.ci95:
+        overlap = head.ci95[0] <= base.ci95[1] and base.ci95[0] <= head.ci95[1]
+        return Verdict("noise" if overlap else "real", delta, "95% intervals")
+    return Verdict("unjudged", delta, "no interval")
