@@ -294,7 +294,7 @@ def report(runs: list[dict], reference: dict, quick: bool) -> str:
         "| branch | test macro ROC-AUC (this run) | seed reference, same split | seed project reported |",
         "|---|---:|---:|---:|",
     ]
-    for branch in ("image_ml", "text_ml", "image_dl", "text_dl", "text_encoder", "ensemble"):
+    for branch in ("image_ml", "text_ml", "image_dl", "text_dl", "text_encoder", "fusion", "ensemble"):
         if branch not in first["metrics"]:
             continue
         ours = median_of(runs, "metrics", branch, "test", "roc_auc_macro")

@@ -16,7 +16,7 @@ from project import copy_project, dvc, env, git
 
 pytestmark = pytest.mark.e2e
 
-BRANCHES = ("image_ml", "text_ml", "image_dl", "text_dl", "text_encoder")
+BRANCHES = ("image_ml", "text_ml", "image_dl", "text_dl", "text_encoder", "fusion")
 # Small but real settings so the whole pipeline runs in about a minute on generated data.
 TINY = {
     "prepare": {"min_genre_count": 2},
@@ -34,6 +34,8 @@ TINY = {
     "embed": {"sha256": None, "sequence_length": 32, "batch_size": 16, "precision": "float32"},
     "text_encoder": {"max_iter": 200},
     "text_dl": {"epochs": 2, "batch_size": 16, "hidden_units": 32},
+    "word2vec": {"epochs": 2},
+    "fusion": {"epochs": 2, "batch_size": 16, "units": 16, "conv_filters": 8},
 }  # fmt: skip
 
 
@@ -88,6 +90,13 @@ def test_every_branch_and_the_ensemble_write_metrics_in_the_contract(pipeline: P
             (pipeline / "data/prepared/genres.json").read_text())["genres"]  # fmt: skip
     ensemble = json.loads((pipeline / "metrics" / "ensemble.json").read_text())
     assert set(ensemble["weights"]) == set(BRANCHES)
+    for key in ("f1_macro", "f1_micro", "f1_samples", "precision_macro", "recall_macro"):
+        assert 0.0 < ensemble["test"][key] <= 1.0, key
+    model = json.loads((pipeline / "models/ensemble/ensemble.json").read_text())
+    assert [c["branches"] for c in model["combiners"]] == [
+        list(BRANCHES), ["image_ml", "image_dl"], ["text_ml", "text_dl", "text_encoder"]]  # fmt: skip
+    # fusion sees only movies with both, so the poster and plot combiners leave it out
+    assert all(len(c["thresholds"]) == 5 for c in model["combiners"])
     # the headline view is the only metrics file: branch by split, nothing else
     shown = json.loads(dvc(pipeline, "metrics", "show", "--json").stdout)
     files = next(iter(shown.values()))["data"]
@@ -149,7 +158,12 @@ def test_predict_dataset_reproduces_the_ensemble_test_probabilities(pipeline: Pa
     predicted = pd.read_csv(pipeline / "preds.csv", dtype={"id": str}).set_index("id")
     genres = json.loads((pipeline / "data/prepared/genres.json").read_text())["genres"]
     assert len(predicted) == 120
-    assert list(predicted.columns[: len(genres)]) == genres
+    assert list(predicted.columns[: len(genres) + 1]) == ["genres", *genres]
+    thresholds = json.loads((pipeline / "models/ensemble/ensemble.json").read_text())["combiners"][0]["thresholds"]
+    with_both = predicted.loc[predicted[f"image_ml:{genres[0]}"].notna()]
+    expected = ["|".join(g for g, t in zip(genres, thresholds, strict=True) if row[g] >= t)
+                for _, row in with_both.iterrows()]  # fmt: skip
+    assert with_both["genres"].fillna("").tolist() == expected
     assert f"text_dl:{genres[0]}" in predicted.columns
     stored = pd.read_parquet(pipeline / "data/predictions/ensemble.parquet").set_index("id")
     test = stored[stored["split"] == "test"]
@@ -167,13 +181,17 @@ def test_predict_one_movie_by_the_branches_that_see_it(pipeline: Path) -> None:
 
     (pipeline / "poster.jpg").write_bytes(poster_bytes(["Horror"], 7))
     both = moviegenre(pipeline, "predict", "--poster", "poster.jpg", "--plot", "ghost blood scream haunted").stdout
-    assert both.startswith("poster and plot: scored by image_ml, image_dl, text_ml, text_dl, text_encoder")
-    rows = [line.split() for line in both.splitlines()[2:]]
+    assert both.startswith("poster and plot: scored by image_ml, image_dl, text_ml, text_dl, text_encoder, fusion")
+    rows = [line.split() for line in both.splitlines()[3:]]
     assert len(rows) == 5 and rows[0][0] == "Horror"  # the synthetic horror words and colours
+    marked = [row[0] for row in rows if row[1] == "*"]
+    assert both.splitlines()[1] == "genres: " + (", ".join(marked) or "(none above its threshold)")
+    assert "Horror" in marked
     plot_only = moviegenre(pipeline, "predict", "--plot", "love kiss wedding", "--branches", "--top", "2").stdout
     assert plot_only.splitlines()[0] == "plot only: scored by text_ml, text_dl, text_encoder"
-    assert plot_only.splitlines()[1].split() == ["genre", "ensemble", "text_ml", "text_dl", "text_encoder"]
-    assert len(plot_only.splitlines()) == 4
+    assert plot_only.splitlines()[1].startswith("genres: ")
+    assert plot_only.splitlines()[2].split() == ["genre", "ensemble", "text_ml", "text_dl", "text_encoder"]
+    assert len(plot_only.splitlines()) == 5
 
 
 @pytest.mark.parametrize(

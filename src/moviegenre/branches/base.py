@@ -6,9 +6,15 @@ loads itself from there to predict for any rows of its features. The train stage
 ensemble and ``moviegenre predict`` all go through this interface, so adding a branch is one
 module, one entry in ``registry.py``, one stage in dvc.yaml and one params section.
 
+A branch over two feature sets (``fusion``: posters and plots, modality ``both``) names its
+arrays ``set/array``: its rows are those of its own ``feature_set``, the other set's rows are
+aligned to them by movie id, and its input is ``InputParts`` (one part per model input).
+
 ``spec.json`` records what the model was trained on: feature set, arrays and their input
 shape, genre order, the fingerprint of the fitted features (PCA, vocabulary, ...) and the
 library versions. A model applied to features fitted differently is refused with one line.
+For a branch over several feature sets, the input shape and the fingerprint are given per
+part and per set; single-set specs keep their flat form, so their files stay as they were.
 """
 
 from __future__ import annotations
@@ -31,17 +37,21 @@ SPEC = "spec.json"
 _LIBRARIES = ("numpy", "scikit-learn", "keras", "tensorflow")
 
 
+# The inputs a movie must have for a branch of each modality to score it.
+NEEDS: dict[str, tuple[str, ...]] = {"poster": ("poster",), "plot": ("plot",), "both": ("poster", "plot")}
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """What a saved model was trained on; written as ``spec.json`` beside it."""
 
     branch: str
-    feature_set: str
-    arrays: list[str]
-    input_shape: list[int]
+    feature_set: str  # the set whose rows it was trained on (a multi-set branch aligns the others to them)
+    arrays: list[str]  # its reads(): "name" in feature_set, "set/name" in another set
+    input_shape: list[int] | dict[str, list[int]]  # one input's row shape, or each part's (InputParts)
     input_description: str
     genres: list[str]
-    features_fingerprint: str
+    features_fingerprint: str | dict[str, str]  # one feature set's, or feature set -> its fingerprint
     settings: dict[str, Any]
     seed: int
     libraries: dict[str, str]
@@ -73,12 +83,34 @@ class FitContext:
     train_keras: Callable[..., tuple[Any, dict[str, Any]]] | None = None
 
 
+class InputParts:
+    """The row-aligned inputs of a multi-input model (one per tower), selected by rows together.
+
+    ``parts[rows]`` takes the same rows of every part, as an array's ``x[rows]`` would, so the
+    train skeleton and prediction treat it like any other input; Keras receives ``parts.parts``
+    as a dict keyed by its Input layers' names (``keras_common.make_dataset``).
+    """
+
+    def __init__(self, parts: Mapping[str, Any]) -> None:
+        rows = {name: int(part.shape[0]) for name, part in parts.items()}
+        if len(set(rows.values())) != 1:
+            raise ValueError(f"input parts must have the same rows, not {rows}")
+        self.parts = dict(parts)
+        self.shape = (next(iter(rows.values())),)  # rows only: row_shape() gives each part's row shape
+
+    def __getitem__(self, rows: Any) -> InputParts:
+        return InputParts({name: part[rows] for name, part in self.parts.items()})
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+
 class Branch(ABC):
-    """A trainable, saveable genre predictor over one feature set."""
+    """A trainable, saveable genre predictor over one feature set (or several, aligned by movie id)."""
 
     name: ClassVar[str]
-    modality: ClassVar[str]  # "poster" or "plot": the movies it can score
-    feature_set: ClassVar[str]  # the directory under data/features/ it reads
+    modality: ClassVar[str]  # "poster", "plot" or "both": the movies it can score (NEEDS)
+    feature_set: ClassVar[str]  # the directory under data/features/ whose rows it trains on and scores
     schema: ClassVar[Schema]  # its params.yaml section, named like the branch
     model_file: str  # the model's file name inside models/<branch>/
     needs_runtime: ClassVar[bool] = False  # reads the runtime section (TensorFlow settings)
@@ -89,7 +121,23 @@ class Branch(ABC):
     # -- what it reads ---------------------------------------------------------------
     @abstractmethod
     def reads(self) -> tuple[str, ...]:
-        """The arrays of its feature set that ``inputs`` assembles (depends on settings)."""
+        """The arrays that ``inputs`` assembles (depends on settings): ``name`` of its own
+        feature set, or ``set/name`` of any set (a branch over several sets)."""
+
+    def sources(self) -> dict[str, tuple[str, str]]:
+        """Each name of ``reads()`` -> (feature set, array in that set)."""
+        out = {}
+        for name in self.reads():
+            feature_set, _, array = name.rpartition("/")
+            out[name] = (feature_set or self.feature_set, array)
+        return out
+
+    def feature_sets(self) -> dict[str, tuple[str, ...]]:
+        """The arrays it reads by feature set, its own set first (one entry for most branches)."""
+        by_set: dict[str, list[str]] = {self.feature_set: []}
+        for feature_set, array in self.sources().values():
+            by_set.setdefault(feature_set, []).append(array)
+        return {feature_set: tuple(arrays) for feature_set, arrays in by_set.items() if arrays}
 
     def inputs(self, arrays: Mapping[str, Any]) -> Any:
         """The model's input for every row of ``arrays`` (the one array by default)."""
@@ -136,16 +184,19 @@ class Branch(ABC):
         branch.load_model(directory)
         return branch
 
-    def check_features(self, directory: Path, arrays: Mapping[str, Any], features_fingerprint: str) -> None:
+    def check_features(
+        self, directory: Path, arrays: Mapping[str, Any], features_fingerprint: str | dict[str, str]
+    ) -> None:
         """Refuse features fitted differently from the ones the model was trained on."""
         assert self.spec is not None
-        shape = list(_row_shape(self.inputs(arrays)))
+        shape = row_shape(self.inputs(arrays))
         if shape != self.spec.input_shape or features_fingerprint != self.spec.features_fingerprint:
+            sets = " + ".join(f"data/features/{feature_set}" for feature_set in self.feature_sets())
             raise MovieGenreError(
                 f"{directory} was trained on {_shape_text(self.spec.input_shape)} features "
-                f"({self.spec.input_description}) fitted as {self.spec.features_fingerprint}; "
-                f"data/features/{self.feature_set} now gives {_shape_text(shape)} ({self.describe_input(arrays)}) "
-                f"fitted as {features_fingerprint}: run `dvc repro`"
+                f"({self.spec.input_description}) fitted as {_fingerprint_text(self.spec.features_fingerprint)}; "
+                f"{sets} now gives {_shape_text(shape)} ({self.describe_input(arrays)}) "
+                f"fitted as {_fingerprint_text(features_fingerprint)}: run `dvc repro`"
             )
 
 
@@ -159,7 +210,10 @@ def read_spec(directory: Path) -> ModelSpec:
         raise MovieGenreError(f"{path}: not a model spec ({exc}); run `dvc repro`") from exc
 
 
-def row_shape(x: Any) -> list[int]:
+def row_shape(x: Any) -> list[int] | dict[str, list[int]]:
+    """The shape of one row of a model input; per part for ``InputParts``."""
+    if isinstance(x, InputParts):
+        return {name: list(_row_shape(part)) for name, part in x.parts.items()}
     return list(_row_shape(x))
 
 
@@ -172,5 +226,13 @@ def _width(array: Any) -> str:
     return str(shape[0]) if len(shape) == 1 else "x".join(map(str, shape))
 
 
-def _shape_text(shape: list[int]) -> str:
+def _shape_text(shape: list[int] | dict[str, list[int]]) -> str:
+    if isinstance(shape, dict):
+        return " + ".join(f"{name} {_shape_text(part)}" for name, part in shape.items())
     return str(shape[0]) if len(shape) == 1 else "x".join(map(str, shape))
+
+
+def _fingerprint_text(fingerprint: str | dict[str, str]) -> str:
+    if isinstance(fingerprint, dict):
+        return ", ".join(f"{feature_set} {value}" for feature_set, value in fingerprint.items())
+    return fingerprint

@@ -1,24 +1,83 @@
-"""The CNN branch on posters (``image_dl``): a from-scratch network on the decoded pixels.
+"""The CNN branch on posters (``image_dl``): a from-scratch network or a pretrained backbone.
 
 ``classic_cnn`` is the seed project's network layer for layer; ``bn_gap`` replaces its
 Flatten + Dense 128 (most of the seed's weights, and its overfitting) with batch-normalised
 conv blocks and global average pooling, after an optional average-pooling of the input
 (``downsample``) that makes a CPU epoch about 3.5 times faster at 96 x 64. Outputs are
 float32 sigmoids even under mixed precision, for stable losses.
+
+``backbone`` replaces the from-scratch network with a Keras Applications one (MobileNetV2,
+EfficientNetB0, ResNet50, VGG16) under a small head (global average pooling, dropout, the
+sigmoids). All a poster needs on its way in is a layer of the saved model, so prediction feeds
+the same uint8 arrays: resizing to ``input_size`` (null: 224 x 160, the scale ImageNet models
+were trained at, about the posters' 3:2 shape), the augmentations, then the backbone's own
+input scaling: MobileNetV2 [-1, 1], ResNet50 and VGG16 caffe's BGR minus the ImageNet mean (a
+fixed Dense layer on the channels), EfficientNetB0 none (it rescales inside). Only built-in
+layers, so the file loads wherever Keras does, without this module.
+
+``weights`` is imagenet (Keras' file, downloaded once into ``~/.keras/models``), the path of a
+weights file, or null: random initialisation, the backbone trained whole in one phase (its
+BatchNorm momentum lowered to 0.9: Keras' ImageNet values lag far behind at ~35 steps an epoch). With
+pretrained weights, ``freeze: true`` trains the head on frozen features; ``freeze: false``
+does so for ``warmup_epochs`` (a random head's large gradients would wreck the pretrained
+features), then unfreezes the backbone but its BatchNormalization layers, which stay in
+inference mode with ImageNet's statistics as the Keras transfer-learning guide advises, and
+trains on at ``fine_tune_learning_rate`` (the loop's second phase, ``FineTune``).
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
+import warnings
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from moviegenre.branches.base import FitContext
-from moviegenre.branches.keras_common import TRAINING_SCHEMA, KerasBranch
-from moviegenre.config.keys import Key, Schema, boolean, choice, integer
+from moviegenre.branches.keras_common import TRAINING_SCHEMA, FineTune, KerasBranch
+from moviegenre.config.keys import Key, Schema, boolean, choice, integer, number
+from moviegenre.core.errors import MovieGenreError
+
+log = logging.getLogger(__name__)
 
 ARCHITECTURES = ("classic_cnn", "bn_gap")
+BN_GAP_FILTERS = (32, 64, 128, 256)
+
+
+def poster_pixels(inputs: Any, augment: bool, seed: int) -> Any:
+    """uint8 posters scaled to [0, 1]; with ``augment``, randomly flipped, shifted and contrasted
+    while training (the layers pass inputs through at prediction)."""
+    from keras import layers
+
+    x = layers.Rescaling(1.0 / 255)(inputs)
+    if augment:
+        x = layers.RandomFlip("horizontal", seed=seed)(x)
+        x = layers.RandomTranslation(0.05, 0.05, fill_mode="nearest", seed=seed)(x)
+        x = layers.RandomContrast(0.15, seed=seed)(x)
+    return x
+
+
+def bn_gap_trunk(x: Any, downsample: int, filters: tuple[int, ...]) -> Any:
+    """bn_gap's conv trunk on rescaled pixels: optional average-pooling, then per width in
+    ``filters`` a Conv2D + BatchNorm + ReLU + MaxPool block, then global average pooling.
+
+    Shared with the fusion branch's poster tower (narrower ``filters``) so both keep one trunk.
+    """
+    from keras import layers
+
+    if downsample > 1:
+        x = layers.AveragePooling2D(downsample)(x)
+    for width in filters:
+        x = layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.MaxPooling2D(2)(x)
+    return layers.GlobalAveragePooling2D()(x)
 
 
 def image_model(arch: str, height: int, width: int, channels: int, n_genres: int, settings: dict, seed: int) -> Any:
@@ -26,11 +85,7 @@ def image_model(arch: str, height: int, width: int, channels: int, n_genres: int
     from keras import layers
 
     inputs = keras.Input((height, width, channels), dtype="uint8", name="poster")
-    x = layers.Rescaling(1.0 / 255)(inputs)
-    if settings["augment"]:
-        x = layers.RandomFlip("horizontal", seed=seed)(x)
-        x = layers.RandomTranslation(0.05, 0.05, fill_mode="nearest", seed=seed)(x)
-        x = layers.RandomContrast(0.15, seed=seed)(x)
+    x = poster_pixels(inputs, settings["augment"], seed)
     dropout = settings["dropout"]
     if arch == "classic_cnn":
         x = layers.Conv2D(32, 3, padding="same", activation="relu")(x)
@@ -45,21 +100,208 @@ def image_model(arch: str, height: int, width: int, channels: int, n_genres: int
         x = layers.Dense(128, activation="relu")(x)
         x = layers.Dropout(dropout)(x)
     else:
-        if settings["downsample"] > 1:
-            x = layers.AveragePooling2D(settings["downsample"])(x)
-        for filters in (32, 64, 128, 256):
-            x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-            x = layers.BatchNormalization()(x)
-            x = layers.Activation("relu")(x)
-            x = layers.MaxPooling2D(2)(x)
-        x = layers.GlobalAveragePooling2D()(x)
+        x = bn_gap_trunk(x, settings["downsample"], BN_GAP_FILTERS)
         x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(n_genres, activation="sigmoid", dtype="float32", name="genres")(x)
     return keras.Model(inputs, outputs, name=f"image_{arch}")
 
 
+# -- pretrained backbones ------------------------------------------------------------
+
+BACKBONES = ("none", "mobilenet_v2", "efficientnet_b0", "resnet50", "vgg16")
+DEFAULT_INPUT_SIZE = (224, 160)  # height, width: ImageNet's 224 at about the posters' 3:2
+MIN_SIDE = 32  # the smallest input keras.applications accept without their classifier
+BACKBONE_LAYER = "backbone"  # the backbone's name in the model: what fine-tuning unfreezes
+FROM_SCRATCH_BN_MOMENTUM = 0.9  # weights null: BatchNorm's moving statistics follow ~10 recent batches
+CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)  # ResNet50 and VGG16 were trained on BGR minus these
+# EfficientNet's ImageNet file holds these standard deviations as its input normalisation's
+# variances; Keras corrects that with an extra rescaling, but only for weights="imagenet".
+EFFICIENTNET_STDDEV = (0.229, 0.224, 0.225)
+DOWNLOAD_TIMEOUT_S = 30  # per socket operation: urllib would wait forever on a blocked network
+_STORAGE = "https://storage.googleapis.com/"
+
+
+@dataclass(frozen=True)
+class BackboneKind:
+    """How Keras builds one backbone, scales its input and names its ImageNet weights (no top)."""
+
+    application: str  # the keras.applications constructor
+    preprocessing: str  # "tf": [-1, 1]; "caffe": BGR minus CAFFE_BGR_MEAN; "none": done inside it
+    imagenet_dir: str  # where Keras downloads the file from, under _STORAGE
+    imagenet_file: str  # the file's name; MobileNetV2 has one per input size ({rows})
+
+
+KINDS: dict[str, BackboneKind] = {
+    "mobilenet_v2": BackboneKind(
+        "MobileNetV2", "tf", "tensorflow/keras-applications/mobilenet_v2/",
+        "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5",
+    ),
+    "efficientnet_b0": BackboneKind("EfficientNetB0", "none", "keras-applications/", "efficientnetb0_notop.h5"),
+    "resnet50": BackboneKind(
+        "ResNet50", "caffe", "tensorflow/keras-applications/resnet/",
+        "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    ),
+    "vgg16": BackboneKind(
+        "VGG16", "caffe", "tensorflow/keras-applications/vgg16/", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    ),
+}  # fmt: skip
+
+
+def input_size(settings: Mapping[str, Any]) -> tuple[int, int]:
+    """The (height, width) the backbone sees: ``input_size``, or DEFAULT_INPUT_SIZE when null."""
+    size = settings.get("input_size")
+    return (int(size[0]), int(size[1])) if size else DEFAULT_INPUT_SIZE
+
+
+def imagenet_file(backbone: str, size: tuple[int, int]) -> tuple[str, str]:
+    """The name Keras caches a backbone's ImageNet weights under, and its URL.
+
+    MobileNetV2 has a file per square input of 96 to 224 pixels and, like Keras, the 224 one
+    for any other input (the weights' shapes do not depend on the size).
+    """
+    kind = KINDS[backbone]
+    height, width = size
+    rows = height if height == width and height in (96, 128, 160, 192, 224) else 224
+    name = kind.imagenet_file.format(rows=rows)
+    return name, f"{_STORAGE}{kind.imagenet_dir}{name}"
+
+
+def resolve_weights(settings: Mapping[str, Any]) -> Path | None:
+    """The weights file ``image_dl.weights`` names (downloading ImageNet's if needed); None for null."""
+    weights = settings["weights"]
+    if weights is None:
+        return None
+    if weights == "imagenet":
+        return imagenet_weights(settings["backbone"], input_size(settings))
+    from moviegenre.data.sources import project_root
+
+    path = Path(weights).expanduser()
+    path = path if path.is_absolute() else project_root() / path
+    if not path.is_file():
+        raise MovieGenreError(
+            f"{path}: weights file not found; set image_dl.weights to a {settings['backbone']} weights file, "
+            "imagenet or null"
+        )
+    return path
+
+
+def imagenet_weights(backbone: str, size: tuple[int, int]) -> Path:
+    """Keras' ImageNet file for ``backbone``: from its cache, else downloaded there.
+
+    ``KERAS_HOME`` is read here, not only when Keras was imported, so it can be pointed at
+    another cache. Without a network this fails at once (or after DOWNLOAD_TIMEOUT_S), in
+    one line that says where to put the file.
+    """
+    import keras
+
+    name, url = imagenet_file(backbone, size)
+    home = os.environ.get("KERAS_HOME")
+    cache = Path(home or "~/.keras") / "models"
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        return Path(keras.utils.get_file(name, url, cache_subdir="models", cache_dir=home))
+    except Exception as exc:  # no network, proxy, HTTP error: all end the same way for a user
+        reason = _first_line(exc).replace(f"URL fetch failure on {url}: ", "")
+        raise MovieGenreError(
+            f"image_dl.weights is imagenet but {name} is not in {cache} and cannot be downloaded ({reason}); "
+            f"on a machine with internet download {url}, then set image_dl.weights to its path (or copy it "
+            f"into {cache})"
+        ) from exc
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def load_backbone_weights(backbone: Any, kind: str, path: Path) -> None:
+    """Load ``path`` into the backbone, or fail in one line naming the file.
+
+    A foreign file makes Keras warn once per layer before it raises: those warnings are held
+    back (the error says it), and passed to the log only if the file loaded after all.
+    """
+    from keras import layers
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            backbone.load_weights(str(path))
+        except Exception as exc:  # wrong architecture, not HDF5, unknown extension
+            raise MovieGenreError(
+                f"{path}: does not hold {kind} weights (image_dl.weights): {_first_line(exc)}"
+            ) from exc
+    for warning in caught:
+        log.warning("%s: %s", path, warning.message)
+    if kind == "efficientnet_b0":
+        # The correction Keras applies for weights="imagenet" (an extra per-channel rescaling
+        # by 1/sqrt(stddev) after the normalisation), folded into its variances: a local copy
+        # of the same file must give the same network.
+        (norm,) = [layer for layer in backbone.layers if isinstance(layer, layers.Normalization)]
+        norm.adapt_variance.assign(np.asarray(norm.adapt_variance) * np.asarray(EFFICIENTNET_STDDEV, "float32"))
+        norm.finalize_state()
+
+
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def backbone_model(height: int, width: int, n_genres: int, settings: Mapping[str, Any], seed: int) -> Any:
+    """A pretrained (or randomly initialised) backbone with a new head, on uint8 RGB posters."""
+    import keras
+    from keras import layers
+
+    kind = settings["backbone"]
+    spec = KINDS[kind]
+    size = input_size(settings)
+    weights = resolve_weights(settings)
+    inputs = keras.Input((height, width, 3), dtype="uint8", name="poster")
+    x = layers.Resizing(*size, name="resize")(inputs)  # float pixels in 0-255 from here
+    if settings["augment"]:
+        x = layers.RandomFlip("horizontal", seed=seed)(x)
+        x = layers.RandomTranslation(0.05, 0.05, fill_mode="nearest", seed=seed)(x)
+        x = layers.RandomContrast(0.15, value_range=(0, 255), seed=seed)(x)
+    if spec.preprocessing == "tf":
+        x = layers.Rescaling(1 / 127.5, offset=-1.0, dtype="float32", name="scale_to_pm1")(x)
+    elif spec.preprocessing == "caffe":
+        # RGB to BGR and minus the mean as one fixed map on the channels: a built-in layer, no Lambda
+        caffe = layers.Dense(3, trainable=False, dtype="float32", name="caffe_bgr_mean")
+        x = caffe(x)
+        caffe.set_weights([np.eye(3, dtype=np.float32)[::-1], -np.asarray(CAFFE_BGR_MEAN, dtype=np.float32)])
+    backbone = getattr(keras.applications, spec.application)(
+        include_top=False, weights=None, input_shape=(*size, 3), name=BACKBONE_LAYER
+    )
+    if weights is None:
+        # Keras sizes BatchNorm momentum for ImageNet's 20,000 steps an epoch (MobileNetV2: 0.999);
+        # at our ~35 the moving statistics prediction uses lagged so far behind that MobileNetV2
+        # gave every val poster the same scores (AUC 0.5) for its first epochs on the real posters.
+        for layer in backbone.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = min(layer.momentum, FROM_SCRATCH_BN_MOMENTUM)
+        x = backbone(x)
+    else:
+        load_backbone_weights(backbone, kind, weights)
+        backbone.trainable = False
+        x = backbone(x, training=False)  # BatchNormalization in inference mode, even once unfrozen
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(settings["dropout"])(x)
+    outputs = layers.Dense(n_genres, activation="sigmoid", dtype="float32", name="genres")(x)
+    return keras.Model(inputs, outputs, name=f"image_{kind}")
+
+
+def _size_problem(value: list) -> str | None:
+    if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return f"must be [height, width] in pixels, not {value!r}"
+    if min(value) < MIN_SIDE or max(value) > 1024:
+        return f"must have both sides in [{MIN_SIDE}, 1024], not {value!r}"
+    return None
+
+
+def _weights_problem(value: str) -> str | None:
+    return None if value.strip() else "must be imagenet, a weights file's path or null, not empty"
+
+
 class ImageCnn(KerasBranch):
-    """A CNN on featurize_images' uint8 arrays: RGB for ``channels: 3``, greyscale for 1."""
+    """A CNN, from scratch or on a pretrained backbone, on featurize_images' uint8 arrays (RGB or grey)."""
 
     name = "image_dl"
     modality = "poster"
@@ -70,6 +312,12 @@ class ImageCnn(KerasBranch):
         **TRAINING_SCHEMA,
         "augment": boolean(),
         "downsample": integer(1, 8),
+        "backbone": choice(*BACKBONES),
+        "weights": Key((str,), _weights_problem, nullable=True, describe="imagenet, a weights file's path or null"),
+        "freeze": boolean(),
+        "input_size": Key((list,), _size_problem, nullable=True, describe="[height, width] or null"),
+        "warmup_epochs": integer(1, 1000),
+        "fine_tune_learning_rate": number(1e-7, 1.0),
     }
 
     def reads(self) -> tuple[str, ...]:
@@ -80,6 +328,29 @@ class ImageCnn(KerasBranch):
 
     def builder(self, x: Any, context: FitContext) -> Callable[[int], Any]:
         _, height, width, channels = x.shape
-        return lambda n_genres: image_model(
-            self.settings["arch"], height, width, channels, n_genres, self.settings, self.seed
-        )
+        backbone = self.settings.get("backbone", "none")  # absent from settings written before backbones
+        if backbone == "none":
+            return lambda n_genres: image_model(
+                self.settings["arch"], height, width, channels, n_genres, self.settings, self.seed
+            )
+        if channels != 3:
+            raise MovieGenreError(
+                f"image_dl.channels is {channels} but image_dl.backbone {backbone} takes RGB posters: "
+                "set image_dl.channels to 3 (or image_dl.backbone to none)"
+            )
+        if self.settings["weights"] is None:
+            log.info("image_dl: %s from random weights, trained whole in one phase (freeze and warmup_epochs "
+                     "apply to pretrained weights)", backbone)  # fmt: skip
+        return lambda n_genres: backbone_model(height, width, n_genres, self.settings, self.seed)
+
+    def fine_tune(self) -> FineTune | None:
+        """Pretrained and not frozen: a head-only warm-up, then the backbone unfrozen at its own rate."""
+        settings = self.settings
+        if settings.get("backbone", "none") == "none" or settings["weights"] is None or settings["freeze"]:
+            return None
+        if settings["warmup_epochs"] >= settings["epochs"]:
+            raise MovieGenreError(
+                f"image_dl.warmup_epochs ({settings['warmup_epochs']}) must be below image_dl.epochs "
+                f"({settings['epochs']}) with freeze false: no epoch would be left to fine-tune the backbone"
+            )
+        return FineTune(BACKBONE_LAYER, settings["warmup_epochs"], settings["fine_tune_learning_rate"])

@@ -13,13 +13,14 @@ import os
 import zipfile
 from abc import abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from moviegenre.branches.base import Branch, FitContext
+from moviegenre.branches.base import Branch, FitContext, InputParts
 from moviegenre.config.keys import Schema, integer, number
 
 TRAINING_SCHEMA: Schema = {
@@ -35,6 +36,20 @@ TRAINING_SCHEMA: Schema = {
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
+@dataclass(frozen=True)
+class FineTune:
+    """A second training phase, for a pretrained part trained frozen first.
+
+    After ``warmup_epochs`` epochs (of the run's ``epochs``), the model's layer ``layer`` is
+    unfrozen except for its BatchNormalization layers, and training goes on at
+    ``learning_rate``; ``keras_training.fit_keras`` runs it.
+    """
+
+    layer: str
+    warmup_epochs: int
+    learning_rate: float
+
+
 def quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -46,38 +61,72 @@ def make_dataset(
 
     Sparse features are term counts: they are scaled by log1p here, which keeps a long plot's
     repeated words from swamping the first layer, and since prediction uses this function
-    too, training and prediction cannot disagree on the scaling.
+    too, training and prediction cannot disagree on the scaling. ``InputParts`` (a model with
+    several inputs) gives batches of dicts keyed by the parts' names, each part as above.
+
+    The dataset holds row positions, not rows: each batch gathers its rows from ``features``
+    when it is needed (``batch_arrays``), so a memory-mapped feature file is read batch by
+    batch and never copied whole into memory or into the graph. Positions are shuffled by
+    ``tf.data``'s own shuffle with the seed that used to shuffle the rows themselves, whose
+    order does not depend on what it shuffles: the batches hold the same rows in the same
+    order as when the rows were sliced into the dataset, and training gives the same weights.
     """
     quiet_tensorflow()
     import tensorflow as tf
 
-    if sp.issparse(features):
-        block = features[rows].tocoo()
-        x = tf.data.Dataset.from_tensor_slices(
-            tf.sparse.reorder(
-                tf.SparseTensor(
-                    np.stack([block.row, block.col], axis=1).astype(np.int64),
-                    np.log1p(block.data).astype(np.float32),
-                    block.shape,
-                )
-            )
-        )
-    else:
-        x = tf.data.Dataset.from_tensor_slices(np.asarray(features[rows]))
-    data = x if labels is None else tf.data.Dataset.zip((x, tf.data.Dataset.from_tensor_slices(labels[rows])))
+    rows = np.asarray(rows, dtype=np.int64)
+    names = list(features.parts) if isinstance(features, InputParts) else []
+
+    def gather(positions: np.ndarray) -> list[np.ndarray]:
+        chosen = rows[positions]
+        batch = batch_arrays(features, chosen)
+        out = [batch[name] for name in names] if names else [batch]
+        return out if labels is None else [*out, np.asarray(labels[chosen])]
+
+    sample = gather(np.zeros(0, dtype=np.int64))  # dtypes and row shapes, from an empty batch
+    dtypes = [tf.as_dtype(array.dtype) for array in sample]
+    shapes = [(None, *array.shape[1:]) for array in sample]
+
+    def load(positions: Any) -> Any:
+        tensors = tf.numpy_function(gather, [positions], dtypes, stateful=False)
+        for tensor, shape in zip(tensors, shapes, strict=True):
+            tensor.set_shape(shape)
+        x = dict(zip(names, tensors[: len(names)], strict=True)) if names else tensors[0]
+        return x if labels is None else (x, tensors[-1])
+
+    positions = tf.data.Dataset.range(len(rows))
     if shuffle_seed is not None:
-        data = data.shuffle(len(rows), seed=shuffle_seed, reshuffle_each_iteration=True)
-    data = data.batch(batch_size)
-    if sp.issparse(features):
-        densify = (lambda x, y: (tf.sparse.to_dense(x), y)) if labels is not None else tf.sparse.to_dense
-        data = data.map(densify, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        positions = positions.shuffle(len(rows), seed=shuffle_seed, reshuffle_each_iteration=True)
+    data = positions.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return data.prefetch(tf.data.AUTOTUNE)
 
 
+def batch_arrays(features: Any, rows: np.ndarray) -> Any:
+    """``features[rows]`` as the one batch ``make_dataset`` would give: numpy, sparse counts
+    log1p-scaled and dense, ``InputParts`` as a dict by part name."""
+    if isinstance(features, InputParts):
+        return {name: batch_arrays(part, rows) for name, part in features.parts.items()}
+    if not sp.issparse(features):
+        return np.asarray(features[rows])
+    block = sp.csr_matrix(features[rows])
+    scaled = sp.csr_matrix((np.log1p(block.data).astype(np.float32), block.indices, block.indptr), shape=block.shape)
+    return scaled.toarray()
+
+
 def predict_batches(model: Any, features: Any, batch_size: int = 256) -> np.ndarray:
-    """Probabilities for every row of ``features``, clipped to [0, 1] (float16 can overshoot)."""
+    """Probabilities for every row of ``features``, clipped to [0, 1] (float16 can overshoot).
+
+    Rows that fit in one batch (one movie, a request to the server) go through one direct call
+    of the model: ``model.predict`` builds a tf.data pipeline and traces its predict function
+    on every call, which costs more than the network itself for a few rows. Both run the same
+    float32 kernels; probabilities agree to about 1e-7 (tests/test_e2e_pipeline.py holds them
+    to the stage's within 1e-6).
+    """
     rows = np.arange(features.shape[0])
-    proba = model.predict(make_dataset(features, None, rows, batch_size), verbose=0)
+    if len(rows) <= batch_size:
+        proba = model(batch_arrays(features, rows), training=False)
+    else:
+        proba = model.predict(make_dataset(features, None, rows, batch_size), verbose=0)
     return np.clip(np.asarray(proba, dtype=np.float64), 0.0, 1.0)
 
 
@@ -86,7 +135,9 @@ def save_keras(model: Any, target: Path) -> None:
 
     Keras stamps ``date_saved`` into metadata.json, the write time into the zip entry of the
     weights and memory addresses into config.json (``shared_object_id``); all are fixed here
-    so that the same weights give the same file.
+    so that the same weights give the same file. Entries are stored, not deflated: inflating
+    text_dl's 50 MB of weights took 0.3 s of every prediction's load (0.45 s -> 0.15 s), for
+    a file a fifth larger.
     """
     scratch = target.with_name(f".{target.stem}.scratch.keras")
     try:
@@ -94,7 +145,7 @@ def save_keras(model: Any, target: Path) -> None:
         with zipfile.ZipFile(scratch) as source:
             entries = [(info.filename, source.read(info)) for info in source.infolist()]
         buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as out:
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as out:
             for name, data in sorted(entries):
                 if name == "metadata.json":
                     metadata = json.loads(data)
@@ -103,7 +154,7 @@ def save_keras(model: Any, target: Path) -> None:
                 elif name == "config.json":
                     data = json.dumps(_renumber_shared_objects(json.loads(data))).encode()
                 info = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
-                info.compress_type = zipfile.ZIP_DEFLATED
+                info.compress_type = zipfile.ZIP_STORED
                 info.external_attr = 0o644 << 16
                 out.writestr(info, data)
         target.write_bytes(buffer.getvalue())
@@ -152,11 +203,16 @@ class KerasBranch(Branch):
     def builder(self, x: Any, context: FitContext) -> Callable[[int], Any]:
         """A function from the number of genres to an uncompiled model for inputs like ``x``."""
 
+    def fine_tune(self) -> FineTune | None:
+        """The second phase to train after a frozen warm-up, if any (a pretrained backbone's)."""
+        return None
+
     def fit(self, x: Any, labels: np.ndarray, split: np.ndarray, context: FitContext) -> dict[str, Any]:
         assert context.train_keras is not None and context.runtime is not None and context.live_dir is not None
+        fine_tune = self.fine_tune()
         self.model, extra = context.train_keras(
             self.name, self.builder(x, context), x, labels, split, self.settings, self.seed, context.runtime,
-            context.live_dir,
+            context.live_dir, **({"fine_tune": fine_tune} if fine_tune else {}),
         )  # fmt: skip
         return extra
 

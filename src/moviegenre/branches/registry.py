@@ -7,13 +7,14 @@ from pathlib import Path
 
 from moviegenre.branches.base import Branch, read_spec
 from moviegenre.branches.forests import ImageForest, TextForest
+from moviegenre.branches.fusion import FusionNet
 from moviegenre.branches.image_cnn import ImageCnn
 from moviegenre.branches.text_encoder import TextEncoderHead
 from moviegenre.branches.text_nn import TextNet
 from moviegenre.core.errors import MovieGenreError
 
 BRANCHES: dict[str, type[Branch]] = {
-    cls.name: cls for cls in (ImageForest, TextForest, ImageCnn, TextNet, TextEncoderHead)
+    cls.name: cls for cls in (ImageForest, TextForest, ImageCnn, TextNet, TextEncoderHead, FusionNet)
 }
 NAMES: tuple[str, ...] = tuple(BRANCHES)
 

@@ -1,21 +1,79 @@
-"""The neural branch on plots (``text_dl``): a dense NN on term counts, or an LSTM on token ids."""
+"""The neural branch on plots (``text_dl``): a dense NN on term counts, or a network on token ids.
+
+``mlp`` reads ``text.counts``; ``lstm``, ``conv1d`` (Conv1D + global max pooling) and
+``cnn_lstm`` (Conv1D, max pooling, then an LSTM) read ``text.sequences``. Their Embedding
+starts random (``embedding: learned``) or from the word2vec stage's vectors (``word2vec``),
+fine-tuned or frozen (``embedding_trainable``). The vectors are read at fit time only: the
+saved model holds its Embedding, so prediction is the same whatever the embedding.
+
+Padding (id 0) never counts: neither its embedding row nor how much of it follows a plot
+changes a score. The LSTM skips it (Keras mask); the conv architectures, whose layers drop
+Keras masks, zero the padded positions before the convolution (as its own zero padding) and
+after it (ReLU outputs, so a zero never wins a max over real words), and hand their LSTM a
+mask pooled like its input.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import numpy as np
+
 from moviegenre.branches.base import FitContext
 from moviegenre.branches.keras_common import TRAINING_SCHEMA, KerasBranch
-from moviegenre.config.keys import Schema, choice, integer
+from moviegenre.config.keys import Schema, boolean, choice, integer
+from moviegenre.core.errors import MovieGenreError
+from moviegenre.features import word2vec
 from moviegenre.features.text import TOKENIZER
-from moviegenre.features.tokenizer import Tokenizer
+from moviegenre.features.tokenizer import PAD, Tokenizer
+
+ARCHITECTURES = ("mlp", "lstm", "conv1d", "cnn_lstm")
+EMBEDDINGS = ("learned", "word2vec")
+# Keys added after the first models were trained: settings written before (spec.json, tests) lack them.
+LATER_DEFAULTS: dict[str, Any] = {
+    "embedding": "learned",
+    "embedding_trainable": True,
+    "conv_filters": 128,
+    "kernel_size": 5,
+    "pool_size": 4,
+}
 
 
-def text_model(arch: str, input_dim: int, n_genres: int, settings: dict, length: int | None = None) -> Any:
-    import keras
+def _padding_mask(inputs: Any) -> Any:
+    """float32 (batch, steps, 1): 1 where a real token is, 0 on padding."""
+    from keras import ops
+
+    return ops.expand_dims(ops.cast(ops.not_equal(inputs, PAD), "float32"), -1)
+
+
+def _max_pool(x: Any, pool_size: int, length: int) -> Any:
+    """Max over windows of ``pool_size`` steps from the first, the last one completed with zeros.
+
+    Keras' ``padding="same"`` would centre the windows, so how much padding follows a plot
+    would move them; ``valid`` alone would drop the last words of a plot that fills ``length``.
+    """
     from keras import layers
 
+    extra = -length % pool_size
+    if extra:
+        x = layers.ZeroPadding1D((0, extra))(x)
+    return layers.MaxPooling1D(pool_size)(x)
+
+
+def text_model(
+    arch: str,
+    input_dim: int,
+    n_genres: int,
+    settings: dict,
+    length: int | None = None,
+    vectors: np.ndarray | None = None,
+) -> Any:
+    """The uncompiled network; ``vectors`` (input_dim x embedding_dim) start the Embedding when given."""
+    import keras
+    from keras import layers, ops
+
+    settings = LATER_DEFAULTS | settings
     dropout = settings["dropout"]
     if arch == "mlp":
         inputs = keras.Input((input_dim,), name="counts")
@@ -24,9 +82,28 @@ def text_model(arch: str, input_dim: int, n_genres: int, settings: dict, length:
         x = layers.Dropout(dropout)(x)
     else:
         inputs = keras.Input((length,), dtype="int32", name="tokens")
-        x = layers.Embedding(input_dim, settings["embedding_dim"], mask_zero=True)(inputs)
-        # Default activations and no recurrent dropout keep the layer cuDNN-eligible on a GPU.
-        x = layers.LSTM(settings["lstm_units"])(x)
+        x = layers.Embedding(
+            input_dim,
+            settings["embedding_dim"],
+            mask_zero=arch == "lstm",  # conv layers drop Keras masks (with a warning): masked by hand below
+            weights=None if vectors is None else [vectors],
+            trainable=settings["embedding_trainable"],
+        )(inputs)
+        if arch == "lstm":
+            # Default activations and no recurrent dropout keep the layer cuDNN-eligible on a GPU.
+            x = layers.LSTM(settings["lstm_units"])(x)
+        else:
+            real = _padding_mask(inputs)
+            x = ops.multiply(x, ops.cast(real, x.dtype))  # padded words read as the conv's own zero padding
+            x = layers.Conv1D(settings["conv_filters"], settings["kernel_size"], padding="same", activation="relu")(x)
+            x = ops.multiply(x, ops.cast(real, x.dtype))
+            if arch == "conv1d":
+                x = layers.GlobalMaxPooling1D()(x)
+            else:
+                pool = settings["pool_size"]
+                if pool > 1:
+                    x, real = _max_pool(x, pool, length), _max_pool(real, pool, length)
+                x = layers.LSTM(settings["lstm_units"])(x, mask=ops.greater(ops.squeeze(real, -1), 0))
         x = layers.Dense(settings["hidden_units"], activation="relu")(x)
         x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(n_genres, activation="sigmoid", dtype="float32", name="genres")(x)
@@ -34,17 +111,22 @@ def text_model(arch: str, input_dim: int, n_genres: int, settings: dict, length:
 
 
 class TextNet(KerasBranch):
-    """``mlp``: the seed's dense NN on text.counts; ``lstm``: Embedding + LSTM on text.sequences."""
+    """``mlp``: the seed's dense NN on text.counts; ``lstm``, ``conv1d``, ``cnn_lstm``: on text.sequences."""
 
     name = "text_dl"
     modality = "plot"
     feature_set = "text"
     schema: ClassVar[Schema] = {
-        "arch": choice("mlp", "lstm"),
+        "arch": choice(*ARCHITECTURES),
         **TRAINING_SCHEMA,
         "hidden_units": integer(1, 8192),
+        "embedding": choice(*EMBEDDINGS),
+        "embedding_trainable": boolean(),
         "embedding_dim": integer(1, 1024),
         "lstm_units": integer(1, 4096),
+        "conv_filters": integer(1, 4096),
+        "kernel_size": integer(1, 64),
+        "pool_size": integer(1, 64),
     }
 
     def reads(self) -> tuple[str, ...]:
@@ -52,10 +134,27 @@ class TextNet(KerasBranch):
 
     def builder(self, x: Any, context: FitContext) -> Callable[[int], Any]:
         arch = self.settings["arch"]
+        embedding = self.settings.get("embedding", LATER_DEFAULTS["embedding"])
         if arch == "mlp":
-            input_dim = x.shape[1]
-        else:  # one embedding row per id the tokenizer can give
-            assert context.feature_dir is not None
-            input_dim = Tokenizer.load(context.feature_dir / TOKENIZER).vocab_size
-        length = None if arch == "mlp" else x.shape[1]
-        return lambda n_genres: text_model(arch, input_dim, n_genres, self.settings, length)
+            if embedding != "learned":
+                raise MovieGenreError(
+                    f"text_dl.embedding is {embedding!r} but text_dl.arch mlp reads term counts, not token ids: "
+                    "use arch lstm, conv1d or cnn_lstm, or embedding learned"
+                )
+            return lambda n_genres: text_model(arch, x.shape[1], n_genres, self.settings)
+        assert context.feature_dir is not None
+        input_dim = Tokenizer.load(context.feature_dir / TOKENIZER).vocab_size  # one row per id it can give
+        vectors = self._vectors(context) if embedding == "word2vec" else None
+        return lambda n_genres: text_model(arch, input_dim, n_genres, self.settings, x.shape[1], vectors)
+
+    def _vectors(self, context: FitContext) -> np.ndarray:
+        """The word2vec stage's vectors, a sibling of the text features; their width must be embedding_dim."""
+        assert context.feature_dir is not None
+        directory = context.feature_dir.parent / word2vec.FEATURE_SET
+        vectors = word2vec.load_vectors(directory, context.feature_dir)
+        if vectors.shape[1] != self.settings["embedding_dim"]:
+            raise MovieGenreError(
+                f"text_dl.embedding_dim is {self.settings['embedding_dim']} but word2vec.vector_size is "
+                f"{vectors.shape[1]} ({directory / word2vec.VECTORS}): set them equal"
+            )
+        return vectors

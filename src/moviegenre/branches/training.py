@@ -11,18 +11,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from moviegenre.branches.base import Branch, FitContext, ModelSpec, row_shape
 from moviegenre.config.params import load_section
+from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import write_json
 from moviegenre.core.paths import ProjectPaths
 from moviegenre.data.table import labels_for, load_prepared
 from moviegenre.evaluation import probabilities
 from moviegenre.evaluation.metrics import macro_auc_ranks, scores_by_split
-from moviegenre.features.sets import features_fingerprint
+from moviegenre.features.sets import sets_fingerprint
 from moviegenre.features.store import load_array, load_index
 
 log = logging.getLogger(__name__)
@@ -50,11 +53,16 @@ def train_branch(
     runtime: dict[str, Any] | None = None,
     train_keras: Callable[..., Any] | None = None,
 ) -> dict[str, Any]:
-    """Fit ``branch`` on its features' train rows; write model, probabilities and metrics."""
+    """Fit ``branch`` on its features' train rows; write model, probabilities and metrics.
+
+    The rows are those of the branch's own feature set; arrays of another set (a branch over
+    posters and plots) are taken at the same movies, so val and test come out in the order
+    and with the ids every other branch writes.
+    """
     table, genres = load_prepared(paths.prepared)
     feature_dir = paths.features(branch.feature_set)
     index = load_index(feature_dir)
-    arrays = {name: load_array(feature_dir, name) for name in branch.reads()}
+    arrays = load_aligned(branch, paths, index["id"])
     x = branch.inputs(arrays)
     labels = labels_for(index["id"], table, genres)
     split = index["split"].to_numpy()
@@ -77,7 +85,7 @@ def train_branch(
         input_shape=row_shape(x),
         input_description=branch.describe_input(arrays),
         genres=genres,
-        features_fingerprint=features_fingerprint(branch.feature_set, feature_dir, branch.reads()),
+        features_fingerprint=sets_fingerprint(branch.feature_sets(), paths.features),
         settings=branch.settings,
         seed=branch.seed,
         libraries=ModelSpec.library_versions(),
@@ -97,6 +105,31 @@ def train_branch(
         branch.name, metrics["test"]["roc_auc_macro"], metrics["val"]["roc_auc_macro"], fit_s,
     )  # fmt: skip
     return metrics
+
+
+def load_aligned(branch: Branch, paths: ProjectPaths, ids: pd.Series) -> dict[str, Any]:
+    """The arrays ``branch.reads()`` names, each row ``i`` being movie ``ids[i]`` (its own set's rows)."""
+    arrays: dict[str, Any] = {}
+    positions: dict[str, np.ndarray | None] = {branch.feature_set: None}  # None: already in these rows
+    for name, (feature_set, array) in branch.sources().items():
+        directory = paths.features(feature_set)
+        if feature_set not in positions:
+            positions[feature_set] = _positions(ids, load_index(directory)["id"], directory)
+        values, rows = load_array(directory, array), positions[feature_set]
+        arrays[name] = values if rows is None else values[rows]
+    return arrays
+
+
+def _positions(ids: pd.Series, other: pd.Series, directory: Path) -> np.ndarray:
+    """Where each of ``ids`` is in ``other`` (another feature set's index)."""
+    where = pd.Index(other).get_indexer(ids)
+    if (where < 0).any():
+        missing = ids[where < 0]
+        raise MovieGenreError(
+            f"{directory}: has no row for {len(missing)} movie(s) of the branch's rows (e.g. {missing.iloc[0]}); "
+            f"run `dvc repro`"
+        )
+    return where
 
 
 def _write_epochless_summary(branch: Branch, x: Any, labels: np.ndarray, split: np.ndarray, live_dir: Any) -> None:

@@ -71,7 +71,10 @@ def predict_command(
     dataset: Annotated[
         str | None, typer.Option(help="Many movies: anything data.source accepts (archive, directory, URL).")
     ] = None,
-    out: Annotated[Path | None, typer.Option(help="CSV for --dataset: id and one column per genre.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="CSV for --dataset: id, genres (the predicted set) and one probability column per genre."),
+    ] = None,
     branches: Annotated[bool, typer.Option("--branches", help="Show each branch's probabilities too.")] = False,
     top: Annotated[int, typer.Option(help="Genres to show for one movie (0: all).")] = 0,
 ) -> None:

@@ -54,7 +54,7 @@ def predict_one(
     paths: ProjectPaths, poster: Path | None, plot: str | None, plot_file: Path | None, *, with_branches: bool,
     top: int = 0,
 ) -> str:  # fmt: skip
-    """A table of genres sorted by ensemble probability, saying which branches scored it."""
+    """The genre set, then a table of genres sorted by ensemble probability (``*``: in the set)."""
     if top < 0:
         raise MovieGenreError(f"--top must be 0 (all genres) or a positive number, not {top}")
     plot = read_plot(plot, plot_file)
@@ -67,7 +67,10 @@ def predict_one(
     predictor = Predictor(paths, modalities)
     scores = predictor.predict([str(poster) if poster else None], [plot])
     used = branches_used(scores, 0)
-    table = pd.DataFrame({"genre": predictor.genres, "ensemble": scores["ensemble"][0]})
+    in_set = predictor.genre_sets(scores)[0]
+    table = pd.DataFrame({
+        "genre": predictor.genres, "in_set": np.where(in_set, "*", ""), "ensemble": scores["ensemble"][0]
+    })  # fmt: skip
     if with_branches:
         for branch in used:
             table[branch] = scores[branch][0]
@@ -75,12 +78,18 @@ def predict_one(
     if top:
         table = table.head(top)
     seen = "poster and plot" if poster and plot else ("poster only" if poster else "plot only")
-    header = f"{seen}: scored by {', '.join(used)}"
+    by_probability = np.argsort(-scores["ensemble"][0], kind="stable")
+    genre_set = ", ".join(predictor.genres[g] for g in by_probability if in_set[g]) or "(none above its threshold)"
+    header = f"{seen}: scored by {', '.join(used)}\ngenres: {genre_set}"
+    table = table.rename(columns={"in_set": ""})
     return header + "\n" + table.to_string(index=False, float_format=lambda v: f"{v:.3f}")
 
 
 def predict_dataset(paths: ProjectPaths, source: str, out: Path, *, with_branches: bool) -> int:
-    """Fetch and validate ``source`` as the pipeline does, predict every movie, write a CSV."""
+    """Fetch and validate ``source`` as the pipeline does, predict every movie, write a CSV.
+
+    Columns: id, genres (the genre set, ``|``-separated), then one probability per genre.
+    """
     check_out(out)
     from moviegenre.branches.registry import NAMES
     from moviegenre.data.ingest import build_raw
@@ -101,6 +110,9 @@ def predict_dataset(paths: ProjectPaths, source: str, out: Path, *, with_branche
         predictor = Predictor(paths)
         scores = predictor.predict(posters, table["plot"].tolist())
     frame = pd.DataFrame(scores["ensemble"], columns=predictor.genres)
+    sets = predictor.genre_sets(scores)
+    genres = np.array(predictor.genres)
+    frame.insert(0, "genres", ["|".join(genres[row]) for row in sets])  # the genre set, as MM-IMDb writes it
     if with_branches:
         for branch in (b for b in NAMES if b in scores):
             branch_frame = pd.DataFrame(scores[branch], columns=[f"{branch}:{g}" for g in predictor.genres])

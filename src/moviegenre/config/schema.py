@@ -59,6 +59,13 @@ SECTIONS: dict[str, Key | Schema] = {
         "batch_size": integer(1, 4096),
         "precision": choice("auto", "float32", "mixed_bfloat16"),
     },
+    "word2vec": {
+        "vector_size": integer(1, 1024),
+        "window": integer(1, 50),
+        "min_count": integer(1),
+        "epochs": integer(1, 1000),
+        "sg": boolean(),
+    },
     "runtime": {
         "device": choice("auto", "cpu", "gpu"),
         "mixed_precision": boolean(),

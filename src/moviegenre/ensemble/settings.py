@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from moviegenre.branches.registry import NAMES
-from moviegenre.config.keys import Schema, choice, number_map, string_list
+from moviegenre.config.keys import Schema, choice, integer, number, number_map, string_list
 
-METHODS = ("mean", "weighted", "val")
+METHODS = ("mean", "weighted", "val", "stack")
 
 SCHEMA: Schema = {
     "method": choice(*METHODS),
     "weights": number_map(NAMES),
     "branches": string_list(NAMES),
+    "stack_C": number(1e-6, 1e6),
+    "stack_folds": integer(2, 20),
 }

@@ -6,7 +6,7 @@ one entry in each mapping below.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,9 @@ STATE_FILES: dict[str, dict[str, tuple[str, ...]]] = {
     embeddings.FEATURE_SET: embeddings.STATE_FILES,
 }
 
+# What each set featurizes, so what a movie needs to be in it: a poster or a plot.
+MODALITY: dict[str, str] = {images.FEATURE_SET: "poster", text.FEATURE_SET: "plot", embeddings.FEATURE_SET: "plot"}
+
 PREDICT_BATCH = 64
 
 
@@ -35,6 +38,18 @@ def features_fingerprint(feature_set: str, feature_dir: Path, arrays: Iterable[s
     _check(feature_set)
     files = {name for array in arrays for name in STATE_FILES[feature_set][array]}
     return fingerprint(feature_dir, files)
+
+
+def sets_fingerprint(
+    arrays_by_set: Mapping[str, Iterable[str]], directory: Callable[[str], Path]
+) -> str | dict[str, str]:
+    """What a model spec records for arrays of one or several sets (``directory``: set -> its directory).
+
+    One set gives its ``features_fingerprint``, the form single-set specs have always had;
+    several give each set's, by name, so a refused model says which set was refitted.
+    """
+    by_set = {name: features_fingerprint(name, directory(name), arrays) for name, arrays in arrays_by_set.items()}
+    return next(iter(by_set.values())) if len(by_set) == 1 else by_set
 
 
 def load_featurizer(feature_set: str, feature_dir: Path) -> Featurize:

@@ -4,27 +4,28 @@ Branches load themselves from ``models/<branch>/`` through the Branch interface,
 features of new movies come from the featurizers the feature stages saved (PCA and colour
 statistics, vectorisers, tokenizer), through the same functions the stages ran. A movie is
 scored by the branches that can see it (a poster: the poster branches; a plot: the plot
-branches) and the ensemble weights are renormalised over those. A model whose spec does not
+branches) and combined by the ensemble's combiner for those branches, whose thresholds give
+its genre set (models/ensemble, fitted on val by the ensemble stage). A model whose spec does not
 match today's features is refused with one line. Nothing here imports a training loop.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 import numpy as np
 
-from moviegenre.branches.base import Branch
+from moviegenre.branches.base import NEEDS, Branch
 from moviegenre.branches.registry import NAMES, branch_class, load_branch
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.paths import ProjectPaths
 from moviegenre.data.table import load_genres
-from moviegenre.ensemble.combine import combine
-from moviegenre.features.sets import Featurize, features_fingerprint, load_featurizer
+from moviegenre.ensemble.model import EnsembleModel
+from moviegenre.features.sets import MODALITY, Featurize, load_featurizer, sets_fingerprint
 
 log = logging.getLogger(__name__)
+
 
 class Predictor:
     """The ensemble's branches and the featurizers they need, loaded once."""
@@ -32,17 +33,18 @@ class Predictor:
     def __init__(self, paths: ProjectPaths, modalities: tuple[str, ...] = ("poster", "plot")) -> None:
         self.paths = paths
         self.genres = load_genres(paths.prepared)
-        ensemble_metrics = paths.metrics / "ensemble.json"
-        if not ensemble_metrics.is_file():
-            raise MovieGenreError(f"{ensemble_metrics}: not built yet (run `dvc repro` first)")
-        self.weights: dict[str, float] = json.loads(ensemble_metrics.read_text())["weights"]
+        self.ensemble = EnsembleModel.load(paths.model("ensemble"))
+        if self.ensemble.genres != self.genres:
+            raise MovieGenreError(
+                f"{paths.model('ensemble')}: fitted on other genres than {paths.prepared}; run `dvc repro`"
+            )
         self.branches: dict[str, Branch] = {}
-        for name in self.weights:
+        for name in self.ensemble.branches:
             directory = paths.model(name)
             if not directory.is_dir():
                 raise MovieGenreError(f"{directory}: not built yet (run `dvc repro` first)")
-            if branch_class(name).modality not in modalities:
-                continue  # a plot-only movie does not pay for loading the poster models
+            if not set(NEEDS[branch_class(name).modality]) <= set(modalities):
+                continue  # a plot-only movie does not pay for loading the poster (or fusion) models
             branch = load_branch(directory)
             if branch.spec is None or branch.spec.genres != self.genres:
                 raise MovieGenreError(f"{directory}: trained on other genres than {paths.prepared}; run `dvc repro`")
@@ -55,29 +57,48 @@ class Predictor:
         return self.featurizers[feature_set](inputs)
 
     def predict(self, posters: list[str | None], plots: list[str | None]) -> dict[str, np.ndarray]:
-        """Probabilities (n, n_genres) per branch and 'ensemble'; NaN rows where a branch cannot see the movie."""
+        """Probabilities (n, n_genres) per branch and 'ensemble'; NaN rows where a branch cannot see the movie
+        (a poster branch: no poster; a plot branch: no plot; fusion: either missing)."""
         n, n_genres = len(posters), len(self.genres)
-        by_modality = {"poster": posters, "plot": plots}
+        given = {"poster": posters, "plot": plots}
         out = {name: np.full((n, n_genres), np.nan) for name in self.branches}
-        arrays_by_set: dict[str, dict[str, Any]] = {}
+        featurized: dict[str, tuple[np.ndarray, dict[str, Any]]] = {}  # feature set -> (its movies, their arrays)
         for name, branch in self.branches.items():
-            values = by_modality[branch.modality]
-            rows = np.array([i for i, v in enumerate(values) if v is not None], dtype=int)
+            rows = seen_rows(branch.modality, posters, plots)
             if not len(rows):
                 continue
-            if branch.feature_set not in arrays_by_set:
-                arrays_by_set[branch.feature_set] = self._arrays(branch.feature_set, [values[i] for i in rows])
-            arrays = arrays_by_set[branch.feature_set]
-            directory = self.paths.features(branch.feature_set)
+            arrays: dict[str, Any] = {}
+            for key, (feature_set, array) in branch.sources().items():
+                if feature_set not in featurized:  # once per set, for every movie that has its input
+                    values = given[MODALITY[feature_set]]
+                    movies = np.array([i for i, v in enumerate(values) if v is not None], dtype=int)
+                    featurized[feature_set] = (movies, self._arrays(feature_set, [values[i] for i in movies]))
+                movies, set_arrays = featurized[feature_set]
+                same = len(movies) == len(rows)  # rows are a subset of movies: the same movies
+                arrays[key] = set_arrays[array] if same else set_arrays[array][np.searchsorted(movies, rows)]
             branch.check_features(
-                self.paths.model(name), arrays, features_fingerprint(branch.feature_set, directory, branch.reads())
+                self.paths.model(name), arrays, sets_fingerprint(branch.feature_sets(), self.paths.features)
             )
             out[name][rows] = branch.predict_proba(branch.inputs(arrays))
-        out["ensemble"] = combine(out, {b: w for b, w in self.weights.items() if b in out})
+        out["ensemble"], _ = self.ensemble.predict({b: out[b] for b in self.branches})
         return out
+
+    def genre_sets(self, by_branch: dict[str, np.ndarray]) -> np.ndarray:
+        """Boolean (n, n_genres): each movie's genre set, at the thresholds fitted on val for the
+        branches that saw it."""
+        return self.ensemble.predict({b: by_branch[b] for b in self.branches})[1]
 
 
 def branches_used(by_branch: dict[str, np.ndarray], row: int) -> list[str]:
-    """The branches that scored movie ``row``: poster branches first, in registry order."""
+    """The branches that scored movie ``row``: poster branches, plot branches, then those on both,
+    each in registry order."""
     seen = [b for b in NAMES if b in by_branch and not np.isnan(by_branch[b][row]).all()]
-    return sorted(seen, key=lambda b: branch_class(b).modality != "poster")
+    order = {modality: i for i, modality in enumerate(NEEDS)}
+    return sorted(seen, key=lambda b: order[branch_class(b).modality])
+
+
+def seen_rows(modality: str, posters: list[str | None], plots: list[str | None]) -> np.ndarray:
+    """The movies a branch of ``modality`` can score: those with every input it NEEDS."""
+    given = {"poster": posters, "plot": plots}
+    needs = NEEDS[modality]
+    return np.array([i for i in range(len(posters)) if all(given[m][i] is not None for m in needs)], dtype=int)

@@ -1,0 +1,91 @@
+"""The fusion branch (``fusion``): one Keras network over a movie's poster and its plot.
+
+The other branches each see one modality and meet only in the ensemble's weighted mean;
+here a poster tower (image_dl's batch-normalised conv trunk, narrower, on average-pooled
+pixels) and a plot tower (one Dense layer on log1p term counts or on the sentence encoder's
+embeddings) each end in a batch-normalised embedding ``units`` wide; the two are merged
+(``method``: concatenated, added, multiplied or their element-wise maximum), then Dropout and
+the genre layer, so the network can learn interactions between what the poster shows and
+what the plot says.
+
+It trains on the movies that have both, i.e. the image feature set's rows (every movie
+with a poster has a plot); the plot arrays are aligned to them by movie id, and val and test
+are the movies every branch scores. A movie without a poster or without a plot is not
+scored by it (modality ``both``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from moviegenre.branches.base import FitContext, InputParts
+from moviegenre.branches.image_cnn import bn_gap_trunk, poster_pixels
+from moviegenre.branches.keras_common import TRAINING_SCHEMA, KerasBranch
+from moviegenre.config.keys import Schema, boolean, choice, integer
+
+# method -> the Keras merge layer; all but concat need towers of equal width (both are ``units``)
+MERGE_LAYERS = {"concat": "Concatenate", "add": "Add", "multiply": "Multiply", "max": "Maximum"}
+# text_input -> the array it reads, as "feature set/array"
+TEXT_ARRAYS = {"counts": "text/counts", "embeddings": "embeddings/embeddings"}
+POSTER_ARRAY = "images/rgb"
+CONV_BLOCKS = 4  # as image_dl's bn_gap: 96 x 64 pooled by 2 ends at 3 x 2 before global pooling
+
+
+def fusion_model(
+    poster_shape: tuple[int, ...], text_dim: int, n_genres: int, settings: Mapping[str, Any], seed: int
+) -> Any:
+    """The uncompiled two-tower network; its inputs are named ``poster`` and ``plot``."""
+    import keras
+    from keras import layers
+
+    units = settings["units"]
+    poster = keras.Input(poster_shape, dtype="uint8", name="poster")
+    plot = keras.Input((text_dim,), name="plot")
+    x = poster_pixels(poster, settings["augment"], seed)
+    filters = tuple(settings["conv_filters"] * 2**block for block in range(CONV_BLOCKS))
+    x = bn_gap_trunk(x, settings["downsample"], filters)
+    image_embedding = _embedding(x, units, "poster")
+    text_embedding = _embedding(plot, units, "plot")
+    merge = getattr(layers, MERGE_LAYERS[settings["method"]])
+    x = merge(name="merge")([image_embedding, text_embedding])
+    x = layers.Dropout(settings["dropout"])(x)
+    outputs = layers.Dense(n_genres, activation="sigmoid", dtype="float32", name="genres")(x)
+    return keras.Model({"poster": poster, "plot": plot}, outputs, name=f"fusion_{settings['method']}")
+
+
+def _embedding(x: Any, units: int, tower: str) -> Any:
+    """A tower's ``units``-wide embedding: Dense + ReLU, batch-normalised so that neither tower's
+    scale dominates an add, multiply or max (on counts it also lifted val AUC 0.80 -> 0.84)."""
+    from keras import layers
+
+    x = layers.Dense(units, activation="relu", name=f"{tower}_embedding")(x)
+    return layers.BatchNormalization(name=f"{tower}_norm")(x)
+
+
+class FusionNet(KerasBranch):
+    """Poster pixels (images.rgb) and plot features (text.counts or embeddings) in one network."""
+
+    name = "fusion"
+    modality = "both"
+    feature_set = "images"  # its rows: the movies with a poster, all of which have a plot
+    schema: ClassVar[Schema] = {
+        "method": choice(*MERGE_LAYERS),
+        "text_input": choice(*TEXT_ARRAYS),
+        **TRAINING_SCHEMA,
+        "units": integer(1, 4096),
+        "conv_filters": integer(1, 256),
+        "downsample": integer(1, 8),
+        "augment": boolean(),
+    }
+
+    def reads(self) -> tuple[str, ...]:
+        return (POSTER_ARRAY, TEXT_ARRAYS[self.settings["text_input"]])
+
+    def inputs(self, arrays: Mapping[str, Any]) -> InputParts:
+        return InputParts({"poster": arrays[POSTER_ARRAY], "plot": arrays[TEXT_ARRAYS[self.settings["text_input"]]]})
+
+    def builder(self, x: Any, context: FitContext) -> Callable[[int], Any]:
+        poster_shape = tuple(int(d) for d in x.parts["poster"].shape[1:])
+        text_dim = int(x.parts["plot"].shape[1])
+        return lambda n_genres: fusion_model(poster_shape, text_dim, n_genres, self.settings, self.seed)
