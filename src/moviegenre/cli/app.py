@@ -93,6 +93,23 @@ def predict_command(
         _fail(exc)
 
 
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8000,
+    max_upload_mb: Annotated[
+        float, typer.Option(help="Largest request body (poster and plot) in MB; a larger one gets 413.")
+    ] = 10.0,
+) -> None:
+    """Serve predictions over HTTP: POST /predict, GET /health, a page at /; the artifacts load once."""
+    from moviegenre.cli.serve import serve
+
+    try:
+        serve(PATHS, host, port, max_upload_mb)
+    except MovieGenreError as exc:
+        _fail(exc)
+
+
 @app.command("check-params")
 def check_params_command(
     params: Annotated[Path, typer.Option(help="The params file to validate.")] = PATHS.params,

@@ -57,6 +57,7 @@ POOLING = "mean"  # mean of the last hidden states over non-padding tokens, [CLS
 NORMALISATION = "l2"
 BUCKET = 16  # padded lengths are multiples of this: few distinct shapes, little padding
 TOKENIZE_CHUNK = 1024  # texts per tokenizer call: bounds the ragged tensors' memory
+EAGER_TOKENIZE = 64  # up to this many texts, tokenize eagerly rather than trace the tokenizer
 # the files a Hugging Face BERT checkpoint needs here (hf:// downloads only these)
 HF_FILES = ("config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
 
@@ -248,6 +249,8 @@ class SentenceEncoder:
         # traced once each, whatever the number of texts or the batch shapes: no retracing
         self._embed_batch = tf.function(self._pooled, input_signature=[ids, ids])
         self._tokenize = tf.function(tokenizer.tokenize, input_signature=[tf.TensorSpec([None], tf.string)])
+        if hasattr(tokenizer, "_allow_python_workflow"):  # recent KerasHub: eager calls would take its
+            tokenizer._allow_python_workflow = False  # pure-Python WordPiece; keep the TensorFlow Text ops
 
     @classmethod
     def load(
@@ -303,12 +306,20 @@ class SentenceEncoder:
 
         The tokenizer runs as a graph traced once: called eagerly on a Python list it takes
         about 7x longer (it converts every row to a Python list), and a ``tf.data`` map
-        retraces on every call (0.4 s, which matters when predicting one movie).
+        retraces on every call (0.4 s, which matters when predicting one movie). A few texts
+        (one movie, a request to the server) are tokenized eagerly all the same, by the same
+        TensorFlow Text ops: tracing costs 2-5 s, the eager call milliseconds (same ids for
+        all 7,895 MM-IMDb plots).
         """
         import tensorflow as tf
 
         keep = self.sequence_length - 2
         rows: list[np.ndarray] = []
+        if len(texts) <= EAGER_TOKENIZE:
+            for piece in self.tokenizer.tokenize(tf.constant(texts, dtype=tf.string)):
+                piece = np.asarray(piece, dtype=np.int32)
+                rows.append(np.concatenate(([self._cls], piece[:keep], [self._sep])).astype(np.int32))
+            return rows
         for begin in range(0, len(texts), TOKENIZE_CHUNK):
             ragged = self._tokenize(tf.constant(texts[begin : begin + TOKENIZE_CHUNK], dtype=tf.string))
             flat, lengths = ragged.flat_values.numpy(), ragged.row_lengths().numpy()

@@ -1,0 +1,420 @@
+"""`moviegenre serve`: the trained pipeline behind HTTP, loaded once.
+
+The artifacts (branches, featurizers, ensemble) load at startup, before the port opens, and
+one warm-up prediction traces what TensorFlow traces on first use, so the first request
+costs what every later one does. Then:
+
+- ``POST /predict``: a multipart form with a ``poster`` file and/or a ``plot`` field (or a
+  JSON body ``{"plot": "..."}``) gives what ``moviegenre predict`` prints: the branches that
+  scored the movie, its genre set (at the thresholds fitted on val for those branches) and
+  each genre's ensemble probability; ``?branches=true`` adds each branch's, ``?top=N`` keeps
+  the N most probable genres.
+- ``GET /health``: the genres, the branches loaded, fingerprints of the models and the git
+  commit.
+- ``GET /``: a page to upload a poster and paste a plot.
+
+A bad request is a 4xx with ``{"error": "..."}``: no poster and no plot, an empty plot, a
+poster that is not an image, a body over ``--max-upload-mb`` (413).
+
+Predictions run one at a time on one worker thread. TensorFlow already spreads one
+prediction over every core, so two at once would not finish sooner, and neither the Keras
+models nor the predictor's lazily filled caches are documented as safe to call from several
+threads at once. Requests that arrive while a prediction runs wait in a queue and go
+together into the next ``Predictor.predict`` call (up to ``MAX_BATCH``), which costs little
+more than one movie: that is where the throughput comes from. A movie's probabilities do
+not depend on the others in its batch beyond float rounding (about 1e-7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.datastructures import UploadFile
+
+from moviegenre.core.errors import MovieGenreError
+from moviegenre.core.paths import ProjectPaths
+from moviegenre.data.posters import poster_problem
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_UPLOAD_MB = 10.0
+MAX_BATCH = 16  # movies per Predictor.predict call, from requests that queued up meanwhile
+WARM_UP_PLOT = "A young woman moves to a haunted house where her family is killed one by one."
+
+
+@dataclass
+class Scored:
+    """One movie's result, as the worker computed it (arrays by genre, in vocabulary order)."""
+
+    branches: list[str]
+    in_set: np.ndarray
+    ensemble: np.ndarray
+    by_branch: dict[str, np.ndarray]
+
+
+@dataclass
+class _Job:
+    poster: str | None
+    plot: str | None
+    future: asyncio.Future[Scored]
+
+
+@dataclass
+class Batcher:
+    """One prediction at a time on one thread, with the requests that queued meanwhile batched in."""
+
+    predict: Callable[[list[str | None], list[str | None]], list[Scored]]
+    max_batch: int = MAX_BATCH
+    queue: asyncio.Queue[_Job] = field(default_factory=asyncio.Queue)
+    executor: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
+    )
+    done: int = 0
+
+    async def submit(self, poster: str | None, plot: str | None) -> Scored:
+        future: asyncio.Future[Scored] = asyncio.get_running_loop().create_future()
+        await self.queue.put(_Job(poster, plot, future))
+        return await future
+
+    async def run(self) -> None:
+        """Take what is queued (at least one request), predict it in one call, hand out the rows."""
+        loop = asyncio.get_running_loop()
+        while True:
+            jobs = [await self.queue.get()]
+            while len(jobs) < self.max_batch and not self.queue.empty():
+                jobs.append(self.queue.get_nowait())
+            jobs = [job for job in jobs if not job.future.done()]  # clients that gave up
+            if not jobs:
+                continue
+            results = await loop.run_in_executor(self.executor, self._predict_each, jobs)
+            for job, result in zip(jobs, results, strict=True):
+                if job.future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    job.future.set_exception(result)
+                else:
+                    job.future.set_result(result)
+            self.done += len(jobs)
+
+    def _predict_each(self, jobs: list[_Job]) -> list[Scored | BaseException]:
+        """The batch in one call; if it fails, each movie alone, so that one bad movie fails alone."""
+        try:
+            return list(self.predict([j.poster for j in jobs], [j.plot for j in jobs]))
+        except Exception as exc:
+            if len(jobs) == 1:
+                return [exc]
+        results: list[Scored | BaseException] = []
+        for job in jobs:
+            try:
+                results.extend(self.predict([job.poster], [job.plot]))
+            except Exception as exc:
+                results.append(exc)
+        return results
+
+
+def scorer(predictor: Any) -> Callable[[list[str | None], list[str | None]], list[Scored]]:
+    """``Predictor.predict`` for a batch, cut into one ``Scored`` per movie."""
+    from moviegenre.predict.predictor import branches_used
+
+    def predict(posters: list[str | None], plots: list[str | None]) -> list[Scored]:
+        scores = predictor.predict(posters, plots)
+        sets = predictor.genre_sets(scores)
+        results = []
+        for row in range(len(posters)):
+            used = branches_used(scores, row)
+            by_branch = {b: scores[b][row] for b in used}
+            results.append(Scored(used, sets[row], scores["ensemble"][row], by_branch))
+        return results
+
+    return predict
+
+
+def model_fingerprints(paths: ProjectPaths, names: list[str]) -> dict[str, str]:
+    """sha256 (16 hex digits) of each model directory's files, so /health says which models answer."""
+    out = {}
+    for name in names:
+        digest = hashlib.sha256()
+        for path in sorted(p for p in paths.model(name).iterdir() if p.is_file()):
+            digest.update(path.name.encode() + b"\0")
+            with path.open("rb") as fh:
+                while block := fh.read(1 << 20):
+                    digest.update(block)
+        out[name] = digest.hexdigest()[:16]
+    return out
+
+
+def git_commit(root: Path) -> str | None:
+    """The checkout's commit, or None outside git (a copy, a container)."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
+def warm_up_poster(directory: Path) -> Path:
+    from PIL import Image
+
+    path = directory / "warm-up.jpeg"
+    Image.new("RGB", (64, 96), (120, 30, 40)).save(path, format="JPEG")
+    return path
+
+
+class BodyLimit:
+    """Refuse a request body over ``max_bytes`` with 413: at once when Content-Length says so,
+    else as soon as that many bytes have arrived (a chunked upload)."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        message = f"request body over the {self.max_bytes / 1e6:g} MB limit (--max-upload-mb)"
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await JSONResponse({"error": message}, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> dict:
+            nonlocal received
+            event = await receive()
+            if event["type"] == "http.request":
+                received += len(event.get("body", b""))
+                if received > self.max_bytes:
+                    raise HTTPException(413, message)
+            return event
+
+        await self.app(scope, limited, send)
+
+
+def create_app(
+    predictor: Any, paths: ProjectPaths, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, warm_up: bool = True
+) -> FastAPI:
+    """The FastAPI application over a loaded ``Predictor`` (both modalities)."""
+    scratch = tempfile.TemporaryDirectory(prefix="moviegenre-serve-")
+    uploads = Path(scratch.name)
+    batcher = Batcher(scorer(predictor))
+    started = time.time()
+    models = [*predictor.branches, "ensemble"]
+    health = {
+        "status": "ok",
+        "genres": len(predictor.genres),
+        "branches": list(predictor.branches),
+        "ensemble": {"method": predictor.ensemble.method, "branches": list(predictor.ensemble.branches)},
+        "models": model_fingerprints(paths, models),
+        "git_commit": git_commit(paths.root),
+        "max_upload_mb": max_upload_mb,
+    }
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if warm_up:  # traces the encoder and makes oneDNN's kernels: the first request should not pay
+            loop = asyncio.get_running_loop()
+            poster = str(warm_up_poster(uploads))
+            began = time.perf_counter()
+            await loop.run_in_executor(batcher.executor, batcher.predict, [poster, None], [WARM_UP_PLOT] * 2)
+            log.info("warm-up prediction: %.1f s", time.perf_counter() - began)
+        worker = asyncio.create_task(batcher.run())
+        try:
+            yield
+        finally:
+            worker.cancel()
+            batcher.executor.shutdown(wait=True)
+            scratch.cleanup()
+
+    app = FastAPI(title="moviegenre", summary="Genres of a movie from its poster and plot", lifespan=lifespan)
+    app.add_middleware(BodyLimit, max_bytes=int(max_upload_mb * 1e6))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=400)
+
+    @app.get("/health")
+    async def health_check() -> dict[str, Any]:
+        return health | {"uptime_s": round(time.time() - started, 1), "predictions": batcher.done}
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> str:
+        return PAGE
+
+    @app.post("/predict")
+    async def predict(request: Request, branches: bool = False, top: int = 0) -> dict[str, Any]:
+        if top < 0:
+            raise HTTPException(400, f"top must be 0 (all genres) or a positive number, not {top}")
+        plot, upload = await _read_movie(request)
+        poster = None
+        try:
+            if upload is not None:
+                poster = uploads / f"{uuid.uuid4().hex}.img"
+                with poster.open("wb") as out:
+                    while block := await upload.read(1 << 20):
+                        out.write(block)
+                problem = poster_problem(poster)
+                if problem:
+                    reason = "empty file" if problem == "zero_bytes" else problem.replace("_", " ")
+                    raise HTTPException(400, f"poster: not a readable image ({reason})")
+            if plot is None and poster is None:
+                raise HTTPException(400, "give a poster (file) and/or a plot (text)")
+            try:
+                scored = await batcher.submit(str(poster) if poster else None, plot)
+            except MovieGenreError as exc:
+                raise HTTPException(400, str(exc)) from exc
+            except Exception as exc:
+                log.exception("prediction failed")
+                raise HTTPException(500, f"prediction failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            if poster is not None:
+                poster.unlink(missing_ok=True)
+        return result(predictor.genres, scored, poster is not None, plot is not None, branches, top)
+
+    return app
+
+
+async def _read_movie(request: Request) -> tuple[str | None, UploadFile | None]:
+    """The plot (None if not given) and the poster upload (None if not given) of a request."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/json"):
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            raise HTTPException(400, f"the body is not valid JSON ({exc})") from exc
+        if not isinstance(body, dict) or set(body) - {"plot"}:
+            raise HTTPException(400, 'a JSON body is {"plot": "..."} (send a poster as a multipart form)')
+        plot, upload = body.get("plot"), None
+    elif content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        form = await request.form()
+        unknown = set(form) - {"plot", "poster"}
+        if unknown:
+            raise HTTPException(400, f"unknown form field(s): {', '.join(sorted(unknown))} (expected poster, plot)")
+        plot, upload = form.get("plot"), form.get("poster")
+        if upload is not None and not isinstance(upload, UploadFile):
+            raise HTTPException(400, "poster must be a file upload")
+        if upload is not None and not upload.filename and not upload.size:
+            upload = None  # a form's file input left empty
+    elif not content_type and not await request.body():
+        plot, upload = None, None  # an empty POST: say what to send, as for an empty form
+    else:
+        raise HTTPException(415, 'send a multipart form (poster, plot) or a JSON body {"plot": "..."}')
+    if plot is not None:
+        if not isinstance(plot, str):
+            raise HTTPException(400, "plot must be text")
+        if not plot.strip():
+            raise HTTPException(400, "the plot is empty")
+    return plot, upload
+
+
+def result(
+    genres: list[str], scored: Scored, poster: bool, plot: bool, with_branches: bool, top: int = 0
+) -> dict[str, Any]:
+    """What `moviegenre predict` prints for one movie, as JSON: genres by ensemble probability."""
+    order = np.argsort(-scored.ensemble, kind="stable")
+    shown = order[:top] if top else order
+    out: dict[str, Any] = {
+        "seen": "poster and plot" if poster and plot else ("poster only" if poster else "plot only"),
+        "branches": scored.branches,
+        "genres": [genres[g] for g in order if scored.in_set[g]],
+        "probabilities": {genres[g]: float(scored.ensemble[g]) for g in shown},
+    }
+    if with_branches:
+        out["by_branch"] = {b: {genres[g]: float(p[g]) for g in shown} for b, p in scored.by_branch.items()}
+    return out
+
+
+def serve(paths: ProjectPaths, host: str, port: int, max_upload_mb: float) -> None:
+    """Load the artifacts (an error is one line before the port opens), then serve until stopped."""
+    if max_upload_mb <= 0:
+        raise MovieGenreError(f"--max-upload-mb must be positive, not {max_upload_mb:g}")
+    import uvicorn
+
+    from moviegenre.predict.predictor import Predictor
+
+    began = time.perf_counter()
+    predictor = Predictor(paths, ("poster", "plot"))
+    log.info("loaded %s in %.1f s", ", ".join(predictor.branches), time.perf_counter() - began)
+    app = create_app(predictor, paths, max_upload_mb)
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>moviegenre</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body { font-family: system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; padding: 0 1rem; }
+textarea { width: 100%; height: 9rem; } label { display: block; margin: .8rem 0 .3rem; font-weight: 600; }
+button { margin-top: 1rem; padding: .4rem 1.2rem; } #error { color: #b00020; }
+table { border-collapse: collapse; margin-top: 1rem; } td, th { padding: .15rem .6rem; text-align: right; }
+td:first-child, th:first-child { text-align: left; } tr.in-set td:first-child { font-weight: 700; }
+.bar { display: inline-block; height: .7rem; background: #4a7bd0; }
+</style></head>
+<body>
+<h1>moviegenre</h1>
+<p>Upload a poster, paste a plot, or both: the branches that can see them score the movie.</p>
+<form id="movie">
+  <label for="poster">Poster</label><input id="poster" name="poster" type="file" accept="image/*">
+  <label for="plot">Plot</label><textarea id="plot" name="plot"></textarea>
+  <label><input id="branches" type="checkbox"> each branch's probabilities</label>
+  <button type="submit">Predict</button>
+</form>
+<p id="error"></p>
+<div id="result" hidden><p id="scored"></p><p><b>Genres:</b> <span id="genres"></span></p>
+<table id="table"></table></div>
+<script>
+const form = document.getElementById("movie");
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const body = new FormData();
+  const poster = document.getElementById("poster").files[0];
+  const plot = document.getElementById("plot").value;
+  if (poster) body.append("poster", poster);
+  if (plot) body.append("plot", plot);
+  const branches = document.getElementById("branches").checked;
+  document.getElementById("error").textContent = "";
+  const response = await fetch("predict?branches=" + branches, { method: "POST", body });
+  const data = await response.json();
+  if (!response.ok) {
+    document.getElementById("result").hidden = true;
+    document.getElementById("error").textContent = data.error;
+    return;
+  }
+  document.getElementById("scored").textContent = data.seen + ": scored by " + data.branches.join(", ");
+  document.getElementById("genres").textContent = data.genres.join(", ") || "(none above its threshold)";
+  const table = document.getElementById("table");
+  const names = branches ? Object.keys(data.by_branch) : [];
+  const head = "<tr><th>genre</th><th>ensemble</th><th></th>" + names.map((b) => "<th>" + b + "</th>").join("");
+  const rows = Object.entries(data.probabilities).map(([genre, p]) =>
+    "<tr class='" + (data.genres.includes(genre) ? "in-set" : "") + "'><td>" + genre + "</td><td>" +
+    p.toFixed(3) + "</td><td><span class='bar' style='width:" + (p * 8).toFixed(2) + "rem'></span></td>" +
+    names.map((b) => "<td>" + data.by_branch[b][genre].toFixed(3) + "</td>").join("") + "</tr>");
+  table.innerHTML = head + "</tr>" + rows.join("");
+  document.getElementById("result").hidden = false;
+});
+</script>
+</body></html>
+"""
