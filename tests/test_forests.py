@@ -97,3 +97,28 @@ def test_model_trained_on_other_features_is_refused_in_one_line(prepared_project
     assert "models/image_ml was trained on 89 features (pca 8 + colour 81)" in message
     assert "now gives 86 (pca 5 + colour 81)" in message and message.endswith("run `dvc repro`")
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("estimator", ["ExtraTreesClassifier", "RandomForestClassifier"])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_flat_forest_gives_scikit_learns_probabilities_on_both_walks(
+    tmp_path: Path, estimator: str, sparse: bool
+) -> None:
+    """A few rows walk the flat trees in numpy, many go through scikit-learn's compiled walk:
+    both must give exactly what the fitted forest gives, also after a save and a memory-mapped load."""
+    import scipy.sparse as sp
+    from sklearn import ensemble
+
+    rng = np.random.default_rng(5)
+    x = rng.random((300, 12)).astype(np.float32)
+    x[x < 0.6] = 0.0  # sparse-looking, like TF-IDF
+    y = np.c_[x[:, 0] + x[:, 1] > 0.6, x[:, 2] > 0.5, np.zeros(300)].astype(int)  # the last genre never positive
+    fitted = getattr(ensemble, estimator)(n_estimators=15, random_state=0).fit(x, y)
+    features = sp.csr_matrix(x) if sparse else x
+    flat = forests.FlatForest.from_sklearn(fitted)
+    flat.save(tmp_path / "model.joblib")
+    loaded = forests.FlatForest.load(tmp_path / "model.joblib")
+    for rows in (slice(0, 3), slice(0, 17), slice(None)):  # numpy walk, compiled walk, several chunks
+        expected = forests.positive_proba(fitted, features[rows])
+        np.testing.assert_array_equal(flat.predict(features[rows]), expected)
+        np.testing.assert_array_equal(loaded.predict(features[rows]), expected)
