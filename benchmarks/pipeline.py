@@ -32,6 +32,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from process_cost import measure  # noqa: E402  (benchmarks/, the script's own folder)
+
 from moviegenre.core.stage import setup_logging  # noqa: E402
 
 log = logging.getLogger("benchmark")
@@ -83,31 +85,14 @@ def _env() -> dict[str, str]:
     }
 
 
-def measure(args: list[str], cwd: Path) -> dict[str, float]:
-    """Wall seconds, CPU seconds and peak RSS (MiB, largest process of the tree) of one command."""
-    started = time.perf_counter()
-    process = subprocess.Popen(args, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = process.stdout.read() if process.stdout else b""
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - started
-    if process.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed:\n{output.decode(errors='replace')[-3000:]}")
-    return {
-        "wall_s": wall,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "peak_rss_mib": usage.ru_maxrss / 1024,
-    }
-
-
 def run_pipeline(repo: Path) -> dict:
     stages = list(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
     dvc = [sys.executable, "-m", "dvc"]
     results: dict = {"stages": {}}
     for stage in stages:
         log.info("stage %s", stage)
-        results["stages"][stage] = measure([*dvc, "repro", "--single-item", "--force", stage], repo)
-    results["noop_repro_s"] = measure([*dvc, "repro"], repo)["wall_s"]
+        results["stages"][stage] = measure([*dvc, "repro", "--single-item", "--force", stage], repo, _env())
+    results["noop_repro_s"] = measure([*dvc, "repro"], repo, _env())["wall_s"]
     results["metrics"] = {p.stem: json.loads(p.read_text()) for p in sorted((repo / "metrics").glob("*.json"))}
     results["timings"] = {
         p.stem: json.loads(p.read_text()) for p in sorted((repo / "metrics" / "timings").glob("*.json"))

@@ -28,30 +28,17 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from process_cost import measure  # benchmarks/, the script's own folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _env(src: Path = ROOT / "src") -> dict[str, str]:
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(src)}
-
-
-def measure(args: list[str], cwd: Path, src: Path = ROOT / "src") -> dict[str, float]:
-    """Wall seconds, CPU seconds and peak RSS (MiB) of one command, from its own rusage."""
-    started = time.perf_counter()
-    process = subprocess.Popen(args, cwd=cwd, env=_env(src), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    output = process.stdout.read() if process.stdout else b""
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    wall = time.perf_counter() - started
-    if process.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed:\n{output.decode(errors='replace')[-3000:]}")
-    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mib": usage.ru_maxrss / 1024}
 
 
 def pick_movie(root: Path, scratch: Path) -> tuple[Path, Path]:
@@ -109,11 +96,11 @@ def main() -> None:
             baseline_root = (args.baseline_root or root).resolve()
             commands["baseline predict poster+plot"] = (both, baseline_root, args.baseline_src.resolve())
         for command, cwd, code in commands.values():  # warm the page cache (models, libraries) before timing
-            measure(command, cwd, code)
+            measure(command, cwd, _env(code))
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in commands}
         for i in range(args.repeat):
             for name, (command, cwd, code) in commands.items():
-                runs[name].append(measure(command, cwd, code))
+                runs[name].append(measure(command, cwd, _env(code)))
                 print(f"pair {i + 1}/{args.repeat} {name}: {runs[name][-1]['wall_s']:.2f} s", file=sys.stderr)
     summary = {name: summarise(r) for name, r in runs.items()}
     base = summary["import tensorflow"]["wall_median_s"]

@@ -34,7 +34,6 @@ import os
 import random
 import re
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -44,6 +43,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import yaml
+from process_cost import measure  # benchmarks/, the script's own folder
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE = ROOT.parent / "shared" / "datasets" / "mmimdb-subset.tar.gz"
@@ -193,23 +193,6 @@ def copy_project(dest: Path, overrides: dict[str, object]) -> Path:
     return dest
 
 
-def measure(args: list[str], cwd: Path, env: dict[str, str]) -> dict[str, float]:
-    """Wall s, CPU s (the process and its children) and peak RSS MiB (its largest process)."""
-    started = time.perf_counter()
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-        if process.returncode != 0:
-            log.seek(0)
-            raise SystemExit(f"{' '.join(args)} failed in {cwd}:\n{log.read().decode(errors='replace')[-3000:]}")
-    return {
-        "wall_s": time.perf_counter() - started,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "rss_mib": usage.ru_maxrss / 1024,
-    }
-
-
 def stage_graph(dvc_yaml: Path) -> dict[str, dict]:
     return yaml.safe_load(dvc_yaml.read_text())["stages"]
 
@@ -274,7 +257,7 @@ def table(runs: dict[int, dict], sizes: dict[int, dict]) -> str:
     growth = [k for k in ks if k > 1]
     head += " | " + " | ".join(f"exp wall k={k} | exp CPU k={k}" for k in growth) + " |"
     lines += ["", head, "|---|" + "---:|" * (3 * len(ks) + 2 * len(growth))]
-    totals = {k: {"wall_s": 0.0, "cpu_s": 0.0, "rss_mib": 0.0} for k in ks}
+    totals = {k: {"wall_s": 0.0, "cpu_s": 0.0, "peak_rss_mib": 0.0} for k in ks}
     complete = {k: True for k in ks}
     for stage in stages:
         cells = []
@@ -284,10 +267,10 @@ def table(runs: dict[int, dict], sizes: dict[int, dict]) -> str:
                 cells.append("— | — | —")
                 complete[k] = False
                 continue
-            cells.append(f"{r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['rss_mib']:.0f}")
+            cells.append(f"{r['wall_s']:.1f} | {r['cpu_s']:.1f} | {r['peak_rss_mib']:.0f}")
             totals[k]["wall_s"] += r["wall_s"]
             totals[k]["cpu_s"] += r["cpu_s"]
-            totals[k]["rss_mib"] = max(totals[k]["rss_mib"], r["rss_mib"])
+            totals[k]["peak_rss_mib"] = max(totals[k]["peak_rss_mib"], r["peak_rss_mib"])
         base = runs[ks[0]].get(stage)
         for k in growth:
             r = runs[k].get(stage)
@@ -299,7 +282,7 @@ def table(runs: dict[int, dict], sizes: dict[int, dict]) -> str:
                 cpu = exponent(r["cpu_s"], base["cpu_s"], scale)
                 cells.append(f"{wall:.2f} | {cpu:.2f}")
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
-    cells = [f"{totals[k]['wall_s']:.1f} | {totals[k]['cpu_s']:.1f} | {totals[k]['rss_mib']:.0f}" for k in ks]
+    cells = [f"{totals[k]['wall_s']:.1f} | {totals[k]['cpu_s']:.1f} | {totals[k]['peak_rss_mib']:.0f}" for k in ks]
     for k in growth:
         scale = k / ks[0]
         if complete[k] and complete[ks[0]]:
