@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -16,6 +17,20 @@ from synthetic import make_mmimdb_archive
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_ARCHIVE = PROJECT_ROOT.parent / "shared" / "datasets" / "mmimdb-subset.tar.gz"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_encoder_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every test, and every command a test starts, caches exported encoders in a temporary directory,
+    never in the user's ~/.cache."""
+    directory = tmp_path_factory.mktemp("moviegenre-cache")
+    before = os.environ.get("MOVIEGENRE_CACHE")
+    os.environ["MOVIEGENRE_CACHE"] = str(directory)
+    yield directory
+    if before is None:
+        os.environ.pop("MOVIEGENRE_CACHE", None)
+    else:
+        os.environ["MOVIEGENRE_CACHE"] = before
 
 
 @pytest.fixture

@@ -22,7 +22,9 @@ on the texts. A text's embedding may move in the 7th decimal with its batch neig
 
 The fitted state (``encoder.json``) names the preset as it was given, not resolved, plus the
 sha256 of its weights and vocabulary, so that two runs, or a run in a DVC experiment copy,
-write the same bytes and ``moviegenre predict`` rebuilds the very same encoder.
+write the same bytes and ``moviegenre predict`` rebuilds the very same encoder. Prediction
+reads it from a SavedModel export of that encoder (``SentenceEncoder.export``, cached by
+``encoder_cache``), which gives the same vectors without KerasHub's build and tracing costs.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import hashlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +61,9 @@ NORMALISATION = "l2"
 BUCKET = 16  # padded lengths are multiples of this: few distinct shapes, little padding
 TOKENIZE_CHUNK = 1024  # texts per tokenizer call: bounds the ragged tensors' memory
 EAGER_TOKENIZE = 64  # up to this many texts, tokenize eagerly rather than trace the tokenizer
+IDENTITY_KEYS = ("preset", "layout", "weights", "vocabulary", "lowercase", "strip_accents")
+EXPORT_MODEL = "saved_model"  # SentenceEncoder.export: the SavedModel's directory
+EXPORT_STATE = "export.json"  # ... and the state and special token ids beside it
 # the files a Hugging Face BERT checkpoint needs here (hf:// downloads only these)
 HF_FILES = ("config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
 
@@ -229,28 +235,80 @@ def _load_keras_hub(files: PresetFiles, precision: str) -> tuple[Any, Any]:
     return backbone, tokenizer
 
 
+def _split(flat: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
+    """A ragged batch's rows from its flat values and row lengths."""
+    return np.split(flat.astype(np.int32), np.cumsum(lengths)[:-1]) if len(lengths) else []
+
+
 def _bucketed(length: int, cap: int) -> int:
     return min(cap, -(-length // BUCKET) * BUCKET)
 
 
 class SentenceEncoder:
-    """A frozen BERT sentence encoder: texts in, unit-length float32 vectors out, fast on a CPU."""
+    """A frozen BERT sentence encoder: texts in, unit-length float32 vectors out, fast on a CPU.
+
+    It is made in one of two ways, with the same arithmetic:
+
+    - ``load`` builds it from the preset with KerasHub: what the stage runs;
+    - ``from_export`` reads what ``export`` wrote: a TensorFlow SavedModel of the ready
+      tokenizer and pooled forward pass. Loading it skips importing KerasHub, building BERT's
+      layers (with random values the checkpoint then overwrites) and tracing, about 3 s of a
+      one-movie prediction on a 2-core CPU, which is why prediction uses it (encoder_cache).
+    """
 
     def __init__(
-        self, backbone: Any, tokenizer: Any, sequence_length: int, identity: dict[str, Any], precision: str
+        self,
+        tokenize: Callable[[list[str]], list[np.ndarray]],
+        embed_batch: Callable[[Any, Any], Any],
+        special_ids: tuple[int, int, int],
+        state: dict[str, Any],
+        keras_parts: tuple[Any, Any] | None = None,
     ) -> None:
+        self._tokenize, self._embed_batch = tokenize, embed_batch
+        self._cls, self._sep, self._pad = special_ids
+        self._state = state
+        self.sequence_length, self.precision, self.dim = state["sequence_length"], state["precision"], state["dim"]
+        self.identity = {key: state[key] for key in IDENTITY_KEYS}
+        # the KerasHub backbone and tokenizer when built from the preset (export needs them)
+        self.backbone, self.tokenizer = keras_parts if keras_parts else (None, None)
+        self._module: Any = None  # the loaded SavedModel when read by from_export: its functions need it alive
+
+    @classmethod
+    def from_keras(
+        cls, backbone: Any, tokenizer: Any, sequence_length: int, identity: dict[str, Any], precision: str
+    ) -> SentenceEncoder:
+        """Wrap a KerasHub backbone and tokenizer: the pooled forward pass and the tokenizer traced once each."""
         import tensorflow as tf
 
-        self.backbone, self.tokenizer = backbone, tokenizer
-        self.sequence_length, self.identity, self.precision = sequence_length, identity, precision
-        self.dim = int(backbone.hidden_dim)
-        self._cls, self._sep, self._pad = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
-        ids = tf.TensorSpec([None, None], tf.int32)
-        # traced once each, whatever the number of texts or the batch shapes: no retracing
-        self._embed_batch = tf.function(self._pooled, input_signature=[ids, ids])
-        self._tokenize = tf.function(tokenizer.tokenize, input_signature=[tf.TensorSpec([None], tf.string)])
         if hasattr(tokenizer, "_allow_python_workflow"):  # recent KerasHub: eager calls would take its
             tokenizer._allow_python_workflow = False  # pure-Python WordPiece; keep the TensorFlow Text ops
+        ids = tf.TensorSpec([None, None], tf.int32)
+        state = {
+            **identity,
+            "sequence_length": int(sequence_length),
+            "pooling": POOLING,
+            "normalisation": NORMALISATION,
+            "precision": precision,
+            "dim": int(backbone.hidden_dim),
+        }
+        traced_tokenize = tf.function(tokenizer.tokenize, input_signature=[tf.TensorSpec([None], tf.string)])
+
+        def tokenize(texts: list[str]) -> list[np.ndarray]:
+            """A few texts (one movie, a request to the server) are tokenized eagerly, by the same
+            TensorFlow Text ops: tracing costs 2-5 s, the eager call milliseconds (same ids for all
+            7,895 MM-IMDb plots). Many go through the graph traced once: eagerly they take about
+            7x longer, and a ``tf.data`` map would retrace on every call."""
+            batch = tf.constant(texts, dtype=tf.string)
+            if len(texts) <= EAGER_TOKENIZE:
+                return [np.asarray(piece, dtype=np.int32) for piece in tokenizer.tokenize(batch)]
+            ragged = traced_tokenize(batch)
+            return _split(ragged.flat_values.numpy(), ragged.row_lengths().numpy())
+
+        embed_batch = tf.function(  # traced once, whatever the batch shapes: no retracing
+            lambda token_ids, padding_mask: pooled_output(backbone, token_ids, padding_mask), input_signature=[ids, ids]
+        )
+        special = (tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id)
+        return cls(tokenize, embed_batch, special, state, keras_parts=(backbone, tokenizer))
 
     @classmethod
     def load(
@@ -278,52 +336,66 @@ class SentenceEncoder:
         log.info(
             "sentence encoder %s: %s layers, dim %s, %s", preset, backbone.num_layers, backbone.hidden_dim, precision
         )
-        return cls(backbone, tokenizer, int(sequence_length), identity, precision)
+        return cls.from_keras(backbone, tokenizer, int(sequence_length), identity, precision)
+
+    def export(self, directory: Path) -> None:
+        """Write this encoder as a SavedModel (``saved_model/``) and its state (``export.json``) into ``directory``."""
+        import tensorflow as tf
+
+        if self.backbone is None:
+            raise MovieGenreError("only an encoder built from its preset can be exported")
+        backbone, tokenizer = self.backbone, self.tokenizer
+
+        class Exported(tf.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                # tracked: the SavedModel holds the weights. The tokenizer is not: its WordPiece model is a
+                # constant inside the traced graph, and tracking the layer would save (and load) its every function
+                self.backbone_variables = list(backbone.variables)
+
+            @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+            def tokenize(self, texts: Any) -> dict[str, Any]:
+                ragged = tokenizer.tokenize(texts)
+                return {"flat": ragged.flat_values, "lengths": ragged.row_lengths()}
+
+            @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)] * 2)
+            def embed(self, token_ids: Any, padding_mask: Any) -> Any:
+                return pooled_output(backbone, token_ids, padding_mask)
+
+        tf.saved_model.save(Exported(), str(directory / EXPORT_MODEL))
+        payload = {"state": self.state(), "special_ids": [self._cls, self._sep, self._pad]}
+        (directory / EXPORT_STATE).write_text(json_text(payload))
+
+    @classmethod
+    def from_export(cls, directory: Path) -> SentenceEncoder:
+        """The encoder ``export`` wrote into ``directory``; any damage is one MovieGenreError."""
+        import tensorflow as tf
+        import tensorflow_text  # noqa: F401  registers the WordPiece ops the saved tokenizer calls
+
+        def tokenize(texts: list[str]) -> list[np.ndarray]:
+            parts = module.tokenize(tf.constant(texts, dtype=tf.string))
+            return _split(parts["flat"].numpy(), parts["lengths"].numpy())
+
+        try:
+            payload = json.loads((directory / EXPORT_STATE).read_text(encoding="utf-8"))
+            special = (int(payload["special_ids"][0]), int(payload["special_ids"][1]), int(payload["special_ids"][2]))
+            module = tf.saved_model.load(str(directory / EXPORT_MODEL))
+            encoder = cls(tokenize, module.embed, special, payload["state"])
+        except Exception as exc:  # a missing file, a truncated SavedModel, a foreign JSON: all mean "rebuild it"
+            raise MovieGenreError(f"{directory}: unreadable encoder export ({_first_line(exc)})") from exc
+        encoder._module = module
+        return encoder
 
     def state(self) -> dict[str, Any]:
         """Everything that decides the embeddings, nothing machine- or run-specific (goes into encoder.json)."""
-        return {
-            **self.identity,
-            "sequence_length": self.sequence_length,
-            "pooling": POOLING,
-            "normalisation": NORMALISATION,
-            "precision": self.precision,
-            "dim": self.dim,
-        }
-
-    def _pooled(self, token_ids: Any, padding_mask: Any) -> Any:
-        """Mean of the last hidden states over real tokens, L2-normalised, in float32."""
-        import tensorflow as tf
-
-        inputs = {"token_ids": token_ids, "segment_ids": tf.zeros_like(token_ids), "padding_mask": padding_mask}
-        hidden = tf.cast(self.backbone(inputs, training=False)["sequence_output"], tf.float32)
-        mask = tf.cast(padding_mask, tf.float32)[:, :, None]
-        mean = tf.reduce_sum(hidden * mask, axis=1) / tf.reduce_sum(mask, axis=1)
-        return tf.math.l2_normalize(mean, axis=-1)
+        return dict(self._state)
 
     def token_ids(self, texts: list[str]) -> list[np.ndarray]:
-        """WordPiece ids of each text with [CLS] and [SEP], truncated to ``sequence_length``.
-
-        The tokenizer runs as a graph traced once: called eagerly on a Python list it takes
-        about 7x longer (it converts every row to a Python list), and a ``tf.data`` map
-        retraces on every call (0.4 s, which matters when predicting one movie). A few texts
-        (one movie, a request to the server) are tokenized eagerly all the same, by the same
-        TensorFlow Text ops: tracing costs 2-5 s, the eager call milliseconds (same ids for
-        all 7,895 MM-IMDb plots).
-        """
-        import tensorflow as tf
-
+        """WordPiece ids of each text with [CLS] and [SEP], truncated to ``sequence_length``."""
         keep = self.sequence_length - 2
         rows: list[np.ndarray] = []
-        if len(texts) <= EAGER_TOKENIZE:
-            for piece in self.tokenizer.tokenize(tf.constant(texts, dtype=tf.string)):
-                piece = np.asarray(piece, dtype=np.int32)
-                rows.append(np.concatenate(([self._cls], piece[:keep], [self._sep])).astype(np.int32))
-            return rows
         for begin in range(0, len(texts), TOKENIZE_CHUNK):
-            ragged = self._tokenize(tf.constant(texts[begin : begin + TOKENIZE_CHUNK], dtype=tf.string))
-            flat, lengths = ragged.flat_values.numpy(), ragged.row_lengths().numpy()
-            for piece in np.split(flat, np.cumsum(lengths)[:-1]):
+            for piece in self._tokenize(texts[begin : begin + TOKENIZE_CHUNK]):
                 rows.append(np.concatenate(([self._cls], piece[:keep], [self._sep])).astype(np.int32))
         return rows
 
@@ -355,6 +427,17 @@ class SentenceEncoder:
         elapsed = time.perf_counter() - start
         log.info("encoded %d texts in %.1f s (%.1f texts/s)", len(texts), elapsed, len(texts) / max(elapsed, 1e-9))
         return out
+
+
+def pooled_output(backbone: Any, token_ids: Any, padding_mask: Any) -> Any:
+    """Mean of the last hidden states over real tokens, L2-normalised, in float32."""
+    import tensorflow as tf
+
+    inputs = {"token_ids": token_ids, "segment_ids": tf.zeros_like(token_ids), "padding_mask": padding_mask}
+    hidden = tf.cast(backbone(inputs, training=False)["sequence_output"], tf.float32)
+    mask = tf.cast(padding_mask, tf.float32)[:, :, None]
+    mean = tf.reduce_sum(hidden * mask, axis=1) / tf.reduce_sum(mask, axis=1)
+    return tf.math.l2_normalize(mean, axis=-1)
 
 
 def embed_text(table: pd.DataFrame, settings: dict, out_dir: Path) -> dict:

@@ -1,20 +1,17 @@
-"""The feature sets by name: the state files behind each array, and how to featurize new movies.
+"""The feature sets by name: the state files behind each array, and what a movie needs to be in one.
 
-Prediction asks here for the featurizer of a branch's feature set, so a new feature set is
-one entry in each mapping below.
+A new feature set is one entry in each mapping below (and one in predict.featurizers, which
+featurizes new movies and is kept apart so that training stages do not depend on it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.features import embeddings, images, text
 from moviegenre.features.store import fingerprint
-
-Featurize = Callable[[list[str]], dict[str, Any]]
 
 STATE_FILES: dict[str, dict[str, tuple[str, ...]]] = {
     images.FEATURE_SET: images.STATE_FILES,
@@ -25,17 +22,15 @@ STATE_FILES: dict[str, dict[str, tuple[str, ...]]] = {
 # What each set featurizes, so what a movie needs to be in it: a poster or a plot.
 MODALITY: dict[str, str] = {images.FEATURE_SET: "poster", text.FEATURE_SET: "plot", embeddings.FEATURE_SET: "plot"}
 
-PREDICT_BATCH = 64
 
-
-def _check(feature_set: str) -> None:
+def check_feature_set(feature_set: str) -> None:
     if feature_set not in STATE_FILES:
         raise MovieGenreError(f"unknown feature set {feature_set!r} (known: {', '.join(STATE_FILES)})")
 
 
 def features_fingerprint(feature_set: str, feature_dir: Path, arrays: Iterable[str]) -> str:
     """Fingerprint of the fitted state behind ``arrays`` (what a model spec records)."""
-    _check(feature_set)
+    check_feature_set(feature_set)
     files = {name for array in arrays for name in STATE_FILES[feature_set][array]}
     return fingerprint(feature_dir, files)
 
@@ -50,16 +45,3 @@ def sets_fingerprint(
     """
     by_set = {name: features_fingerprint(name, directory(name), arrays) for name, arrays in arrays_by_set.items()}
     return next(iter(by_set.values())) if len(by_set) == 1 else by_set
-
-
-def load_featurizer(feature_set: str, feature_dir: Path) -> Featurize:
-    """A function from new movies' inputs (poster paths or plots) to the feature set's arrays."""
-    _check(feature_set)
-    if feature_set == images.FEATURE_SET:
-        posters = images.PosterFeaturizer.load(feature_dir)
-        return lambda paths: posters.transform(paths, progress=len(paths) > 1)
-    if feature_set == text.FEATURE_SET:
-        plots = text.PlotFeaturizer.load(feature_dir)
-        return lambda texts: plots.transform(texts)
-    encoder = embeddings.load_encoder(feature_dir)
-    return lambda texts: {"embeddings": encoder.encode(texts, PREDICT_BATCH, progress=len(texts) > 1)}

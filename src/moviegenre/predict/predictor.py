@@ -22,7 +22,8 @@ from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.paths import ProjectPaths
 from moviegenre.data.table import load_genres
 from moviegenre.ensemble.model import EnsembleModel
-from moviegenre.features.sets import MODALITY, Featurize, load_featurizer, sets_fingerprint
+from moviegenre.features.sets import MODALITY, sets_fingerprint
+from moviegenre.predict.featurizers import Featurize, load_featurizer
 
 log = logging.getLogger(__name__)
 

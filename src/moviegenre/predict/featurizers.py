@@ -1,0 +1,34 @@
+"""New movies' features, by the featurizers the feature stages saved.
+
+Kept out of ``features.sets`` because only prediction needs it: the training stages' code
+dependencies then stop at the feature sets' names and state files, and a change here (the
+encoder cache, say) reruns no stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from moviegenre.features import embeddings, encoder_cache, images, text
+from moviegenre.features.sets import check_feature_set
+
+Featurize = Callable[[list[str]], dict[str, Any]]
+
+PREDICT_BATCH = 64  # plots per forward pass of the sentence encoder when many are predicted at once
+
+
+def load_featurizer(feature_set: str, feature_dir: Path) -> Featurize:
+    """A function from new movies' inputs (poster paths or plots) to the feature set's arrays."""
+    check_feature_set(feature_set)
+    if feature_set == images.FEATURE_SET:
+        posters = images.PosterFeaturizer.load(feature_dir)
+        return lambda paths: posters.transform(paths, progress=len(paths) > 1)
+    if feature_set == text.FEATURE_SET:
+        plots = text.PlotFeaturizer.load(feature_dir)
+        return lambda texts: plots.transform(texts)
+    if feature_set == embeddings.FEATURE_SET:
+        encoder = encoder_cache.load_cached_encoder(feature_dir)  # a SavedModel export: no build, no tracing
+        return lambda texts: {"embeddings": encoder.encode(texts, PREDICT_BATCH, progress=len(texts) > 1)}
+    raise AssertionError(f"feature set {feature_set!r} is in features.sets but has no featurizer here")
