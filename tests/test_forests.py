@@ -44,10 +44,32 @@ def test_genre_absent_from_training_is_reported_and_predicted_zero(
         branch.fit(features, labels, np.array(["train"] * 40), FitContext(["A", "Rare", "All"]))
     assert "Rare" in caplog.text
     proba = branch.predict_proba(features[:7])
-    np.testing.assert_array_equal(proba, forests.positive_proba(branch.model, features[:7]))
+    one_shot = branch.make().fit(features, labels)
+    np.testing.assert_array_equal(proba, forests.positive_proba(one_shot, features[:7]))
     assert proba.shape == (7, 3)
     assert (proba[:, 1] == 0).all() and (proba[:, 2] == 1).all()
     assert ((proba >= 0) & (proba <= 1)).all()
+
+
+@pytest.mark.parametrize("branch_class", [ImageForest, TextForest])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_growing_the_forest_in_batches_gives_the_one_shot_forest(
+    branch_class: type, sparse: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import scipy.sparse as sp
+
+    monkeypatch.setattr(forests, "FIT_BATCH", 7)  # 20 trees: batches of 7, 7 and 6
+    rng = np.random.default_rng(1)
+    features = rng.random((60, 12)) * (rng.random((60, 12)) < 0.4)
+    labels = np.stack([features[:, 0] > 0.2, features[:, 1] + features[:, 2] > 0.5, rng.random(60) < 0.3], axis=1)
+    x = sp.csr_matrix(features) if sparse else features
+    branch = branch_class(SETTINGS | {"features": "pca", "max_features": 3}, 5)
+    batched = branch.fit_flat(x, labels.astype(np.uint8))
+    one_shot = forests.FlatForest.from_sklearn(branch.make().fit(x, labels.astype(np.uint8)))
+    assert len(batched.roots) == 20
+    for name in one_shot.__dataclass_fields__:
+        np.testing.assert_array_equal(getattr(batched, name), getattr(one_shot, name), err_msg=name)
+    np.testing.assert_array_equal(batched.predict(x), forests.positive_proba(branch.make().fit(x, labels), x))
 
 
 def test_text_branch_writes_documented_outputs(prepared_project: Path) -> None:

@@ -72,6 +72,7 @@ def positive_proba(forest: Any, features: Any) -> np.ndarray:
 
 FLAT_FORMAT = "moviegenre-flat-forest-1"
 _NUMPY_WALK_ROWS = 16  # up to this many rows walk the trees in numpy; more go through scikit-learn's compiled walk
+FIT_BATCH = 50  # trees grown (and held as scikit-learn objects) at a time; see ForestBranch.fit_flat
 _ROWS_PER_CHUNK = 256  # rows summed at once: bounds the (trees x rows x genres) gather
 
 
@@ -96,14 +97,14 @@ class FlatForest:
     proba: np.ndarray  # float64 (n_leaves, n_genres)
 
     @classmethod
-    def from_sklearn(cls, forest: Any) -> FlatForest:
-        """Flatten a fitted ExtraTrees/RandomForest classifier (labels 0/1 per genre)."""
+    def from_sklearn(cls, forest: Any, estimators: list[Any] | None = None) -> FlatForest:
+        """Flatten a fitted ExtraTrees/RandomForest classifier (labels 0/1 per genre), or only ``estimators`` of it."""
         n_outputs = int(forest.n_outputs_)
         classes = forest.classes_ if n_outputs > 1 else [forest.classes_]
         positive = [list(c).index(1) if 1 in list(c) else None for c in classes]  # column of class 1 per genre
         parts: dict[str, list[np.ndarray]] = {k: [] for k in ("children", "feature", "threshold", "missing", "leaf")}
         roots, probas, offset, leaves = [], [], 0, 0
-        for estimator in forest.estimators_:
+        for estimator in forest.estimators_ if estimators is None else estimators:
             tree = estimator.tree_
             is_leaf = tree.children_left == -1
             leaf = np.full(tree.node_count, -1, dtype=np.int64)
@@ -129,6 +130,26 @@ class FlatForest:
             missing_left=np.concatenate(parts["missing"]),
             leaf=np.concatenate(parts["leaf"]).astype(np.int32),
             proba=np.concatenate(probas),
+        )
+
+    @classmethod
+    def concatenate(cls, forests: list[FlatForest]) -> FlatForest:
+        """One forest of these forests' trees, in order (node and leaf indices shifted past the earlier ones)."""
+        nodes = np.cumsum([0, *(len(f.feature) for f in forests)])
+        leaves = np.cumsum([0, *(len(f.proba) for f in forests)])
+        return cls(
+            n_features=forests[0].n_features,
+            roots=np.concatenate([f.roots + n for f, n in zip(forests, nodes, strict=False)]),
+            children=np.concatenate(
+                [np.where(f.children >= 0, f.children + n, -1) for f, n in zip(forests, nodes, strict=False)]
+            ).astype(np.int32),
+            feature=np.concatenate([f.feature for f in forests]),
+            threshold=np.concatenate([f.threshold for f in forests]),
+            missing_left=np.concatenate([f.missing_left for f in forests]),
+            leaf=np.concatenate(
+                [np.where(f.leaf >= 0, f.leaf + n, -1) for f, n in zip(forests, leaves, strict=False)]
+            ).astype(np.int32),
+            proba=np.concatenate([f.proba for f in forests]),
         )
 
     def state(self) -> dict[str, Any]:
@@ -247,8 +268,7 @@ class FlatForest:
 class ForestBranch(Branch):
     """A multi-output forest on one feature matrix; subclasses choose the estimator and inputs.
 
-    ``model`` is the fitted scikit-learn forest after ``fit`` (None after ``load``); ``flat``
-    is what predicts and what is saved.
+    ``flat`` is what predicts and what is saved; the scikit-learn forest is not kept (see ``fit_flat``).
     """
 
     estimator: ClassVar[str]  # the scikit-learn class in sklearn.ensemble, imported when fitting only
@@ -256,7 +276,6 @@ class ForestBranch(Branch):
 
     def __init__(self, settings: dict[str, Any], seed: int, spec: Any = None) -> None:
         super().__init__(settings, seed, spec)
-        self.model: Any = None
         self.flat: FlatForest | None = None
 
     def make(self) -> Any:
@@ -270,9 +289,34 @@ class ForestBranch(Branch):
         absent = [g for g, n in zip(context.genres, labels[train].sum(axis=0), strict=True) if n == 0]
         if absent:
             log.warning("genres with no positive training movie (predicted 0): %s", ", ".join(absent))
-        self.model = self.make().fit(x[train], labels[train])
-        self.flat = FlatForest.from_sklearn(self.model)
+        self.flat = self.fit_flat(x[train], labels[train])
         return {}
+
+    def fit_flat(self, x: Any, labels: np.ndarray) -> FlatForest:
+        """The forest scikit-learn fits on ``x``, grown ``FIT_BATCH`` trees at a time and flattened as it grows.
+
+        A fitted scikit-learn tree keeps both classes' fractions of every genre at every node,
+        about 4x the flat arrays' bytes, and its size grows with the data (``max_depth: null``):
+        fitted whole, the RandomForest on 31,580 plots peaked at 2.7 GB. Grown by warm start,
+        each batch is flattened and its trees dropped before the next, so at most one batch is
+        held. scikit-learn draws every tree's seed from ``random_state`` as a one-shot fit
+        does (warm start skips the seeds of the trees already grown), so the trees, and the
+        saved bytes, are the same as fitting all of them at once.
+        """
+        if sp.issparse(x):
+            x = sp.csc_matrix(
+                x, dtype=np.float32
+            )  # the layout and dtype scikit-learn's trees fit on: no copy per batch
+            x.sort_indices()
+        forest = self.make()
+        forest.set_params(warm_start=True)
+        total, parts = int(self.settings["n_estimators"]), []
+        for grown in range(0, total, FIT_BATCH):
+            forest.set_params(n_estimators=min(total, grown + FIT_BATCH))
+            forest.fit(x, labels)
+            parts.append(FlatForest.from_sklearn(forest, forest.estimators_[grown:]))
+            forest.estimators_[grown:] = [None] * (len(forest.estimators_) - grown)  # warm start only counts them
+        return FlatForest.concatenate(parts)
 
     def predict_proba(self, x: Any) -> np.ndarray:
         """The flat trees, summed in order in one thread (in parallel the order, and the last bits, would vary)."""
