@@ -6,13 +6,17 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+import pytest
 import scipy.sparse as sp
+from sklearn.decomposition import PCA
 
+from moviegenre.core.errors import MovieGenreError
 from moviegenre.data.posters import load_rgb, to_grey
 from moviegenre.data.table import load_prepared
+from moviegenre.features import images
 from moviegenre.features.colour import N_COLOUR_FEATURES
 from moviegenre.features.images import PosterFeaturizer, featurize_images
-from moviegenre.features.store import load_index
+from moviegenre.features.store import NpyWriter, load_index
 from moviegenre.features.text import PlotFeaturizer, featurize_text
 from moviegenre.features.tokenizer import Tokenizer
 
@@ -49,6 +53,58 @@ def test_image_arrays_follow_the_prepared_table(prepared_project: Path) -> None:
     for name in ("grey", "rgb", "colour"):
         np.testing.assert_array_equal(again[name], np.load(f"feat/{name}.npy"))
     np.testing.assert_allclose(again["pca"], np.load("feat/pca.npy"), atol=1e-5)  # BLAS float noise
+
+
+def test_streamed_stage_writes_the_bytes_of_a_fit_on_arrays_held_whole(prepared_project: Path) -> None:
+    """The stage streams RGB to disk and fits PCA on a float copy it centres in place; the PCA
+    (its pickle, byte for byte) and its projections are those of the plain in-memory fit."""
+    table, _ = load_prepared(Path("data/prepared"))
+    shapes = featurize_images(table, IMAGES, seed=0, out_dir=Path("feat"))
+    grey = np.load("feat/grey.npy")
+    assert shapes == {
+        name: np.load(f"feat/{name}.npy", mmap_mode="r").shape for name in ("rgb", "grey", "pca", "colour")
+    }
+    train = (load_index(Path("feat"))["split"] == "train").to_numpy()
+    flat = grey.reshape(len(grey), -1).astype(np.float32) / 255.0
+    held = PCA(n_components=8, svd_solver="randomized", random_state=0).fit(flat[train])
+    joblib.dump(held, "held.joblib")
+    assert Path("held.joblib").read_bytes() == Path("feat/pca.joblib").read_bytes()
+    np.testing.assert_array_equal(np.load("feat/pca.npy"), held.transform(flat).astype(np.float32))
+
+
+def test_an_unreadable_poster_leaves_no_feature_directory(
+    prepared_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(images, "DECODE_CHUNK", 8)
+    table, _ = load_prepared(Path("data/prepared"))
+    broken = table.loc[table["poster"].notna(), "poster"].iloc[-1]  # in the last chunk: rgb.npy is half written
+    Path(broken).write_bytes(b"not a jpeg")
+    with pytest.raises(MovieGenreError, match="not a readable image"):
+        featurize_images(table, IMAGES | {"workers": 1}, seed=0, out_dir=Path("feat"))
+    assert not Path("feat").exists() and not list(Path(".").glob(".feat.*"))
+
+
+@pytest.mark.parametrize("dtype, shape", [(np.uint8, (10, 4, 3, 3)), (np.float32, (7, 5)), (np.int32, (3,))])
+def test_npy_writer_writes_what_np_save_writes(tmp_path: Path, dtype: type, shape: tuple[int, ...]) -> None:
+    array = np.random.default_rng(0).integers(0, 100, shape).astype(dtype)
+    np.save(tmp_path / "whole.npy", array)
+    with NpyWriter(tmp_path / "blocks.npy", shape, dtype) as writer:
+        for start in range(0, len(array), 3):
+            writer.write(array[start : start + 3])
+    assert (tmp_path / "blocks.npy").read_bytes() == (tmp_path / "whole.npy").read_bytes()
+
+
+def test_npy_writer_refuses_a_wrong_block_and_a_short_file(tmp_path: Path) -> None:
+    writer = NpyWriter(tmp_path / "a.npy", (4, 2), np.float32)
+    with pytest.raises(ValueError, match="does not fit"):
+        writer.write(np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match="does not fit"):
+        writer.write(np.zeros((2, 2), np.float64))
+    writer.write(np.zeros((3, 2), np.float32))
+    with pytest.raises(ValueError, match="does not fit"):
+        writer.write(np.zeros((2, 2), np.float32))  # 5 rows of 4
+    with pytest.raises(ValueError, match="3 of 4 rows written"):
+        writer.close()
 
 
 def test_pca_is_fitted_on_train_posters_only(prepared_project: Path) -> None:

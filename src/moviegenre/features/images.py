@@ -1,9 +1,10 @@
 """Poster features: decoded pixel arrays, a PCA fitted on train, and colour statistics.
 
 ``PosterFeaturizer`` is the fitted state (poster size and PCA). The featurize_images stage
-and ``moviegenre predict`` both turn pixels into arrays through its ``arrays`` method, so
-the two cannot drift apart. Rows of the stage's output are the prepared table's movies that
-have a poster, in table order (``index.csv`` lists them).
+and ``moviegenre predict`` both turn pixels into arrays through ``to_grey`` and its
+``pca_transform`` (``arrays`` composes them for predict), so the two cannot drift apart. Rows
+of the stage's output are the prepared table's movies that have a poster, in table order
+(``index.csv`` lists them).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -26,12 +28,14 @@ from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir, json_text
 from moviegenre.data.posters import load_rgb, to_grey
 from moviegenre.features.colour import N_COLOUR_FEATURES, colour_features
-from moviegenre.features.store import INDEX, write_arrays
+from moviegenre.features.store import INDEX, NpyWriter, write_arrays
 
 log = logging.getLogger(__name__)
 
 FEATURE_SET = "images"
 PCA_MODEL, SIZE = "pca.joblib", "size.json"
+FIT_BLOCK = 1024  # training posters copied into the PCA's float array per step
+DECODE_CHUNK = 64  # posters per task of a decoding process, and per block written to rgb.npy
 # the fitted state behind each array: a branch's spec fingerprints the files of what it reads
 STATE_FILES = {"grey": (SIZE,), "rgb": (SIZE,), "colour": (SIZE,), "pca": (SIZE, PCA_MODEL)}
 
@@ -41,17 +45,16 @@ def _decode_chunk(paths: list[str], height: int, width: int) -> tuple[np.ndarray
     return rgb, colour_features(rgb)
 
 
-def decode_all(
-    paths: list[str], height: int, width: int, workers: int = 0, chunk: int = 64, progress: bool = True
-) -> tuple[np.ndarray, np.ndarray]:
-    """RGB uint8 (n, height, width, 3) and colour features (n, 81) of ``paths``.
+def decode_chunks(
+    paths: list[str], height: int, width: int, workers: int = 0, chunk: int = DECODE_CHUNK, progress: bool = True
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """RGB uint8 (m, height, width, 3) and colour features (m, 81) of ``paths``, ``chunk`` posters
+    at a time, in order.
 
-    Work goes out in chunks so that each process also computes the colour statistics of
-    what it decoded: both cores share the numpy work, not only the JPEG decoding.
+    Each process also computes the colour statistics of what it decoded: both cores share
+    the numpy work, not only the JPEG decoding.
     """
     workers = workers or os.cpu_count() or 1
-    rgb = np.empty((len(paths), height, width, 3), dtype=np.uint8)
-    colour = np.empty((len(paths), N_COLOUR_FEATURES), dtype=np.float32)
     chunks = [paths[i : i + chunk] for i in range(0, len(paths), chunk)]
     job = partial(_decode_chunk, height=height, width=width)
     with (
@@ -60,11 +63,21 @@ def decode_all(
     ):
         parallel = workers > 1 and len(chunks) > 1
         mapper = stack.enter_context(ProcessPoolExecutor(max_workers=workers)).map if parallel else map
-        start = 0
         for pixels, stats in mapper(job, chunks):
-            rgb[start : start + len(pixels)], colour[start : start + len(pixels)] = pixels, stats
-            start += len(pixels)
+            yield pixels, stats
             bar.update(len(pixels))
+
+
+def decode_all(
+    paths: list[str], height: int, width: int, workers: int = 0, chunk: int = DECODE_CHUNK, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """RGB uint8 (n, height, width, 3) and colour features (n, 81) of ``paths``, in memory."""
+    rgb = np.empty((len(paths), height, width, 3), dtype=np.uint8)
+    colour = np.empty((len(paths), N_COLOUR_FEATURES), dtype=np.float32)
+    start = 0
+    for pixels, stats in decode_chunks(paths, height, width, workers, chunk, progress):
+        rgb[start : start + len(pixels)], colour[start : start + len(pixels)] = pixels, stats
+        start += len(pixels)
     return rgb, colour
 
 
@@ -75,12 +88,21 @@ class PosterFeaturizer:
         self.height, self.width, self.pca = height, width, pca
 
     @classmethod
-    def fit(cls, grey_train: np.ndarray, components: int, seed: int) -> PosterFeaturizer:
-        """PCA of flattened greyscale pixels in [0, 1] of the training posters only."""
-        flat = _flatten(grey_train)
+    def fit(cls, grey: np.ndarray, components: int, seed: int, rows: np.ndarray | None = None) -> PosterFeaturizer:
+        """PCA of flattened greyscale pixels in [0, 1] of the training posters only (``rows`` of
+        ``grey``; all of them by default).
+
+        The float copy PCA needs is the largest thing featurize_images holds (4 bytes a pixel
+        of every training poster), so it is filled block by block and centred in place."""
+        rows = np.arange(len(grey)) if rows is None else np.asarray(rows)
+        _, height, width = grey.shape
+        flat = np.empty((len(rows), height * width), dtype=np.float32)
+        for start in range(0, len(rows), FIT_BLOCK):
+            flat[start : start + FIT_BLOCK] = grey[rows[start : start + FIT_BLOCK]].reshape(-1, height * width)
+        flat /= 255.0  # the same float32 division as _flatten's
         components = min(components, *flat.shape)
-        pca = PCA(n_components=components, svd_solver="randomized", random_state=seed).fit(flat)
-        _, height, width = grey_train.shape
+        pca = PCA(n_components=components, svd_solver="randomized", random_state=seed, copy=False).fit(flat)
+        pca.set_params(copy=True)  # copy only mattered to this fit: the saved PCA is the default one
         return cls(height, width, pca)
 
     def arrays(self, rgb: np.ndarray, colour: np.ndarray) -> dict[str, np.ndarray]:
@@ -109,24 +131,39 @@ class PosterFeaturizer:
 
 
 def featurize_images(table: pd.DataFrame, settings: dict, seed: int, out_dir: Path) -> dict:
-    """Decode every poster once, fit PCA on train, write arrays, index and fitted state."""
+    """Decode every poster once, fit PCA on train, write arrays, index and fitted state.
+
+    Memory follows the greyscale pixels, not the RGB ones: each decoded chunk of RGB posters
+    goes straight to ``rgb.npy`` and only the greyscale array (a third of the RGB one) and
+    the training posters' float copy for the PCA are held whole. Holding everything, the stage
+    peaked at 1.9 GB on 4x the shared dataset, more than any training stage.
+    """
     with_poster = table[table["poster"].notna()].reset_index(drop=True)
     if with_poster.empty:
         raise MovieGenreError("no movie in the prepared table has a poster")
-    rgb, colour = decode_all(list(with_poster["poster"]), settings["height"], settings["width"], settings["workers"])
-    train_rows = np.flatnonzero((with_poster["split"] == "train").to_numpy())
-    featurizer = PosterFeaturizer.fit(to_grey(rgb[train_rows]), settings["pca_components"], seed)
-    arrays = featurizer.arrays(rgb, colour)
-    log.info(
-        "PCA: %d components explain %.1f%% of train pixel variance",
-        featurizer.pca.n_components_,
-        100 * featurizer.pca.explained_variance_ratio_.sum(),
-    )
+    n, height, width = len(with_poster), settings["height"], settings["width"]
+    grey = np.empty((n, height, width), dtype=np.uint8)
+    colour = np.empty((n, N_COLOUR_FEATURES), dtype=np.float32)
     with atomic_dir(out_dir) as tmp:
         with_poster[["id", "split"]].to_csv(tmp / INDEX, index=False)
+        with NpyWriter(tmp / "rgb.npy", (n, height, width, 3), np.uint8) as rgb_file:
+            start = 0
+            chunks = decode_chunks(list(with_poster["poster"]), height, width, settings["workers"], DECODE_CHUNK)
+            for rgb, stats in chunks:
+                rgb_file.write(rgb)
+                grey[start : start + len(rgb)], colour[start : start + len(rgb)] = to_grey(rgb), stats
+                start += len(rgb)
+        train_rows = np.flatnonzero((with_poster["split"] == "train").to_numpy())
+        featurizer = PosterFeaturizer.fit(grey, settings["pca_components"], seed, rows=train_rows)
+        log.info(
+            "PCA: %d components explain %.1f%% of train pixel variance",
+            featurizer.pca.n_components_,
+            100 * featurizer.pca.explained_variance_ratio_.sum(),
+        )
+        arrays = {"grey": grey, "pca": featurizer.pca_transform(grey), "colour": colour}
         write_arrays(tmp, arrays)
         featurizer.save(tmp)
-    return {name: array.shape for name, array in arrays.items()}
+    return {"rgb": (n, height, width, 3)} | {name: array.shape for name, array in arrays.items()}
 
 
 def _flatten(grey: np.ndarray) -> np.ndarray:

@@ -40,6 +40,39 @@ def write_arrays(directory: Path, arrays: Mapping[str, Any]) -> None:
             np.save(directory / f"{name}.npy", np.ascontiguousarray(array))
 
 
+class NpyWriter:
+    """A ``.npy`` file of known shape written a block of rows at a time, byte for byte what
+    ``np.save`` writes for the whole array, so a stage can stream an array larger than it wants
+    to hold (featurize_images' RGB posters). Short of its rows at close, it raises."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype: np.dtype | type) -> None:
+        self.path, self.shape, self.dtype = path, tuple(shape), np.dtype(dtype)
+        self.rows = 0
+        self._file = open(path, "wb")  # noqa: SIM115  closed by close() / __exit__
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape}
+        np.lib.format.write_array_header_1_0(self._file, header)
+
+    def write(self, block: np.ndarray) -> None:
+        if block.shape[1:] != self.shape[1:] or block.dtype != self.dtype or self.rows + len(block) > self.shape[0]:
+            raise ValueError(f"{self.path}: block {block.dtype}{block.shape} does not fit {self.dtype}{self.shape}")
+        self._file.write(np.ascontiguousarray(block).tobytes())
+        self.rows += len(block)
+
+    def close(self) -> None:
+        self._file.close()
+        if self.rows != self.shape[0]:
+            raise ValueError(f"{self.path}: {self.rows} of {self.shape[0]} rows written")
+
+    def __enter__(self) -> NpyWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            self.close()
+        else:  # the caller's error wins; the half-written file is the caller's temporary directory's
+            self._file.close()
+
+
 def load_array(feature_dir: Path, name: str, mmap: bool = True) -> Any:
     """One array of a feature directory; dense ones memory-mapped unless ``mmap`` is false."""
     dense, sparse = feature_dir / f"{name}.npy", feature_dir / f"{name}.npz"
