@@ -18,6 +18,11 @@ poster stay without one.
     python benchmarks/scale.py --limit 300 --skip-stage train_fusion --set image_dl.epochs=5
     python benchmarks/scale.py --build-only out/ --k 2          # write the k=2 dataset and stop
 
+Each dataset is built in a process of its own. On Linux a child's peak RSS (``ru_maxrss``)
+starts at its parent's resident memory when it was forked, so a benchmark that held the
+k=4 movies (about 560 MiB) reported that much for every stage it started, even a 100 MiB
+one; kept small, it leaves each stage's figure its own.
+
 Stages are run directly (``python stages/<stage>.py``, as dvc.yaml's ``cmd``), not through
 ``dvc repro``, so the figures are the stages' own. A skipped stage (``--skip-stage``, or
 embed_text above ``--encoder-max-k``) skips what reads its outputs, and the ensemble then
@@ -30,6 +35,7 @@ import argparse
 import io
 import json
 import math
+import multiprocessing
 import os
 import random
 import re
@@ -170,6 +176,20 @@ def write_dataset(movies: list[dict], out: Path, workers: int = 0) -> Path:
 
 
 # -- running the stages -------------------------------------------------------------------
+def build_dataset(source: Path, limit: int | None, seed: int, k: int, out: Path) -> dict:
+    """Read the base set, write its k-fold synthetic copy under ``out``; its size and build time.
+    Run in a child process (see the module's docstring)."""
+    began = time.perf_counter()
+    movies = synthetic_movies(read_base(source, limit, seed), k, seed)
+    files = list(write_dataset(movies, out).iterdir())
+    return {
+        "movies": len(movies),
+        "posters": sum(1 for m in movies if m["poster"]),
+        "mb": sum(f.stat().st_size for f in files) / 1e6,
+        "build_s": time.perf_counter() - began,
+    }
+
+
 def copy_project(dest: Path, overrides: dict[str, object]) -> Path:
     """The code and params of this project in ``dest``; relative sources/presets made absolute."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -322,24 +342,14 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"--skip-stage: unknown stage(s) {', '.join(sorted(unknown))} (known: {', '.join(stages)})")
 
-    began = time.perf_counter()
-    base = read_base(args.source, args.limit, args.seed)
-    print(f"base set: {len(base)} movies from {args.source} ({time.perf_counter() - began:.1f} s)", file=sys.stderr)
     work = args.build_only or args.keep or Path(tempfile.mkdtemp(prefix="scale-bench-"))
     runs: dict[int, dict] = {}
     sizes: dict[int, dict] = {}
     try:
         for k in sorted(args.k):
-            began = time.perf_counter()
-            movies = synthetic_movies(base, k, args.seed)
-            dataset_dir = write_dataset(movies, work / f"k{k}" / "dataset")
-            files = list(dataset_dir.iterdir())
-            sizes[k] = {
-                "movies": len(movies),
-                "posters": sum(1 for m in movies if m["poster"]),
-                "mb": sum(f.stat().st_size for f in files) / 1e6,
-                "build_s": time.perf_counter() - began,
-            }
+            with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as builder:
+                job = builder.submit(build_dataset, args.source, args.limit, args.seed, k, work / f"k{k}" / "dataset")
+                sizes[k] = job.result()
             print(f"k={k}: {sizes[k]['movies']} movies, {sizes[k]['mb']:.0f} MB", file=sys.stderr)
             if args.build_only:
                 continue
@@ -355,7 +365,8 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
     if args.build_only:
         return
-    print(f"\nbase: {len(base)} movies (--limit {args.limit}), cores: {os.cpu_count()}, "
+    base_movies = sizes[min(sizes)]["movies"] // min(sizes)
+    print(f"\nbase: {base_movies} movies (--limit {args.limit}), cores: {os.cpu_count()}, "
           f"load average {os.getloadavg()[0]:.2f}; overrides: {overrides or 'none'}")  # fmt: skip
     print(table(runs, sizes))
     if args.json:
