@@ -32,7 +32,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from process_cost import measure  # noqa: E402  (benchmarks/, the script's own folder)
+from dvc_stages import resolved_stages  # noqa: E402  (benchmarks/, the script's own folder)
+from process_cost import measure  # noqa: E402
 
 from moviegenre.core.stage import setup_logging  # noqa: E402
 
@@ -86,7 +87,7 @@ def _env() -> dict[str, str]:
 
 
 def run_pipeline(repo: Path) -> dict:
-    stages = list(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
+    stages = list(resolved_stages(repo))
     dvc = [sys.executable, "-m", "dvc"]
     results: dict = {"stages": {}}
     for stage in stages:

@@ -15,7 +15,7 @@ poster stay without one.
 
     python benchmarks/scale.py --limit 300                      # k = 1, 2, 4 on 300, 600, 1200 movies
     python benchmarks/scale.py --k 1 2 4 --encoder-max-k 2      # full size; embed_text only at k <= 2
-    python benchmarks/scale.py --limit 300 --skip-stage train_fusion --set image_dl.epochs=5
+    python benchmarks/scale.py --limit 300 --skip-stage train@fusion --set image_dl.epochs=5
     python benchmarks/scale.py --build-only out/ --k 2          # write the k=2 dataset and stop
 
 Each dataset is built in a process of its own. On Linux a child's peak RSS (``ru_maxrss``)
@@ -49,7 +49,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import yaml
-from process_cost import measure  # benchmarks/, the script's own folder
+from dvc_stages import resolved_stages  # benchmarks/, the script's own folder
+from process_cost import measure
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SOURCE = ROOT.parent / "shared" / "datasets" / "mmimdb-subset.tar.gz"
@@ -213,34 +214,34 @@ def copy_project(dest: Path, overrides: dict[str, object]) -> Path:
     return dest
 
 
-def stage_graph(dvc_yaml: Path) -> dict[str, dict]:
-    return yaml.safe_load(dvc_yaml.read_text())["stages"]
-
-
 def downstream(stages: dict[str, dict], skipped: set[str]) -> set[str]:
     """``skipped`` and every stage that reads what they write (the ensemble excepted: it drops branches)."""
     out = set(skipped)
     changed = True
     while changed:
         changed = False
-        written = [
-            str(next(iter(o))) if isinstance(o, dict) else str(o) for s in out for o in stages[s].get("outs", [])
-        ]
+        written = [o for s in out for o in stages[s]["outs"]]
         for name, stage in stages.items():
             if name in out or name == "ensemble":
                 continue
-            deps = [str(d) for d in stage.get("deps", [])]
-            if any(d == w or d.startswith(w.rstrip("/") + "/") for d in deps for w in written):
+            deps = stage["deps"]
+            if any(_overlap(d, w) for d in deps for w in written):
                 out.add(name)
                 changed = True
     return out
 
 
+def _overlap(dep: str, written: str) -> bool:
+    """Whether a stage that depends on ``dep`` reads ``written`` (the same path, or one inside the other)."""
+    dep, written = dep.rstrip("/"), written.rstrip("/")
+    return dep == written or dep.startswith(written + "/") or written.startswith(dep + "/")
+
+
 def run_pipeline(repo: Path, skipped: set[str]) -> dict[str, dict[str, float] | None]:
-    stages = stage_graph(repo / "dvc.yaml")
+    stages = resolved_stages(repo)
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    trained = {name.removeprefix("train_") for name in stages if name.startswith("train_")}
-    dropped = {b for b in params["ensemble"]["branches"] if b in trained and f"train_{b}" in skipped}
+    trained = {name.removeprefix("train@") for name in stages if name.startswith("train@")}
+    dropped = {b for b in params["ensemble"]["branches"] if b in trained and f"train@{b}" in skipped}
     if dropped:
         params["ensemble"]["branches"] = [b for b in params["ensemble"]["branches"] if b not in dropped]
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -337,7 +338,7 @@ def main() -> None:
         if not sep or "." not in key:
             raise SystemExit(f"--set {item!r}: expected SECTION.KEY=VALUE")
         overrides[key] = yaml.safe_load(value)
-    stages = stage_graph(ROOT / "dvc.yaml")
+    stages = resolved_stages(ROOT)
     unknown = set(args.skip_stage) - set(stages)
     if unknown:
         raise SystemExit(f"--skip-stage: unknown stage(s) {', '.join(sorted(unknown))} (known: {', '.join(stages)})")

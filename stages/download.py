@@ -3,7 +3,7 @@
 from moviegenre.config.params import load_section
 from moviegenre.core import stage
 from moviegenre.core.paths import PATHS
-from moviegenre.data.ingest import build_raw
+from moviegenre.download.ingest import build_raw
 
 
 def main() -> None:

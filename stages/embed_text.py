@@ -2,18 +2,19 @@
 
 import time
 
-from moviegenre.branches import runtime
-from moviegenre.config.params import load_section
+from moviegenre.config.params import load_section, load_settings
+from moviegenre.config.runtime import RuntimeSettings
 from moviegenre.core import stage
 from moviegenre.core.files import write_json
 from moviegenre.core.paths import PATHS
 from moviegenre.data.table import load_prepared
+from moviegenre.features import tensorflow_runtime
 from moviegenre.features.embeddings import FEATURE_SET, embed_text
 
 
 def main() -> None:
     settings = load_section("embed")
-    runtime.configure(load_section("runtime"), load_section("seed"))  # device and CPU threads
+    tensorflow_runtime.configure(load_settings(RuntimeSettings, "runtime"), load_section("seed"))  # device, threads
     table, _ = load_prepared(PATHS.prepared)
     started = time.perf_counter()
     embed_text(table, settings, PATHS.features(FEATURE_SET))

@@ -1,4 +1,7 @@
-"""Shared fixtures: generated datasets and a local HTTP server."""
+"""Shared fixtures: generated datasets and projects, a tiny sentence-encoder preset, a local HTTP server.
+
+Builders and constants live in ``helpers`` (imported by the tests); no test module imports another.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +16,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from synthetic import make_mmimdb_archive
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHARED_ARCHIVE = PROJECT_ROOT.parent / "shared" / "datasets" / "mmimdb-subset.tar.gz"
+from helpers.builders import IMAGES, PATHS, TEXT, WORDS
+from helpers.synthetic import make_mmimdb_archive, make_movies, write_mmimdb_dir
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -70,10 +71,8 @@ def prepared_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     Two in three movies have a poster; the rest are plot-only. The cwd moves there, as the
     stages run from the project root.
     """
-    from synthetic import make_movies, write_mmimdb_dir
-
-    from moviegenre.data.ingest import build_raw
     from moviegenre.data.prepare import prepare
+    from moviegenre.download.ingest import build_raw
 
     write_mmimdb_dir(tmp_path / "src", make_movies(90, seed=1), poster_every=1, seed=1)
     dataset = tmp_path / "src" / "mmimdb" / "dataset"
@@ -93,3 +92,38 @@ def prepared_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         workers=1,
     )
     return tmp_path
+
+
+@pytest.fixture
+def featurized(prepared_project: Path) -> Path:
+    """``prepared_project`` with its image and text features built (data/features/images and text)."""
+    from moviegenre.data.table import load_prepared
+    from moviegenre.features.images import featurize_images
+    from moviegenre.features.text import featurize_text
+
+    table, _ = load_prepared(PATHS.prepared)
+    featurize_images(table, IMAGES, seed=0, out_dir=PATHS.features("images"))
+    featurize_text(table, TEXT, out_dir=PATHS.features("text"))
+    return prepared_project
+
+
+@pytest.fixture(scope="module")
+def tiny_preset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-layer BERT with a 44-word vocabulary, saved as a KerasHub preset (random weights)."""
+    import keras
+    import keras_hub
+
+    keras.utils.set_random_seed(0)
+    directory = tmp_path_factory.mktemp("presets") / "tiny"
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+    keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True).save_to_preset(str(directory))
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=len(vocabulary),
+        num_layers=1,
+        num_heads=2,
+        hidden_dim=16,
+        intermediate_dim=32,
+        max_sequence_length=64,
+    )
+    backbone.save_to_preset(str(directory))
+    return directory

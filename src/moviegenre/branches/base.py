@@ -2,9 +2,13 @@
 
 A branch names the feature set and arrays it reads, fits on the train rows, saves a
 self-describing directory ``models/<branch>/`` (its model file plus ``spec.json``) and
-loads itself from there to predict for any rows of its features. The train stages, the
-ensemble and ``moviegenre predict`` all go through this interface, so adding a branch is one
-module, one entry in ``registry.py``, one stage in dvc.yaml and one params section.
+loads itself from there to predict for any rows of its features. The train stage, the
+ensemble and ``moviegenre predict`` all go through this interface, so adding a branch is its
+module, its entry in ``registry.yaml``, its params section and its place in the ensemble's list.
+
+Settings are a frozen dataclass per branch (``Settings``), validated once: from params.yaml
+when a stage starts, from ``spec.json`` when a model loads. A spec written with other keys (an
+older version of the branch) is refused with the command that rebuilds it.
 
 A branch over two feature sets (``fusion``: posters and plots, modality ``both``) names its
 arrays ``set/array``: its rows are those of its own ``feature_set``, the other set's rows are
@@ -21,7 +25,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -30,6 +34,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from moviegenre.config.keys import Schema
+from moviegenre.config.runtime import RuntimeSettings
+from moviegenre.config.settings import parse, schema_of
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir, json_text
 
@@ -71,16 +77,14 @@ class ModelSpec:
 class FitContext:
     """What a fit may need beyond its data.
 
-    ``train_keras`` is the Keras training loop (``keras_training.fit_keras``), handed in by
-    the train stage so that a branch module never imports it: prediction loads branch
-    modules and must not pull in the loop and dvclive.
+    ``live`` is the stage's dvclive run (``dvclive.Live``), opened by the train skeleton for
+    every branch: an epoch-wise fit logs its curves there, and the skeleton its summary.
     """
 
     genres: list[str]
+    runtime: RuntimeSettings
     feature_dir: Path | None = None
-    live_dir: Path | None = None
-    runtime: dict[str, Any] | None = None
-    train_keras: Callable[..., tuple[Any, dict[str, Any]]] | None = None
+    live: Any = None
 
 
 class InputParts:
@@ -111,12 +115,18 @@ class Branch(ABC):
     name: ClassVar[str]
     modality: ClassVar[str]  # "poster", "plot" or "both": the movies it can score (NEEDS)
     feature_set: ClassVar[str]  # the directory under data/features/ whose rows it trains on and scores
-    schema: ClassVar[Schema]  # its params.yaml section, named like the branch
+    Settings: ClassVar[type]  # the dataclass of its params.yaml section, named like the branch
     model_file: str  # the model's file name inside models/<branch>/
-    needs_runtime: ClassVar[bool] = False  # reads the runtime section (TensorFlow settings)
 
-    def __init__(self, settings: dict[str, Any], seed: int, spec: ModelSpec | None = None) -> None:
-        self.settings, self.seed, self.spec = settings, seed, spec
+    def __init__(self, settings: Any, seed: int, spec: ModelSpec | None = None) -> None:
+        if isinstance(settings, Mapping):
+            settings = parse(self.Settings, self.name, dict(settings), Path(f"{self.name} settings"))
+        self.settings: Any = settings
+        self.seed, self.spec = seed, spec
+
+    @classmethod
+    def schema(cls) -> Schema:
+        return schema_of(cls.Settings)
 
     # -- what it reads ---------------------------------------------------------------
     @abstractmethod
@@ -177,7 +187,13 @@ class Branch(ABC):
         spec = read_spec(directory)
         if spec.branch != cls.name:
             raise MovieGenreError(f"{directory / SPEC}: holds branch {spec.branch!r}, not {cls.name!r}")
-        branch = cls(spec.settings, spec.seed, spec)
+        try:
+            settings = parse(cls.Settings, cls.name, spec.settings, directory / SPEC)
+        except MovieGenreError as exc:
+            raise MovieGenreError(
+                f"{exc}: the model was built by another version of {cls.name}; run `dvc repro -s train@{cls.name}`"
+            ) from exc
+        branch = cls(settings, spec.seed, spec)
         model = directory / branch.model_file
         if not model.is_file():
             raise MovieGenreError(f"{model}: not found (run `dvc repro` first, or `dvc checkout {directory}`)")

@@ -7,8 +7,8 @@ that into the right constant instead of an index error or a silently wrong colum
 
 A fitted forest is saved as flat arrays (``FlatForest``: every tree's nodes end to end and
 each leaf's positive-class probabilities), not as a pickled scikit-learn object. Unpickling
-500 trees decompressed and copied every node (3.5 s and about 750 MB of the 2.1 GB a
-one-movie prediction took); the flat file is written uncompressed and memory-mapped, so
+hundreds of trees decompresses and copies every node, the bulk of a one-movie prediction's
+time and memory; the flat file is written uncompressed and memory-mapped, so
 loading costs milliseconds and a prediction reads only the pages of the nodes it visits.
 Prediction walks the flat trees (in numpy for a few rows, with scikit-learn's compiled walk
 for many) and sums them in scikit-learn's order, so it gives the very same float64
@@ -17,6 +17,7 @@ probabilities as ``positive_proba`` on the fitted forest.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import warnings
 from collections.abc import Mapping
@@ -29,12 +30,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from moviegenre.branches.base import Branch, FitContext
-from moviegenre.config.keys import Key, Schema, choice, integer
+from moviegenre.config.keys import Key, choice, integer
+from moviegenre.config.settings import setting
 from moviegenre.core.errors import MovieGenreError
 
 log = logging.getLogger(__name__)
-
-FOREST_KEYS = ("n_estimators", "max_depth", "max_features", "min_samples_leaf", "class_weight", "n_jobs")
 
 
 def _max_features(value: str | float) -> str | None:
@@ -45,14 +45,27 @@ def _max_features(value: str | float) -> str | None:
     return None if 0 < value <= 1 else f"must be a fraction in (0, 1], not {value}"
 
 
-FOREST_SCHEMA: Schema = {
-    "n_estimators": integer(1, 5000),
-    "max_depth": integer(1, 1000, nullable=True),
-    "max_features": Key((str, int, float), _max_features, describe="sqrt, log2, an int or a fraction"),
-    "min_samples_leaf": integer(1, 10000),
-    "class_weight": choice("balanced", "balanced_subsample", nullable=True),
-    "n_jobs": integer(-1, 256),
-}
+@dataclass(frozen=True)
+class ForestSettings:
+    """A forest's own keys; how many processes grow it is ``runtime.n_jobs``."""
+
+    n_estimators: int = setting(integer(1, 5000))
+    max_depth: int | None = setting(integer(1, 1000, nullable=True))
+    max_features: str | int | float = setting(
+        Key((str, int, float), _max_features, describe="sqrt, log2, an int or a fraction")
+    )
+    min_samples_leaf: int = setting(integer(1, 10000))
+    class_weight: str | None = setting(choice("balanced", "balanced_subsample", nullable=True))
+
+
+@dataclass(frozen=True)
+class ImageForestSettings(ForestSettings):
+    features: str = setting(choice("pca", "pca+color"))
+
+
+@dataclass(frozen=True)
+class TextForestSettings(ForestSettings):
+    features: str = setting(choice("tfidf"))
 
 
 def positive_proba(forest: Any, features: Any) -> np.ndarray:
@@ -274,30 +287,31 @@ class ForestBranch(Branch):
     estimator: ClassVar[str]  # the scikit-learn class in sklearn.ensemble, imported when fitting only
     model_file = "model.joblib"
 
-    def __init__(self, settings: dict[str, Any], seed: int, spec: Any = None) -> None:
+    def __init__(self, settings: Any, seed: int, spec: Any = None) -> None:
         super().__init__(settings, seed, spec)
         self.flat: FlatForest | None = None
 
-    def make(self) -> Any:
+    def make(self, n_jobs: int = -1) -> Any:
         import sklearn.ensemble
 
         estimator = getattr(sklearn.ensemble, self.estimator)
-        return estimator(random_state=self.seed, **{k: self.settings[k] for k in FOREST_KEYS})
+        keys = {f.name: getattr(self.settings, f.name) for f in dataclasses.fields(ForestSettings)}
+        return estimator(random_state=self.seed, n_jobs=n_jobs, **keys)
 
     def fit(self, x: Any, labels: np.ndarray, split: np.ndarray, context: FitContext) -> dict[str, Any]:
         train = np.flatnonzero(split == "train")
         absent = [g for g, n in zip(context.genres, labels[train].sum(axis=0), strict=True) if n == 0]
         if absent:
             log.warning("genres with no positive training movie (predicted 0): %s", ", ".join(absent))
-        self.flat = self.fit_flat(x[train], labels[train])
+        self.flat = self.fit_flat(x[train], labels[train], context.runtime.n_jobs)
         return {}
 
-    def fit_flat(self, x: Any, labels: np.ndarray) -> FlatForest:
+    def fit_flat(self, x: Any, labels: np.ndarray, n_jobs: int = -1) -> FlatForest:
         """The forest scikit-learn fits on ``x``, grown ``FIT_BATCH`` trees at a time and flattened as it grows.
 
         A fitted scikit-learn tree keeps both classes' fractions of every genre at every node,
-        about 4x the flat arrays' bytes, and its size grows with the data (``max_depth: null``):
-        fitted whole, the RandomForest on 31,580 plots peaked at 2.7 GB. Grown by warm start,
+        several times the flat arrays' bytes, and its size grows with the data (``max_depth:
+        null``), so a forest fitted whole peaks at all of them at once. Grown by warm start,
         each batch is flattened and its trees dropped before the next, so at most one batch is
         held. scikit-learn draws every tree's seed from ``random_state`` as a one-shot fit
         does (warm start skips the seeds of the trees already grown), so the trees, and the
@@ -308,9 +322,9 @@ class ForestBranch(Branch):
                 x, dtype=np.float32
             )  # the layout and dtype scikit-learn's trees fit on: no copy per batch
             x.sort_indices()
-        forest = self.make()
+        forest = self.make(n_jobs)
         forest.set_params(warm_start=True)
-        total, parts = int(self.settings["n_estimators"]), []
+        total, parts = int(self.settings.n_estimators), []
         for grown in range(0, total, FIT_BATCH):
             forest.set_params(n_estimators=min(total, grown + FIT_BATCH))
             forest.fit(x, labels)
@@ -338,10 +352,10 @@ class ImageForest(ForestBranch):
     modality = "poster"
     feature_set = "images"
     estimator = "ExtraTreesClassifier"
-    schema: ClassVar[Schema] = {"features": choice("pca", "pca+color"), **FOREST_SCHEMA}
+    Settings = ImageForestSettings
 
     def reads(self) -> tuple[str, ...]:
-        return ("pca", "colour") if self.settings["features"] == "pca+color" else ("pca",)
+        return ("pca", "colour") if self.settings.features == "pca+color" else ("pca",)
 
     def inputs(self, arrays: Mapping[str, Any]) -> np.ndarray:
         return np.hstack([np.asarray(arrays[name], dtype=np.float32) for name in self.reads()])
@@ -354,7 +368,7 @@ class TextForest(ForestBranch):
     modality = "plot"
     feature_set = "text"
     estimator = "RandomForestClassifier"
-    schema: ClassVar[Schema] = {"features": choice("tfidf"), **FOREST_SCHEMA}
+    Settings = TextForestSettings
 
     def reads(self) -> tuple[str, ...]:
         return ("tfidf",)

@@ -17,12 +17,14 @@ scored by it (modality ``both``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any
 
 from moviegenre.branches.base import FitContext, InputParts
-from moviegenre.branches.image_cnn import bn_gap_trunk, poster_pixels
-from moviegenre.branches.keras_common import TRAINING_SCHEMA, KerasBranch
-from moviegenre.config.keys import Schema, boolean, choice, integer
+from moviegenre.branches.keras.blocks import bn_gap_trunk, poster_pixels
+from moviegenre.branches.keras.branch import KerasBranch, TrainingSettings
+from moviegenre.config.keys import boolean, choice, integer
+from moviegenre.config.settings import setting
 
 # method -> the Keras merge layer; all but concat need towers of equal width (both are ``units``)
 MERGE_LAYERS = {"concat": "Concatenate", "add": "Add", "multiply": "Multiply", "max": "Maximum"}
@@ -33,34 +35,44 @@ CONV_BLOCKS = 4  # as image_dl's bn_gap: 96 x 64 pooled by 2 ends at 3 x 2 befor
 
 
 def fusion_model(
-    poster_shape: tuple[int, ...], text_dim: int, n_genres: int, settings: Mapping[str, Any], seed: int
+    poster_shape: tuple[int, ...], text_dim: int, n_genres: int, settings: FusionSettings, seed: int
 ) -> Any:
     """The uncompiled two-tower network; its inputs are named ``poster`` and ``plot``."""
     import keras
     from keras import layers
 
-    units = settings["units"]
+    units = settings.units
     poster = keras.Input(poster_shape, dtype="uint8", name="poster")
     plot = keras.Input((text_dim,), name="plot")
-    x = poster_pixels(poster, settings["augment"], seed)
-    filters = tuple(settings["conv_filters"] * 2**block for block in range(CONV_BLOCKS))
-    x = bn_gap_trunk(x, settings["downsample"], filters)
+    x = poster_pixels(poster, settings.augment, seed)
+    filters = tuple(settings.conv_filters * 2**block for block in range(CONV_BLOCKS))
+    x = bn_gap_trunk(x, settings.downsample, filters)
     image_embedding = _embedding(x, units, "poster")
     text_embedding = _embedding(plot, units, "plot")
-    merge = getattr(layers, MERGE_LAYERS[settings["method"]])
+    merge = getattr(layers, MERGE_LAYERS[settings.method])
     x = merge(name="merge")([image_embedding, text_embedding])
-    x = layers.Dropout(settings["dropout"])(x)
+    x = layers.Dropout(settings.dropout)(x)
     outputs = layers.Dense(n_genres, activation="sigmoid", dtype="float32", name="genres")(x)
-    return keras.Model({"poster": poster, "plot": plot}, outputs, name=f"fusion_{settings['method']}")
+    return keras.Model({"poster": poster, "plot": plot}, outputs, name=f"fusion_{settings.method}")
 
 
 def _embedding(x: Any, units: int, tower: str) -> Any:
     """A tower's ``units``-wide embedding: Dense + ReLU, batch-normalised so that neither tower's
-    scale dominates an add, multiply or max (on counts it also lifted val AUC 0.80 -> 0.84)."""
+    scale dominates an add, multiply or max (on counts it also helps val AUC: docs/results.md)."""
     from keras import layers
 
     x = layers.Dense(units, activation="relu", name=f"{tower}_embedding")(x)
     return layers.BatchNormalization(name=f"{tower}_norm")(x)
+
+
+@dataclass(frozen=True)
+class FusionSettings(TrainingSettings):
+    method: str = setting(choice(*MERGE_LAYERS))
+    text_input: str = setting(choice(*TEXT_ARRAYS))
+    units: int = setting(integer(1, 4096))
+    conv_filters: int = setting(integer(1, 256))
+    downsample: int = setting(integer(1, 8))
+    augment: bool = setting(boolean())
 
 
 class FusionNet(KerasBranch):
@@ -69,21 +81,14 @@ class FusionNet(KerasBranch):
     name = "fusion"
     modality = "both"
     feature_set = "images"  # its rows: the movies with a poster, all of which have a plot
-    schema: ClassVar[Schema] = {
-        "method": choice(*MERGE_LAYERS),
-        "text_input": choice(*TEXT_ARRAYS),
-        **TRAINING_SCHEMA,
-        "units": integer(1, 4096),
-        "conv_filters": integer(1, 256),
-        "downsample": integer(1, 8),
-        "augment": boolean(),
-    }
+    Settings = FusionSettings
 
     def reads(self) -> tuple[str, ...]:
-        return (POSTER_ARRAY, TEXT_ARRAYS[self.settings["text_input"]])
+        return (POSTER_ARRAY, TEXT_ARRAYS[self.settings.text_input])
 
     def inputs(self, arrays: Mapping[str, Any]) -> InputParts:
-        return InputParts({"poster": arrays[POSTER_ARRAY], "plot": arrays[TEXT_ARRAYS[self.settings["text_input"]]]})
+        poster, plot = self.reads()
+        return InputParts({"poster": arrays[poster], "plot": arrays[plot]})
 
     def builder(self, x: Any, context: FitContext) -> Callable[[int], Any]:
         poster_shape = tuple(int(d) for d in x.parts["poster"].shape[1:])

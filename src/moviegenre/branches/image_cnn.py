@@ -3,26 +3,26 @@
 ``classic_cnn`` is the seed project's network layer for layer; ``bn_gap`` replaces its
 Flatten + Dense 128 (most of the seed's weights, and its overfitting) with batch-normalised
 conv blocks and global average pooling, after an optional average-pooling of the input
-(``downsample``) that makes a CPU epoch about 3.5 times faster at 96 x 64. Outputs are
+(``downsample``) that makes a CPU epoch several times faster. Outputs are
 float32 sigmoids even under mixed precision, for stable losses.
 
-``backbone`` replaces the from-scratch network with a Keras Applications one (MobileNetV2,
+``backbone.name`` replaces the from-scratch network with a Keras Applications one (MobileNetV2,
 EfficientNetB0, ResNet50, VGG16) under a small head (global average pooling, dropout, the
 sigmoids). All a poster needs on its way in is a layer of the saved model, so prediction feeds
-the same uint8 arrays: resizing to ``input_size`` (null: 224 x 160, the scale ImageNet models
+the same uint8 arrays: resizing to ``backbone.input_size`` (null: 224 x 160, the scale ImageNet models
 were trained at, about the posters' 3:2 shape), the augmentations, then the backbone's own
 input scaling: MobileNetV2 [-1, 1], ResNet50 and VGG16 caffe's BGR minus the ImageNet mean (a
 fixed Dense layer on the channels), EfficientNetB0 none (it rescales inside). Only built-in
 layers, so the file loads wherever Keras does, without this module.
 
-``weights`` is imagenet (Keras' file, downloaded once into ``~/.keras/models``), the path of a
-weights file, or null: random initialisation, the backbone trained whole in one phase (its
-BatchNorm momentum lowered to 0.9: Keras' ImageNet values lag far behind at ~35 steps an epoch). With
-pretrained weights, ``freeze: true`` trains the head on frozen features; ``freeze: false``
-does so for ``warmup_epochs`` (a random head's large gradients would wreck the pretrained
+``backbone.weights`` is imagenet (Keras' file, downloaded once into ``~/.keras/models``), the
+path of a weights file, or null: random initialisation, the backbone trained whole in one phase
+(its BatchNorm momentum lowered to 0.9: Keras' ImageNet values lag far behind at a few dozen
+steps an epoch). With pretrained weights, ``freeze: true`` trains the head on frozen features;
+``freeze: false`` does so for ``warmup_epochs`` (a random head's large gradients would wreck the pretrained
 features), then unfreezes the backbone but its BatchNormalization layers, which stay in
 inference mode with ImageNet's statistics as the Keras transfer-learning guide advises, and
-trains on at ``fine_tune_learning_rate`` (the loop's second phase, ``FineTune``).
+trains on at ``fine_tune_learning_rate`` (the trainer's second phase, ``FineTune``).
 """
 
 from __future__ import annotations
@@ -32,15 +32,17 @@ import os
 import socket
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from moviegenre.branches.base import FitContext
-from moviegenre.branches.keras_common import TRAINING_SCHEMA, FineTune, KerasBranch
-from moviegenre.config.keys import Key, Schema, boolean, choice, integer, number
+from moviegenre.branches.keras.blocks import bn_gap_trunk, poster_pixels
+from moviegenre.branches.keras.branch import FineTune, KerasBranch, TrainingSettings
+from moviegenre.config.keys import Key, boolean, choice, integer, number
+from moviegenre.config.settings import setting
 from moviegenre.core.errors import MovieGenreError
 
 log = logging.getLogger(__name__)
@@ -49,44 +51,15 @@ ARCHITECTURES = ("classic_cnn", "bn_gap")
 BN_GAP_FILTERS = (32, 64, 128, 256)
 
 
-def poster_pixels(inputs: Any, augment: bool, seed: int) -> Any:
-    """uint8 posters scaled to [0, 1]; with ``augment``, randomly flipped, shifted and contrasted
-    while training (the layers pass inputs through at prediction)."""
-    from keras import layers
-
-    x = layers.Rescaling(1.0 / 255)(inputs)
-    if augment:
-        x = layers.RandomFlip("horizontal", seed=seed)(x)
-        x = layers.RandomTranslation(0.05, 0.05, fill_mode="nearest", seed=seed)(x)
-        x = layers.RandomContrast(0.15, seed=seed)(x)
-    return x
-
-
-def bn_gap_trunk(x: Any, downsample: int, filters: tuple[int, ...]) -> Any:
-    """bn_gap's conv trunk on rescaled pixels: optional average-pooling, then per width in
-    ``filters`` a Conv2D + BatchNorm + ReLU + MaxPool block, then global average pooling.
-
-    Shared with the fusion branch's poster tower (narrower ``filters``) so both keep one trunk.
-    """
-    from keras import layers
-
-    if downsample > 1:
-        x = layers.AveragePooling2D(downsample)(x)
-    for width in filters:
-        x = layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        x = layers.Activation("relu")(x)
-        x = layers.MaxPooling2D(2)(x)
-    return layers.GlobalAveragePooling2D()(x)
-
-
-def image_model(arch: str, height: int, width: int, channels: int, n_genres: int, settings: dict, seed: int) -> Any:
+def image_model(
+    arch: str, height: int, width: int, channels: int, n_genres: int, settings: ImageCnnSettings, seed: int
+) -> Any:
     import keras
     from keras import layers
 
     inputs = keras.Input((height, width, channels), dtype="uint8", name="poster")
-    x = poster_pixels(inputs, settings["augment"], seed)
-    dropout = settings["dropout"]
+    x = poster_pixels(inputs, settings.augment, seed)
+    dropout = settings.dropout
     if arch == "classic_cnn":
         x = layers.Conv2D(32, 3, padding="same", activation="relu")(x)
         x = layers.Conv2D(32, 3, activation="relu")(x)
@@ -100,7 +73,7 @@ def image_model(arch: str, height: int, width: int, channels: int, n_genres: int
         x = layers.Dense(128, activation="relu")(x)
         x = layers.Dropout(dropout)(x)
     else:
-        x = bn_gap_trunk(x, settings["downsample"], BN_GAP_FILTERS)
+        x = bn_gap_trunk(x, settings.downsample, BN_GAP_FILTERS)
         x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(n_genres, activation="sigmoid", dtype="float32", name="genres")(x)
     return keras.Model(inputs, outputs, name=f"image_{arch}")
@@ -147,9 +120,9 @@ KINDS: dict[str, BackboneKind] = {
 }  # fmt: skip
 
 
-def input_size(settings: Mapping[str, Any]) -> tuple[int, int]:
+def input_size(backbone: BackboneSettings) -> tuple[int, int]:
     """The (height, width) the backbone sees: ``input_size``, or DEFAULT_INPUT_SIZE when null."""
-    size = settings.get("input_size")
+    size = backbone.input_size
     return (int(size[0]), int(size[1])) if size else DEFAULT_INPUT_SIZE
 
 
@@ -166,20 +139,20 @@ def imagenet_file(backbone: str, size: tuple[int, int]) -> tuple[str, str]:
     return name, f"{_STORAGE}{kind.imagenet_dir}{name}"
 
 
-def resolve_weights(settings: Mapping[str, Any]) -> Path | None:
-    """The weights file ``image_dl.weights`` names (downloading ImageNet's if needed); None for null."""
-    weights = settings["weights"]
+def resolve_weights(backbone: BackboneSettings) -> Path | None:
+    """The weights file ``image_dl.backbone.weights`` names (downloading ImageNet's if needed); None for null."""
+    weights = backbone.weights
     if weights is None:
         return None
     if weights == "imagenet":
-        return imagenet_weights(settings["backbone"], input_size(settings))
-    from moviegenre.data.sources import project_root
+        return imagenet_weights(backbone.name, input_size(backbone))
+    from moviegenre.core.paths import project_root
 
     path = Path(weights).expanduser()
     path = path if path.is_absolute() else project_root() / path
     if not path.is_file():
         raise MovieGenreError(
-            f"{path}: weights file not found; set image_dl.weights to a {settings['backbone']} weights file, "
+            f"{path}: weights file not found; set image_dl.backbone.weights to a {backbone.name} weights file, "
             "imagenet or null"
         )
     return path
@@ -204,8 +177,8 @@ def imagenet_weights(backbone: str, size: tuple[int, int]) -> Path:
     except Exception as exc:  # no network, proxy, HTTP error: all end the same way for a user
         reason = _first_line(exc).replace(f"URL fetch failure on {url}: ", "")
         raise MovieGenreError(
-            f"image_dl.weights is imagenet but {name} is not in {cache} and cannot be downloaded ({reason}); "
-            f"on a machine with internet download {url}, then set image_dl.weights to its path (or copy it "
+            f"image_dl.backbone.weights is imagenet but {name} is not in {cache} and cannot be downloaded ({reason}); "
+            f"on a machine with internet download {url}, then set image_dl.backbone.weights to its path (or copy it "
             f"into {cache})"
         ) from exc
     finally:
@@ -226,7 +199,7 @@ def load_backbone_weights(backbone: Any, kind: str, path: Path) -> None:
             backbone.load_weights(str(path))
         except Exception as exc:  # wrong architecture, not HDF5, unknown extension
             raise MovieGenreError(
-                f"{path}: does not hold {kind} weights (image_dl.weights): {_first_line(exc)}"
+                f"{path}: does not hold {kind} weights (image_dl.backbone.weights): {_first_line(exc)}"
             ) from exc
     for warning in caught:
         log.warning("%s: %s", path, warning.message)
@@ -245,18 +218,18 @@ def _first_line(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def backbone_model(height: int, width: int, n_genres: int, settings: Mapping[str, Any], seed: int) -> Any:
+def backbone_model(height: int, width: int, n_genres: int, settings: ImageCnnSettings, seed: int) -> Any:
     """A pretrained (or randomly initialised) backbone with a new head, on uint8 RGB posters."""
     import keras
     from keras import layers
 
-    kind = settings["backbone"]
+    kind = settings.backbone.name
     spec = KINDS[kind]
-    size = input_size(settings)
-    weights = resolve_weights(settings)
+    size = input_size(settings.backbone)
+    weights = resolve_weights(settings.backbone)
     inputs = keras.Input((height, width, 3), dtype="uint8", name="poster")
     x = layers.Resizing(*size, name="resize")(inputs)  # float pixels in 0-255 from here
-    if settings["augment"]:
+    if settings.augment:
         x = layers.RandomFlip("horizontal", seed=seed)(x)
         x = layers.RandomTranslation(0.05, 0.05, fill_mode="nearest", seed=seed)(x)
         x = layers.RandomContrast(0.15, value_range=(0, 255), seed=seed)(x)
@@ -283,7 +256,7 @@ def backbone_model(height: int, width: int, n_genres: int, settings: Mapping[str
         backbone.trainable = False
         x = backbone(x, training=False)  # BatchNormalization in inference mode, even once unfrozen
     x = layers.GlobalAveragePooling2D(name="pool")(x)
-    x = layers.Dropout(settings["dropout"])(x)
+    x = layers.Dropout(settings.dropout)(x)
     outputs = layers.Dense(n_genres, activation="sigmoid", dtype="float32", name="genres")(x)
     return keras.Model(inputs, outputs, name=f"image_{kind}")
 
@@ -296,8 +269,39 @@ def _size_problem(value: list) -> str | None:
     return None
 
 
+def _channels_problem(value: int) -> str | None:
+    return None if value in (1, 3) else f"must be 1 or 3, not {value}"
+
+
 def _weights_problem(value: str) -> str | None:
     return None if value.strip() else "must be imagenet, a weights file's path or null, not empty"
+
+
+@dataclass(frozen=True)
+class BackboneSettings:
+    """``image_dl.backbone``: a pretrained network in place of ``arch`` (the rest is read only then)."""
+
+    name: str = setting(choice(*BACKBONES))
+    weights: str | None = setting(
+        Key((str,), _weights_problem, nullable=True, describe="imagenet, a weights file's path or null")
+    )
+    freeze: bool = setting(boolean())
+    input_size: tuple[int, int] | None = setting(
+        Key((list,), _size_problem, nullable=True, describe="[height, width] or null")
+    )
+    warmup_epochs: int = setting(integer(1, 1000))
+    fine_tune_learning_rate: float = setting(number(1e-7, 1.0))
+
+
+@dataclass(frozen=True)
+class ImageCnnSettings(TrainingSettings):
+    arch: str = setting(choice(*ARCHITECTURES, renamed={"seed": "classic_cnn"}))
+    channels: int = setting(
+        Key((int,), lambda v: None if v in (1, 3) else f"must be 1 or 3, not {v}", describe="1 or 3")
+    )
+    augment: bool = setting(boolean())
+    downsample: int = setting(integer(1, 8))
+    backbone: BackboneSettings = field()  # a nested group: its keys are BackboneSettings' own
 
 
 class ImageCnn(KerasBranch):
@@ -306,51 +310,39 @@ class ImageCnn(KerasBranch):
     name = "image_dl"
     modality = "poster"
     feature_set = "images"
-    schema: ClassVar[Schema] = {
-        "arch": choice(*ARCHITECTURES, renamed={"seed": "classic_cnn"}),
-        "channels": Key((int,), lambda v: None if v in (1, 3) else f"must be 1 or 3, not {v}", describe="1 or 3"),
-        **TRAINING_SCHEMA,
-        "augment": boolean(),
-        "downsample": integer(1, 8),
-        "backbone": choice(*BACKBONES),
-        "weights": Key((str,), _weights_problem, nullable=True, describe="imagenet, a weights file's path or null"),
-        "freeze": boolean(),
-        "input_size": Key((list,), _size_problem, nullable=True, describe="[height, width] or null"),
-        "warmup_epochs": integer(1, 1000),
-        "fine_tune_learning_rate": number(1e-7, 1.0),
-    }
+    Settings = ImageCnnSettings
 
     def reads(self) -> tuple[str, ...]:
-        return ("rgb",) if self.settings["channels"] == 3 else ("grey",)
+        return ("rgb",) if self.settings.channels == 3 else ("grey",)
 
     def inputs(self, arrays: Mapping[str, Any]) -> Any:
-        return arrays["rgb"] if self.settings["channels"] == 3 else np.asarray(arrays["grey"])[..., None]
+        return arrays["rgb"] if self.settings.channels == 3 else np.asarray(arrays["grey"])[..., None]
 
     def builder(self, x: Any, context: FitContext) -> Callable[[int], Any]:
         _, height, width, channels = x.shape
-        backbone = self.settings.get("backbone", "none")  # absent from settings written before backbones
+        backbone = self.settings.backbone.name
         if backbone == "none":
             return lambda n_genres: image_model(
-                self.settings["arch"], height, width, channels, n_genres, self.settings, self.seed
+                self.settings.arch, height, width, channels, n_genres, self.settings, self.seed
             )
         if channels != 3:
             raise MovieGenreError(
-                f"image_dl.channels is {channels} but image_dl.backbone {backbone} takes RGB posters: "
-                "set image_dl.channels to 3 (or image_dl.backbone to none)"
+                f"image_dl.channels is {channels} but image_dl.backbone.name {backbone} takes RGB posters: "
+                "set image_dl.channels to 3 (or image_dl.backbone.name to none)"
             )
-        if self.settings["weights"] is None:
+        if self.settings.backbone.weights is None:
             log.info("image_dl: %s from random weights, trained whole in one phase (freeze and warmup_epochs "
                      "apply to pretrained weights)", backbone)  # fmt: skip
         return lambda n_genres: backbone_model(height, width, n_genres, self.settings, self.seed)
 
     def fine_tune(self) -> FineTune | None:
         """Pretrained and not frozen: a head-only warm-up, then the backbone unfrozen at its own rate."""
-        settings = self.settings
-        if settings.get("backbone", "none") == "none" or settings["weights"] is None or settings["freeze"]:
+        backbone, epochs = self.settings.backbone, self.settings.epochs
+        if backbone.name == "none" or backbone.weights is None or backbone.freeze:
             return None
-        if settings["warmup_epochs"] >= settings["epochs"]:
+        if backbone.warmup_epochs >= epochs:
             raise MovieGenreError(
-                f"image_dl.warmup_epochs ({settings['warmup_epochs']}) must be below image_dl.epochs "
-                f"({settings['epochs']}) with freeze false: no epoch would be left to fine-tune the backbone"
+                f"image_dl.backbone.warmup_epochs ({backbone.warmup_epochs}) must be below image_dl.epochs "
+                f"({epochs}) with freeze false: no epoch would be left to fine-tune the backbone"
             )
-        return FineTune(BACKBONE_LAYER, settings["warmup_epochs"], settings["fine_tune_learning_rate"])
+        return FineTune(BACKBONE_LAYER, backbone.warmup_epochs, backbone.fine_tune_learning_rate)

@@ -1,28 +1,57 @@
-"""The one list of branches. Everything that loops over branches (the train stages, the
-ensemble's params, ``moviegenre predict``, the report) reads it from here."""
+"""The branch list, read from ``registry.yaml``: names, classes, and what each train stage depends on.
+
+The list is data because dvc.yaml generates one ``train@<name>`` stage per entry from the same
+file (``vars``). A branch class is imported only when asked for, so the train stage of one
+branch runs (and depends on) that branch's module alone, not every branch's.
+"""
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
+import yaml
+
 from moviegenre.branches.base import Branch, read_spec
-from moviegenre.branches.forests import ImageForest, TextForest
-from moviegenre.branches.fusion import FusionNet
-from moviegenre.branches.image_cnn import ImageCnn
-from moviegenre.branches.text_encoder import TextEncoderHead
-from moviegenre.branches.text_nn import TextNet
 from moviegenre.core.errors import MovieGenreError
 
-BRANCHES: dict[str, type[Branch]] = {
-    cls.name: cls for cls in (ImageForest, TextForest, ImageCnn, TextNet, TextEncoderHead, FusionNet)
-}
-NAMES: tuple[str, ...] = tuple(BRANCHES)
+REGISTRY = Path(__file__).with_name("registry.yaml")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One branch of the list: its class (``module:Class``), own module, feature folder and description."""
+
+    name: str
+    target: str
+    code: str
+    features: str
+    description: str
+
+
+@cache
+def entries() -> dict[str, Entry]:
+    """Every branch by name, in the file's order."""
+    loaded = yaml.safe_load(REGISTRY.read_text())["branches"]
+    return {
+        name: Entry(name, entry["class"], entry["code"], entry["features"], entry["description"])
+        for name, entry in loaded.items()
+    }
+
+
+NAMES: tuple[str, ...] = tuple(entries())
 
 
 def branch_class(name: str) -> type[Branch]:
-    if name not in BRANCHES:
+    if name not in entries():
         raise MovieGenreError(f"unknown branch {name!r} (known: {', '.join(NAMES)})")
-    return BRANCHES[name]
+    module, _, attribute = entries()[name].target.partition(":")
+    cls = getattr(importlib.import_module(module), attribute)
+    if not (isinstance(cls, type) and issubclass(cls, Branch)) or cls.name != name:
+        raise MovieGenreError(f"{REGISTRY}: {name}'s class {entries()[name].target} is not the Branch named {name!r}")
+    return cls
 
 
 def load_branch(directory: Path) -> Branch:

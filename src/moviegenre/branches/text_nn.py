@@ -16,13 +16,15 @@ mask pooled like its input.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from moviegenre.branches.base import FitContext
-from moviegenre.branches.keras_common import TRAINING_SCHEMA, KerasBranch
-from moviegenre.config.keys import Schema, boolean, choice, integer
+from moviegenre.branches.keras.branch import KerasBranch, TrainingSettings
+from moviegenre.config.keys import boolean, choice, integer
+from moviegenre.config.settings import setting
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.features import word2vec
 from moviegenre.features.text import TOKENIZER
@@ -30,14 +32,6 @@ from moviegenre.features.tokenizer import PAD, Tokenizer
 
 ARCHITECTURES = ("mlp", "lstm", "conv1d", "cnn_lstm")
 EMBEDDINGS = ("learned", "word2vec")
-# Keys added after the first models were trained: settings written before (spec.json, tests) lack them.
-LATER_DEFAULTS: dict[str, Any] = {
-    "embedding": "learned",
-    "embedding_trainable": True,
-    "conv_filters": 128,
-    "kernel_size": 5,
-    "pool_size": 4,
-}
 
 
 def _padding_mask(inputs: Any) -> Any:
@@ -65,7 +59,7 @@ def text_model(
     arch: str,
     input_dim: int,
     n_genres: int,
-    settings: dict,
+    settings: TextNetSettings,
     length: int | None = None,
     vectors: np.ndarray | None = None,
 ) -> Any:
@@ -73,41 +67,53 @@ def text_model(
     import keras
     from keras import layers, ops
 
-    settings = LATER_DEFAULTS | settings
-    dropout = settings["dropout"]
+    dropout = settings.dropout
     if arch == "mlp":
         inputs = keras.Input((input_dim,), name="counts")
-        x = layers.Dense(settings["hidden_units"], activation="relu")(inputs)
+        x = layers.Dense(settings.hidden_units, activation="relu")(inputs)
         x = layers.BatchNormalization()(x)
         x = layers.Dropout(dropout)(x)
     else:
         inputs = keras.Input((length,), dtype="int32", name="tokens")
         x = layers.Embedding(
             input_dim,
-            settings["embedding_dim"],
+            settings.embedding_dim,
             mask_zero=arch == "lstm",  # conv layers drop Keras masks (with a warning): masked by hand below
             weights=None if vectors is None else [vectors],
-            trainable=settings["embedding_trainable"],
+            trainable=settings.embedding_trainable,
         )(inputs)
         if arch == "lstm":
             # Default activations and no recurrent dropout keep the layer cuDNN-eligible on a GPU.
-            x = layers.LSTM(settings["lstm_units"])(x)
+            x = layers.LSTM(settings.lstm_units)(x)
         else:
             real = _padding_mask(inputs)
             x = ops.multiply(x, ops.cast(real, x.dtype))  # padded words read as the conv's own zero padding
-            x = layers.Conv1D(settings["conv_filters"], settings["kernel_size"], padding="same", activation="relu")(x)
+            x = layers.Conv1D(settings.conv_filters, settings.kernel_size, padding="same", activation="relu")(x)
             x = ops.multiply(x, ops.cast(real, x.dtype))
             if arch == "conv1d":
                 x = layers.GlobalMaxPooling1D()(x)
             else:
-                pool = settings["pool_size"]
+                pool = settings.pool_size
                 if pool > 1:
                     x, real = _max_pool(x, pool, length), _max_pool(real, pool, length)
-                x = layers.LSTM(settings["lstm_units"])(x, mask=ops.greater(ops.squeeze(real, -1), 0))
-        x = layers.Dense(settings["hidden_units"], activation="relu")(x)
+                x = layers.LSTM(settings.lstm_units)(x, mask=ops.greater(ops.squeeze(real, -1), 0))
+        x = layers.Dense(settings.hidden_units, activation="relu")(x)
         x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(n_genres, activation="sigmoid", dtype="float32", name="genres")(x)
     return keras.Model(inputs, outputs, name=f"text_{arch}")
+
+
+@dataclass(frozen=True)
+class TextNetSettings(TrainingSettings):
+    arch: str = setting(choice(*ARCHITECTURES))
+    hidden_units: int = setting(integer(1, 8192))
+    embedding: str = setting(choice(*EMBEDDINGS))
+    embedding_trainable: bool = setting(boolean())
+    embedding_dim: int = setting(integer(1, 1024))
+    lstm_units: int = setting(integer(1, 4096))
+    conv_filters: int = setting(integer(1, 4096))
+    kernel_size: int = setting(integer(1, 64))
+    pool_size: int = setting(integer(1, 64))
 
 
 class TextNet(KerasBranch):
@@ -116,25 +122,14 @@ class TextNet(KerasBranch):
     name = "text_dl"
     modality = "plot"
     feature_set = "text"
-    schema: ClassVar[Schema] = {
-        "arch": choice(*ARCHITECTURES),
-        **TRAINING_SCHEMA,
-        "hidden_units": integer(1, 8192),
-        "embedding": choice(*EMBEDDINGS),
-        "embedding_trainable": boolean(),
-        "embedding_dim": integer(1, 1024),
-        "lstm_units": integer(1, 4096),
-        "conv_filters": integer(1, 4096),
-        "kernel_size": integer(1, 64),
-        "pool_size": integer(1, 64),
-    }
+    Settings = TextNetSettings
 
     def reads(self) -> tuple[str, ...]:
-        return ("counts",) if self.settings["arch"] == "mlp" else ("sequences",)
+        return ("counts",) if self.settings.arch == "mlp" else ("sequences",)
 
     def builder(self, x: Any, context: FitContext) -> Callable[[int], Any]:
-        arch = self.settings["arch"]
-        embedding = self.settings.get("embedding", LATER_DEFAULTS["embedding"])
+        arch = self.settings.arch
+        embedding = self.settings.embedding
         if arch == "mlp":
             if embedding != "learned":
                 raise MovieGenreError(
@@ -152,9 +147,9 @@ class TextNet(KerasBranch):
         assert context.feature_dir is not None
         directory = context.feature_dir.parent / word2vec.FEATURE_SET
         vectors = word2vec.load_vectors(directory, context.feature_dir)
-        if vectors.shape[1] != self.settings["embedding_dim"]:
+        if vectors.shape[1] != self.settings.embedding_dim:
             raise MovieGenreError(
-                f"text_dl.embedding_dim is {self.settings['embedding_dim']} but word2vec.vector_size is "
+                f"text_dl.embedding_dim is {self.settings.embedding_dim} but word2vec.vector_size is "
                 f"{vectors.shape[1]} ({directory / word2vec.VECTORS}): set them equal"
             )
         return vectors

@@ -1,24 +1,28 @@
-"""The one skeleton every train stage runs: labels, fit, score val/test, save, write outputs.
+"""The skeleton of the train stage, whatever the branch: labels, fit, score val/test, save, write outputs.
 
 A branch's outputs are identical in form whatever the branch: ``models/<branch>/`` (model
-and spec), ``data/predictions/<branch>.parquet`` (val and test movies) and
-``metrics/<branch>.json`` (the metrics contract plus what the fit reports), and its
-timings apart in ``metrics/timings/<branch>.json``: they move every run, the scores do not.
+and spec), ``data/predictions/<branch>.parquet`` (val and test movies),
+``metrics/<branch>.json`` (the metrics contract plus what the fit reports), its dvclive run
+``dvclive/<branch>/`` (params and the train/val summary, plus per-epoch curves for a Keras
+branch), and its timings apart in ``metrics/timings/<branch>.json``: they move every run,
+the scores do not.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from dvclive import Live
 from moviegenre.branches.base import Branch, FitContext, ModelSpec, row_shape
-from moviegenre.config.params import load_section
+from moviegenre.config.params import load_section, load_settings
+from moviegenre.config.runtime import RuntimeSettings
+from moviegenre.config.settings import to_dict
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import write_json
 from moviegenre.core.paths import ProjectPaths
@@ -33,27 +37,16 @@ log = logging.getLogger(__name__)
 SCORED_SPLITS = ("val", "test")
 
 
-def run_train_stage(
-    branch_class: type[Branch], paths: ProjectPaths, train_keras: Callable[..., Any] | None = None
-) -> dict[str, Any]:
-    """A train stage: validate the branch's params (and runtime's, for Keras), then train it.
-
-    Keras stages pass ``keras_training.fit_keras`` as ``train_keras``; this module does not
-    import it, so the forest stages neither load nor depend on the Keras loop.
-    """
-    settings = load_section(branch_class.name, branch_class.schema, paths.params)
+def run_train_stage(branch_class: type[Branch], paths: ProjectPaths) -> dict[str, Any]:
+    """The train stage of one branch: validate its params section and runtime's, then train it."""
+    settings = load_settings(branch_class.Settings, branch_class.name, paths.params)
     seed = load_section("seed", path=paths.params)
-    runtime = load_section("runtime", path=paths.params) if branch_class.needs_runtime else None
-    return train_branch(branch_class(settings, seed), paths, runtime, train_keras)
+    runtime = load_settings(RuntimeSettings, "runtime", paths.params)
+    return train_branch(branch_class(settings, seed), paths, runtime)
 
 
-def train_branch(
-    branch: Branch,
-    paths: ProjectPaths,
-    runtime: dict[str, Any] | None = None,
-    train_keras: Callable[..., Any] | None = None,
-) -> dict[str, Any]:
-    """Fit ``branch`` on its features' train rows; write model, probabilities and metrics.
+def train_branch(branch: Branch, paths: ProjectPaths, runtime: RuntimeSettings) -> dict[str, Any]:
+    """Fit ``branch`` on its features' train rows; write model, probabilities, metrics and its dvclive run.
 
     The rows are those of the branch's own feature set; arrays of another set (a branch over
     posters and plots) are taken at the same movies, so val and test come out in the order
@@ -68,15 +61,20 @@ def train_branch(
     split = index["split"].to_numpy()
     scored = np.flatnonzero(np.isin(split, SCORED_SPLITS))
 
-    context = FitContext(genres, feature_dir, paths.live(branch.name), runtime, train_keras)
-    started = time.perf_counter()
-    extra = branch.fit(x, labels, split, context)
-    fit_s = time.perf_counter() - started
-    started = time.perf_counter()
-    proba = branch.predict_proba(x[scored])
-    predict_s = time.perf_counter() - started
-    if branch.needs_runtime and not context.live_dir.is_dir():
-        _write_epochless_summary(branch, x, labels, split, context.live_dir)
+    with Live(str(paths.live(branch.name)), save_dvc_exp=False, dvcyaml=None, report=None) as live:
+        live.log_params(to_dict(branch.settings))
+        context = FitContext(genres, runtime, feature_dir, live)
+        started = time.perf_counter()
+        extra = branch.fit(x, labels, split, context)
+        fit_s = time.perf_counter() - started
+        started = time.perf_counter()
+        proba = branch.predict_proba(x[scored])
+        predict_s = time.perf_counter() - started
+        if not live.summary:  # fitted without epochs: the fitted model's train and val AUC, as one step
+            live.summary = _summary(branch, x, labels, split)
+            for part in ("train", "val"):
+                live.log_metric(f"{part}/auc", live.summary[part]["auc"])
+            live.next_step()
 
     branch.spec = ModelSpec(
         branch=branch.name,
@@ -86,7 +84,7 @@ def train_branch(
         input_description=branch.describe_input(arrays),
         genres=genres,
         features_fingerprint=sets_fingerprint(branch.feature_sets(), paths.features),
-        settings=branch.settings,
+        settings=to_dict(branch.settings),
         seed=branch.seed,
         libraries=ModelSpec.library_versions(),
     )
@@ -132,10 +130,10 @@ def _positions(ids: pd.Series, other: pd.Series, directory: Path) -> np.ndarray:
     return where
 
 
-def _write_epochless_summary(branch: Branch, x: Any, labels: np.ndarray, split: np.ndarray, live_dir: Any) -> None:
-    """A head fitted without epochs (logistic) still leaves the dvclive summary its stage declares."""
+def _summary(branch: Branch, x: Any, labels: np.ndarray, split: np.ndarray) -> dict[str, Any]:
+    """Train and val macro AUC of the fitted model, the summary an epoch-wise fit logs at its best epoch."""
     summary: dict[str, Any] = {}
     for name in ("train", "val"):
         rows = np.flatnonzero(split == name)
         summary[name] = {"auc": round(macro_auc_ranks(labels[rows], branch.predict_proba(x[rows])), 6)}
-    write_json(live_dir / "metrics.json", summary)
+    return summary

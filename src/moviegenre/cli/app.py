@@ -63,6 +63,17 @@ def report(
         out.write_text(text)
 
 
+@app.command("experiments")
+def experiments_command() -> None:
+    """Every experiment (`dvc exp show`) beside its baseline: changed params, each branch's test AUC, judged."""
+    from moviegenre.cli import experiments
+
+    try:
+        typer.echo(experiments.table(experiments.rows(PATHS.root), PATHS.root))
+    except MovieGenreError as exc:
+        _fail(exc)
+
+
 @app.command("predict")
 def predict_command(
     poster: Annotated[Path | None, typer.Option(help="A poster image (JPEG, PNG).")] = None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from moviegenre.branches.registry import BRANCHES
+from moviegenre.branches.registry import NAMES, branch_class
 from moviegenre.config.keys import Key, Schema
 from moviegenre.config.params import load_all
 from moviegenre.config.schema import SECTIONS
@@ -18,7 +18,7 @@ from moviegenre.ensemble.settings import SCHEMA as ENSEMBLE_SCHEMA
 
 
 def full_schema() -> dict[str, Key | Schema]:
-    return {**SECTIONS, **{name: cls.schema for name, cls in BRANCHES.items()}, "ensemble": ENSEMBLE_SCHEMA}
+    return {**SECTIONS, **{name: branch_class(name).schema() for name in NAMES}, "ensemble": ENSEMBLE_SCHEMA}
 
 
 def check_params(path: Path) -> dict[str, Any]:

@@ -92,8 +92,8 @@ def predict_dataset(paths: ProjectPaths, source: str, out: Path, *, with_branche
     """
     check_out(out)
     from moviegenre.branches.registry import NAMES
-    from moviegenre.data.ingest import build_raw
     from moviegenre.data.prepare import clean_movies
+    from moviegenre.download.ingest import build_raw
     from moviegenre.predict.predictor import Predictor
 
     with tempfile.TemporaryDirectory(prefix="moviegenre-predict-") as tmp:

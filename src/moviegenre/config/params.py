@@ -8,14 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from moviegenre.config.keys import Key, Schema, validate
 from moviegenre.config.schema import SECTIONS
+from moviegenre.config.settings import parse
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.paths import PATHS
+
+T = TypeVar("T")
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -64,3 +67,12 @@ def load_all(schema: Mapping[str, Key | Schema], path: Path | str = PATHS.params
     if missing:
         raise MovieGenreError(f"{path}: missing section '{missing[0]}'")
     return {name: check_section(name, loaded[name], rule, path) for name, rule in schema.items()}
+
+
+def load_settings(cls: type[T], section: str, path: Path | str = PATHS.params) -> T:
+    """One section as its typed settings dataclass, validated by the dataclass's field rules."""
+    path = Path(path)
+    loaded = load_yaml(path)
+    if section not in loaded:
+        raise MovieGenreError(f"{path}: missing section '{section}'")
+    return parse(cls, section, loaded[section], path)

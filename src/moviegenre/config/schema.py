@@ -8,6 +8,8 @@ carries a comment for each key; the schemas are what enforce them.
 from __future__ import annotations
 
 from moviegenre.config.keys import Key, Schema, boolean, choice, integer, number, number_map, text
+from moviegenre.config.runtime import RuntimeSettings
+from moviegenre.config.settings import schema_of
 
 SECTIONS: dict[str, Key | Schema] = {
     "seed": integer(0, 2**31 - 1),
@@ -66,11 +68,5 @@ SECTIONS: dict[str, Key | Schema] = {
         "epochs": integer(1, 1000),
         "sg": boolean(),
     },
-    "runtime": {
-        "device": choice("auto", "cpu", "gpu"),
-        "mixed_precision": boolean(),
-        "deterministic": boolean(),
-        "intra_op_threads": integer(0, 256),
-        "inter_op_threads": integer(0, 256),
-    },
+    "runtime": schema_of(RuntimeSettings),
 }

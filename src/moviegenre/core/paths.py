@@ -37,7 +37,16 @@ class ProjectPaths:
 
     @property
     def predictions(self) -> Path:
+        """The branches' val and test probabilities, one ``<branch>.parquet`` each: the ensemble's input."""
         return self.root / "data" / "predictions"
+
+    def prediction(self, name: str) -> Path:
+        """The probabilities of a branch, or of the ensemble (kept apart: the branches' folder is its input)."""
+        return (
+            self.root / "data" / "ensemble" / "predictions.parquet"
+            if name == "ensemble"
+            else self.predictions / f"{name}.parquet"
+        )
 
     def model(self, branch: str) -> Path:
         return self.root / "models" / branch
@@ -63,3 +72,18 @@ class ProjectPaths:
 
 
 PATHS = ProjectPaths()
+
+
+def project_root(cwd: Path | None = None) -> Path:
+    """The project a relative ``data.source`` is relative to.
+
+    DVC runs queued and ``--temp`` experiments in a copy under ``<project>/.dvc/tmp/exps/``,
+    where ``../shared/...`` would point inside ``.dvc``; relative sources keep meaning the
+    project's own neighbourhood there too.
+    """
+    cwd = (cwd or Path.cwd()).resolve()
+    parts = cwd.parts
+    for i in range(len(parts) - 3):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return cwd

@@ -1,1 +1,1 @@
-"""From ``data.source`` to the prepared table: fetch, unpack, read layouts, validate, split."""
+"""From data/raw to the prepared table: validate posters, pick genres, split, label."""

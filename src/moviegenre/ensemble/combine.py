@@ -91,10 +91,7 @@ def choose_weights(
     if method == "mean":
         weights = dict.fromkeys(by_branch, 1.0)
     elif method == "weighted":
-        missing = [b for b in by_branch if b not in settings_weights]
-        if missing:
-            raise MovieGenreError(f"params.yaml: 'ensemble.weights' has no weight for branch {missing[0]}")
-        weights = {b: float(settings_weights[b]) for b in by_branch}
+        weights = {b: float(settings_weights.get(b, 1.0)) for b in by_branch}  # unlisted: 1
         if not sum(weights.values()) > 0:
             raise MovieGenreError("params.yaml: 'ensemble.weights' of the chosen branches sum to 0")
     else:

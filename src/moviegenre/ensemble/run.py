@@ -8,7 +8,6 @@ level (short column names, so `dvc exp show` fits a terminal) and their val AUC 
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -16,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_path, write_json
 from moviegenre.core.paths import ProjectPaths
 from moviegenre.data.table import labels_for, load_prepared
@@ -25,7 +23,7 @@ from moviegenre.ensemble.combine import load_branches
 from moviegenre.ensemble.fitting import fit_ensemble
 from moviegenre.evaluation import probabilities
 from moviegenre.evaluation.genre_sets import set_scores
-from moviegenre.evaluation.metrics import per_genre_auc, scores_by_split
+from moviegenre.evaluation.metrics import macro_auc, per_genre_auc, scores_by_split
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +36,17 @@ def per_genre_table(genres: list[str], y_test: np.ndarray, scores: dict[str, np.
     return table
 
 
-def summary(paths: ProjectPaths, branches: list[str], ensemble: dict[str, Any]) -> dict[str, Any]:
-    """Name -> test macro ROC-AUC, and ``val`` -> name -> val macro ROC-AUC, ensemble included."""
-    by_name = {}
-    for branch in branches:
-        path = paths.metrics / f"{branch}.json"
-        if not path.is_file():
-            raise MovieGenreError(f"{path}: not found (run `dvc repro train_{branch}`)")
-        by_name[branch] = json.loads(path.read_text())
-    by_name["ensemble"] = ensemble
-    test = {name: m["test"]["roc_auc_macro"] for name, m in by_name.items()}
-    return test | {"val": {name: m["val"]["roc_auc_macro"] for name, m in by_name.items()}}
+def summary(labels: np.ndarray, split: np.ndarray, by_branch: dict[str, np.ndarray], ensemble: dict) -> dict:
+    """Name -> test macro ROC-AUC, and ``val`` -> name -> val macro ROC-AUC, ensemble included.
+
+    The branches' figures are computed from the predictions the ensemble read, as their train
+    stage computed them for ``metrics/<branch>.json``, so the ensemble depends on the
+    predictions folder alone.
+    """
+    scores = {name: {part: macro_auc(labels[split == part], proba[split == part]) for part in ("test", "val")}
+              for name, proba in by_branch.items()}  # fmt: skip
+    scores["ensemble"] = {part: ensemble[part]["roc_auc_macro"] for part in ("test", "val")}
+    return {name: s["test"] for name, s in scores.items()} | {"val": {name: s["val"] for name, s in scores.items()}}
 
 
 def run_ensemble(settings: dict[str, Any], seed: int, paths: ProjectPaths) -> dict[str, Any]:
@@ -78,7 +76,7 @@ def run_ensemble(settings: dict[str, Any], seed: int, paths: ProjectPaths) -> di
     if model.weights is not None:
         metrics["weights"] = model.weights
     model.save(paths.model("ensemble"))
-    probabilities.write(paths.predictions / "ensemble.parquet", pd.Series(loaded.ids), loaded.split, proba, genres)
+    probabilities.write(paths.prediction("ensemble"), pd.Series(loaded.ids), loaded.split, proba, genres)
     scores = {**{b: p[test] for b, p in loaded.by_branch.items()}, "ensemble": proba[test]}
     per_genre = per_genre_table(genres, labels[test], scores)
     with atomic_path(paths.metrics / "per_genre_auc.csv") as tmp:
@@ -90,7 +88,7 @@ def run_ensemble(settings: dict[str, Any], seed: int, paths: ProjectPaths) -> di
     figures.macro_png(macro, paths.plots / "macro_auc.png")
     write_json(paths.metrics / "ensemble.json", metrics)
     write_json(paths.timings / "ensemble.json", {"seconds": {"fit": round(fit_s, 3)}})
-    write_json(paths.summary, summary(paths, branches, metrics))
+    write_json(paths.summary, summary(labels, loaded.split, loaded.by_branch, metrics))
     log.info("ensemble (%s): test macro ROC-AUC %.4f, genre sets F1 macro %.4f; branches %s", settings["method"],
              metrics["test"]["roc_auc_macro"], metrics["test"]["f1_macro"], macro)  # fmt: skip
     return metrics

@@ -61,13 +61,20 @@ def bootstrap_interval(
     return [round(float(low), 4), round(float(high), 4)]
 
 
+def macro_auc(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """The contract's ``roc_auc_macro``: the mean over scorable genres, to 6 decimals (0.0 if none)."""
+    if not scorable(y_true).any():
+        return 0.0
+    return round(float(np.nanmean(per_genre_auc(y_true, proba))), 6)
+
+
 def split_scores(y_true: np.ndarray, proba: np.ndarray, seed: int = 0) -> dict[str, float | int | list[float]]:
     ok = scorable(y_true)
     if not ok.any():
         return {"roc_auc_macro": 0.0, "roc_auc_macro_ci95": [0.0, 0.0], "roc_auc_micro": 0.0,
                 "n_movies": len(y_true), "n_genres": 0}  # fmt: skip
     return {
-        "roc_auc_macro": round(float(np.nanmean(per_genre_auc(y_true, proba))), 6),
+        "roc_auc_macro": macro_auc(y_true, proba),
         "roc_auc_macro_ci95": bootstrap_interval(y_true, proba, seed),
         "roc_auc_micro": round(float(roc_auc_score(y_true[:, ok].ravel(), proba[:, ok].ravel())), 6),
         "n_movies": len(y_true),

@@ -14,7 +14,7 @@ Encoding is the slow part of the pipeline on a CPU, so ``SentenceEncoder.encode`
 - runs the backbone and the pooling in one ``tf.function`` with a dynamic-shape signature,
   traced once per encoder, never retraced whatever the batch shapes;
 - optionally computes in ``mixed_bfloat16`` (a CPU with AVX512-BF16 or AMX, or a recent GPU):
-  about 1.5x faster here, rows within 2e-4 cosine of float32.
+  faster where the hardware has it, rows within float noise (cosine) of float32's.
 
 The same texts give the same bytes on the same machine: batches and their shapes depend only
 on the texts. A text's embedding may move in the 7th decimal with its batch neighbours
@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir, json_text
-from moviegenre.data.sources import project_root
+from moviegenre.core.paths import project_root
 from moviegenre.features.store import INDEX, write_arrays
 
 log = logging.getLogger(__name__)
@@ -252,8 +252,8 @@ class SentenceEncoder:
     - ``load`` builds it from the preset with KerasHub: what the stage runs;
     - ``from_export`` reads what ``export`` wrote: a TensorFlow SavedModel of the ready
       tokenizer and pooled forward pass. Loading it skips importing KerasHub, building BERT's
-      layers (with random values the checkpoint then overwrites) and tracing, about 3 s of a
-      one-movie prediction on a 2-core CPU, which is why prediction uses it (encoder_cache).
+      layers (with random values the checkpoint then overwrites) and tracing, most of a
+      one-movie prediction's cost, which is why prediction uses it (encoder_cache).
     """
 
     def __init__(
@@ -295,9 +295,9 @@ class SentenceEncoder:
 
         def tokenize(texts: list[str]) -> list[np.ndarray]:
             """A few texts (one movie, a request to the server) are tokenized eagerly, by the same
-            TensorFlow Text ops: tracing costs 2-5 s, the eager call milliseconds (same ids for all
-            7,895 MM-IMDb plots). Many go through the graph traced once: eagerly they take about
-            7x longer, and a ``tf.data`` map would retrace on every call."""
+            TensorFlow Text ops: tracing costs seconds, the eager call milliseconds (the ids are the
+            same either way). Many go through the graph traced once: eagerly they take several
+            times longer, and a ``tf.data`` map would retrace on every call."""
             batch = tf.constant(texts, dtype=tf.string)
             if len(texts) <= EAGER_TOKENIZE:
                 return [np.asarray(piece, dtype=np.int32) for piece in tokenizer.tokenize(batch)]

@@ -1,15 +1,14 @@
 """The sentence encoder for prediction, exported once as a SavedModel and read from a cache.
 
 Building the encoder from its preset is most of a one-movie prediction beyond importing
-TensorFlow: on this project's 2-core CPU about 1.2 s to import KerasHub, 1.1 s to build
-BERT's layers (with random values the checkpoint then overwrites) and 1 s to trace the
-tokenizer and the forward pass. Its SavedModel export loads in about 0.5 s, already traced,
-and gives the same vectors (the same graph, the same weights).
+TensorFlow: importing KerasHub, building BERT's layers (with random values the checkpoint then
+overwrites) and tracing the tokenizer and the forward pass. Its SavedModel export loads
+already traced, and gives the same vectors (the same graph, the same weights).
 
 An entry is keyed by the encoder's state (``encoder.json``: preset, sha256 of weights and
 vocabulary, sequence length, precision) and the versions of the libraries that write and read
 SavedModels. A new checkpoint, new settings or an upgrade make a new key, never a stale hit;
-the first prediction after one pays the export once (about 5 s). A damaged entry is rebuilt
+the first prediction after one pays the export once. A damaged entry is rebuilt
 with a warning. The cache is derived, per user, and never a DVC output: deleting it costs
 time, not results.
 

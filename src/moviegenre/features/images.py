@@ -135,8 +135,8 @@ def featurize_images(table: pd.DataFrame, settings: dict, seed: int, out_dir: Pa
 
     Memory follows the greyscale pixels, not the RGB ones: each decoded chunk of RGB posters
     goes straight to ``rgb.npy`` and only the greyscale array (a third of the RGB one) and
-    the training posters' float copy for the PCA are held whole. Holding everything, the stage
-    peaked at 1.9 GB on 4x the shared dataset, 2.8x its 660 MiB on the shared set.
+    the training posters' float copy for the PCA are held whole: holding everything would
+    make the stage's peak grow with several copies of every poster's pixels.
     """
     with_poster = table[table["poster"].notna()].reset_index(drop=True)
     if with_poster.empty:

@@ -20,7 +20,11 @@ STATE_FILES: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 # What each set featurizes, so what a movie needs to be in it: a poster or a plot.
-MODALITY: dict[str, str] = {images.FEATURE_SET: "poster", text.FEATURE_SET: "plot", embeddings.FEATURE_SET: "plot"}
+MODALITY: dict[str, str] = {
+    images.FEATURE_SET: "poster",
+    text.FEATURE_SET: "plot",
+    embeddings.FEATURE_SET: "plot",
+}
 
 
 def check_feature_set(feature_set: str) -> None:

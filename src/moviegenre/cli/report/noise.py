@@ -35,10 +35,10 @@ class Verdict:
 
 
 def same_inputs(name: str, base: dict[str, Any], head: dict[str, Any]) -> bool:
-    """Whether the stage that scores ``name`` (train_<name>, or a stage called <name>) ran on the
+    """Whether the stage that scores ``name`` (train@<name>, or a stage called <name>) ran on the
     same inputs in both revisions (``revisions.stage_inputs``): then any difference in its AUC
     came from the machine."""
-    for stage in (f"train_{name}", name):
+    for stage in (f"train@{name}", f"train_{name}", name):
         if stage in base and stage in head:
             return base[stage] == head[stage]
     return False

@@ -12,7 +12,7 @@ import io
 import logging
 from pathlib import Path
 
-from moviegenre.cli.report.revisions import PREDICTIONS, Tree
+from moviegenre.cli.report.revisions import ENSEMBLE_PREDICTIONS, PREDICTIONS, Tree
 from moviegenre.cli.report.scores import SPLITS
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.evaluation.paired_bootstrap import paired_delta_interval
@@ -40,7 +40,7 @@ def paired_intervals(
     columns = ["id", "split", *genres]
     intervals = {}
     for name in dict.fromkeys(name for name, _ in wanted):
-        raw = {side: tree.read(f"{PREDICTIONS}/{name}.parquet") for side, tree in (("base", base), ("head", head))}
+        raw = {side: _read_predictions(tree, name) for side, tree in (("base", base), ("head", head))}
         if raw["base"] is None or raw["head"] is None:
             log.info("%s: no paired bootstrap (predictions of %s missing)", name, "base" if raw["head"] else "head")
             continue
@@ -63,3 +63,13 @@ def paired_intervals(
             if interval is not None:
                 intervals[name, split] = interval
     return intervals
+
+
+def _read_predictions(tree: Tree, name: str) -> bytes | None:
+    """A branch's or the ensemble's predictions; the ensemble's also where older revisions kept them."""
+    candidates = [ENSEMBLE_PREDICTIONS] if name == "ensemble" else []
+    for path in [*candidates, f"{PREDICTIONS}/{name}.parquet"]:
+        data = tree.read(path)
+        if data is not None:
+            return data
+    return None

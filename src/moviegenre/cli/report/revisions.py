@@ -26,6 +26,7 @@ SUMMARY = "metrics/summary.json"
 COUNTS = "metrics/data.json"
 TIMINGS = "metrics/timings"
 PREDICTIONS = "data/predictions"
+ENSEMBLE_PREDICTIONS = "data/ensemble/predictions.parquet"
 PREPARED = "data/prepared"
 FIGURES = "plots"
 

@@ -1,0 +1,86 @@
+"""The base of every Keras branch: one network, fitted by the shared trainer, saved as ``.keras``.
+
+A subclass says only how to build its network (``builder``) and, for a pretrained part, a
+second phase (``fine_tune``). The trainer is imported when a fit starts, not with this
+module: prediction loads Keras branches and must not pay for the training loop and dvclive.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from moviegenre.branches.base import Branch, FitContext
+from moviegenre.branches.keras.common import load_keras, predict_batches, save_keras
+from moviegenre.config.keys import integer, number
+from moviegenre.config.settings import setting
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """The keys every Keras branch trains by (the trainer reads these, nothing else)."""
+
+    epochs: int = setting(integer(1, 1000))
+    batch_size: int = setting(integer(1, 4096))
+    learning_rate: float = setting(number(1e-6, 1.0))
+    weight_decay: float = setting(number(0.0, 1.0))
+    lr_patience: int = setting(integer(0, 1000))
+    dropout: float = setting(number(0.0, 0.95))
+    patience: int = setting(integer(1, 1000))
+
+
+@dataclass(frozen=True)
+class FineTune:
+    """A second training phase, for a pretrained part trained frozen first.
+
+    After ``warmup_epochs`` epochs (of the run's ``epochs``), the model's layer ``layer`` is
+    unfrozen except for its BatchNormalization layers, and training goes on at
+    ``learning_rate``; ``keras_training.fit_keras`` runs it.
+    """
+
+    layer: str
+    warmup_epochs: int
+    learning_rate: float
+
+
+class KerasBranch(Branch):
+    """A branch whose model is one Keras network: subclasses say only how to build it.
+
+    Fitting goes through the shared ``KerasTrainer``; prediction, saving and loading are the
+    same for every Keras branch.
+    """
+
+    model_file = "model.keras"
+
+    def __init__(self, settings: Any, seed: int, spec: Any = None) -> None:
+        super().__init__(settings, seed, spec)
+        self.model: Any = None
+
+    @abstractmethod
+    def builder(self, x: Any, context: FitContext) -> Callable[[int], Any]:
+        """A function from the number of genres to an uncompiled model for inputs like ``x``."""
+
+    def fine_tune(self) -> FineTune | None:
+        """The second phase to train after a frozen warm-up, if any (a pretrained backbone's)."""
+        return None
+
+    def fit(self, x: Any, labels: np.ndarray, split: np.ndarray, context: FitContext) -> dict[str, Any]:
+        from moviegenre.branches.keras.trainer import KerasTrainer
+
+        trainer = KerasTrainer(self.settings, self.seed, context.runtime, context.live)
+        self.model, extra = trainer.fit(self.name, self.builder(x, context), x, labels, split, self.fine_tune())
+        return extra
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        return predict_batches(self.model, x)
+
+    def save_model(self, directory: Path) -> None:
+        save_keras(self.model, directory / self.model_file)
+
+    def load_model(self, directory: Path) -> None:
+        self.model = load_keras(directory / self.model_file)

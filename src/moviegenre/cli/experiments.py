@@ -1,0 +1,138 @@
+"""`moviegenre experiments`: every experiment beside its baseline in one terminal-wide table.
+
+Built on ``dvc exp show --json``: each row is the workspace, a baseline commit or one of its
+experiments, with the params it changed from its baseline and every branch's and the
+ensemble's test macro ROC-AUC. Each AUC that moved is judged by the report's noise rule
+(``report.noise``) against the baseline: the two revisions' 95% bootstrap intervals, read from
+``metrics/<branch>.json`` at each revision, and the branch stage's inputs in ``dvc.lock``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from moviegenre.cli.report.noise import judge, same_inputs
+from moviegenre.cli.report.revisions import RevisionTree, Tree, WorkspaceTree, dvc_json, stage_inputs
+from moviegenre.cli.report.scores import Score, branch_names, read_scores
+from moviegenre.cli.report.tables import flatten
+
+WIDTH = 120
+NAME_WIDTH = 18
+VALUE_WIDTH = 10  # "0.6457+" and room for a header of 9 (longer branch names are abbreviated)
+# a moved AUC's mark: a real gain or loss, noise, the machine alone (same inputs), or no interval to judge by
+MARKS = {"real": "", "noise": "~", "machine": "=", "unjudged": "?", "unchanged": " ", "new": " "}
+LEGEND = "test macro ROC-AUC. +/-: real change from the baseline  ~: within the noise  =: same inputs  ?: unjudged"
+
+
+@dataclass
+class Row:
+    """One line of the table: a baseline commit, the workspace or an experiment."""
+
+    name: str
+    rev: str
+    params: dict[str, Any]
+    summary: dict[str, Any]
+    state: str
+    baseline: Row | None = None
+    changed: list[str] = field(default_factory=list)
+
+
+def rows(root: Path = Path(".")) -> list[Row]:
+    """The workspace, each baseline commit and its experiments, as ``dvc exp show`` lists them."""
+    out: list[Row] = []
+    for base in dvc_json("exp", "show", cwd=root) or []:
+        rev = base.get("rev", "")
+        head = _row(base, base.get("name") or (rev if rev == "workspace" else rev[:7]))
+        out.append(head)
+        for experiment in base.get("experiments") or []:
+            for rev in experiment.get("revs") or []:
+                row = _row(rev, rev.get("name") or rev.get("rev", "")[:7])
+                row.baseline = head if head.rev != "workspace" else None
+                row.changed = _changed(head.params, row.params)
+                out.append(row)
+    workspace = next((r for r in out if r.rev == "workspace"), None)
+    commit = next((r for r in out if r.rev != "workspace" and r.baseline is None), None)
+    if workspace is not None and commit is not None:
+        workspace.baseline, workspace.changed = commit, _changed(commit.params, workspace.params)
+    return out
+
+
+def _row(entry: dict[str, Any], name: str) -> Row:
+    data = entry.get("data") or {}
+    params = flatten((data.get("params") or {}).get("params.yaml", {}).get("data") or {})
+    summary = (data.get("metrics") or {}).get("metrics/summary.json", {}).get("data") or {}
+    return Row(name, entry.get("rev", ""), params, summary, str(data.get("status") or entry.get("status") or ""))
+
+
+def _changed(base: dict[str, Any], head: dict[str, Any]) -> list[str]:
+    return [f"{key}={head.get(key)}" for key in sorted(set(base) | set(head)) if base.get(key) != head.get(key)]
+
+
+def table(found: list[Row], root: Path = Path(".")) -> str:
+    """The rows as text at most ``WIDTH`` wide, marks judged against each row's baseline."""
+    names = branch_names(row.summary for row in found)
+    changed_width = max(12, WIDTH - NAME_WIDTH - VALUE_WIDTH * len(names) - 2)
+    header = f"{'Experiment':<{NAME_WIDTH}} {'changed':<{changed_width}}" + "".join(
+        f"{_label(name, VALUE_WIDTH - 1):>{VALUE_WIDTH}}" for name in names
+    )
+    lines = [header]
+    judged = _Judge(root)
+    for row in found:
+        changed = _cut(", ".join(row.changed), changed_width)
+        cells = [f"{_cut(row.name, NAME_WIDTH):<{NAME_WIDTH}}", f"{changed:<{changed_width}}"]
+        for name in names:
+            value = row.summary.get(name)
+            if not isinstance(value, int | float):
+                cells.append(f"{'-':>{VALUE_WIDTH}}")
+                continue
+            mark = judged.mark(row, name) if row.baseline is not None else " "
+            cells.append(f"{value:>{VALUE_WIDTH - 1}.4f}{mark}")
+        lines.append(" ".join(cells[:2]) + "".join(cells[2:]))
+    return "\n".join([*lines, LEGEND])
+
+
+def _label(name: str, width: int) -> str:
+    """A branch name that fits ``width``: every word after the first cut to three letters (text_enc)."""
+    if len(name) <= width:
+        return name
+    first, *rest = name.split("_")
+    return "_".join([first, *(word[:3] for word in rest)])[:width]
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class _Judge:
+    """The noise rule for one row against its baseline; each revision's files are read once."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.trees: dict[str, Tree] = {}
+        self.inputs: dict[str, dict[str, Any]] = {}
+
+    def tree(self, rev: str) -> Tree:
+        if rev not in self.trees:
+            self.trees[rev] = WorkspaceTree(self.root) if rev == "workspace" else RevisionTree(self.root, rev)
+        return self.trees[rev]
+
+    def stage_inputs(self, rev: str) -> dict[str, Any]:
+        if rev not in self.inputs:
+            self.inputs[rev] = stage_inputs(self.tree(rev))
+        return self.inputs[rev]
+
+    def mark(self, row: Row, name: str) -> str:
+        assert row.baseline is not None
+        base_value, head_value = row.baseline.summary.get(name), row.summary.get(name)
+        if not isinstance(base_value, int | float) or not isinstance(head_value, int | float):
+            return " "
+        base_tree, head_tree = self.tree(row.baseline.rev), self.tree(row.rev)
+        base = read_scores(base_tree, [name]).get((name, "test"), Score(float(base_value)))
+        head = read_scores(head_tree, [name]).get((name, "test"), Score(float(head_value)))
+        machine = same_inputs(name, self.stage_inputs(row.baseline.rev), self.stage_inputs(row.rev))
+        verdict = judge(base, head, machine, None)
+        if verdict.kind == "real":
+            return "+" if (verdict.delta or 0) > 0 else "-"
+        return MARKS.get(verdict.kind, " ")

@@ -1,0 +1,345 @@
+"""End to end on generated data: the whole `dvc repro`, reruns, `dvc exp run`, and the PR report."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from helpers.project import copy_project, dvc, env, git
+
+pytestmark = pytest.mark.e2e
+
+BRANCHES = ("image_ml", "text_ml", "image_dl", "text_dl", "text_encoder", "fusion")
+# Small but real settings so the whole pipeline runs in about a minute on generated data.
+TINY = {
+    "prepare": {"min_genre_count": 2},
+    "images": {"height": 48, "width": 32, "pca_components": 8, "workers": 2},
+    "text": {
+        "tfidf": {"ngram_max": 1, "min_df": 1, "max_df": 1.0, "max_features": 2000, "sublinear_tf": True,
+                  "stop_words": "english"},
+        "counts": {"ngram_max": 1, "min_df": 1, "max_features": 2000, "stop_words": "english"},
+        "sequences": {"vocab_size": 200, "length": 24},
+    },
+    "image_ml": {"n_estimators": 30},
+    "text_ml": {"n_estimators": 30},
+    "image_dl": {"epochs": 2, "batch_size": 16},
+    "runtime": {"deterministic": True},
+    "embed": {"sha256": None, "sequence_length": 32, "batch_size": 16, "precision": "float32"},
+    "text_encoder": {"epochs": 2, "hidden_units": 16},
+    "text_dl": {"epochs": 2, "batch_size": 16, "hidden_units": 32},
+    "word2vec": {"epochs": 2},
+    "fusion": {"epochs": 2, "batch_size": 16, "units": 16, "conv_filters": 8},
+}  # fmt: skip
+
+
+def ran(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def stage_names(repo: Path) -> list[str]:
+    """Every stage as DVC names it (``train@<branch>`` for each branch of the registry)."""
+    return dvc(repo, "stage", "list", "--names-only").stdout.split()
+
+
+def set_param(repo: Path, section: str, key: str, value: object) -> None:
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params[section][key] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project copy on 120 generated movies, fully reproduced and committed."""
+    from helpers.synthetic import make_mmimdb_archive, write_tiny_bert_preset
+
+    root = tmp_path_factory.mktemp("pipeline")
+    archive = make_mmimdb_archive(root / "tiny.tar.gz", n=120, seed=3)
+    preset = write_tiny_bert_preset(root / "tiny-bert")
+    tiny = TINY | {"embed": TINY["embed"] | {"preset": str(preset)}}
+    repo = copy_project(root / "repo", {"data": {"source": str(archive), "sha256": None}, **tiny})
+    first = dvc(repo, "repro")
+    assert ran(first.stdout) == set(stage_names(repo)) and {f"train@{b}" for b in BRANCHES} <= ran(first.stdout)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "pipeline run")
+    (repo / "archive-path").write_text(str(archive))
+    return repo
+
+
+def moviegenre(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "moviegenre.cli", *args], cwd=repo, env=env(),
+                          capture_output=True, text=True)  # fmt: skip
+    if check and done.returncode != 0:
+        raise AssertionError(f"moviegenre {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def test_every_branch_and_the_ensemble_write_metrics_in_the_contract(pipeline: Path) -> None:
+    for name in (*BRANCHES, "ensemble"):
+        metrics = json.loads((pipeline / "metrics" / f"{name}.json").read_text())
+        for split in ("test", "val"):
+            assert 0.0 <= metrics[split]["roc_auc_macro"] <= 1.0
+            assert metrics[split]["n_genres"] == 5
+            low, high = metrics[split]["roc_auc_macro_ci95"]
+            assert low <= metrics[split]["roc_auc_macro"] <= high
+    for branch in BRANCHES:
+        spec = json.loads((pipeline / "models" / branch / "spec.json").read_text())
+        assert spec["branch"] == branch and spec["genres"] == json.loads(
+            (pipeline / "data/prepared/genres.json").read_text())["genres"]  # fmt: skip
+    ensemble = json.loads((pipeline / "metrics" / "ensemble.json").read_text())
+    assert set(ensemble["weights"]) == set(BRANCHES)
+    for key in ("f1_macro", "f1_micro", "f1_samples", "precision_macro", "recall_macro"):
+        assert 0.0 < ensemble["test"][key] <= 1.0, key
+    model = json.loads((pipeline / "models/ensemble/ensemble.json").read_text())
+    assert [c["branches"] for c in model["combiners"]] == [
+        list(BRANCHES), ["image_ml", "image_dl"], ["text_ml", "text_dl", "text_encoder"]]  # fmt: skip
+    # fusion sees only movies with both, so the poster and plot combiners leave it out
+    assert all(len(c["thresholds"]) == 5 for c in model["combiners"])
+    # the headline view is the only metrics file: branch by split, nothing else
+    shown = json.loads(dvc(pipeline, "metrics", "show", "--json").stdout)
+    files = next(iter(shown.values()))["data"]
+    assert list(files) == ["metrics/summary.json"]
+    summary = files["metrics/summary.json"]["data"]
+    assert list(summary) == [*BRANCHES, "ensemble", "val"] and list(summary["val"]) == [*BRANCHES, "ensemble"]
+    assert summary["ensemble"] == ensemble["test"]["roc_auc_macro"]
+
+
+def test_plots_show_renders_roc_and_training_curves(pipeline: Path) -> None:
+    out = pipeline / "plots-html"
+    done = dvc(pipeline, "plots", "show", "-o", str(out))
+    assert "WARNING" not in done.stderr, done.stderr
+    html = (out / "index.html").read_text()
+    for name in (*BRANCHES, "ensemble"):
+        assert f"plots/roc/{name}.json" in html
+    for branch in BRANCHES:  # every branch's run: per epoch for the Keras ones, one point for the forests
+        assert f"dvclive/{branch}/plots/metrics/val/auc.tsv" in html, branch
+    assert "dvclive/text_dl/plots/metrics/learning_rate.tsv" in html
+
+
+def test_nothing_changed_runs_nothing(pipeline: Path) -> None:
+    assert ran(dvc(pipeline, "repro").stdout) == set()
+
+
+def test_one_branch_param_reruns_that_branch_and_ensemble_and_reports(pipeline: Path) -> None:
+    set_param(pipeline, "text_ml", "n_estimators", 7)
+    assert ran(dvc(pipeline, "repro").stdout) == {"check_params", "train@text_ml", "ensemble"}
+
+    done = moviegenre(pipeline, "report", "--base", "HEAD", "--out", "report.md")
+    assert done.stderr == ""
+    report = (pipeline / "report.md").read_text()
+    assert "| `text_ml.n_estimators` | 30 | 7 |" in report
+    headline = report.split("### Macro ROC-AUC by branch")[1].split("###")[0]
+    rows = {line.split("|")[1].strip(): line for line in headline.splitlines() if line.startswith("| ")}
+    assert set(rows) >= {*BRANCHES, "ensemble"}
+    assert "paired bootstrap" in rows["text_ml"]  # base predictions read at HEAD from the DVC cache
+    assert rows["image_ml"].count("| 0 |") == 2  # untouched branches do not move
+    assert "| metrics/summary.json | val.text_ml |" in report.split("dvc metrics diff")[1]
+    assert "![macro_auc](plots/macro_auc.png)" in report
+    assert "![macro_auc (base)](report_figures/base/macro_auc.png)" in report
+    git(pipeline, "checkout", "--", "params.yaml")
+    dvc(pipeline, "checkout")  # back to the committed run for the tests after this one
+
+
+def test_exp_run_records_the_changed_param_and_its_metrics(pipeline: Path) -> None:
+    dvc(pipeline, "exp", "run", "-n", "fewer-trees", "-S", "image_ml.n_estimators=12")
+    shown = json.loads(dvc(pipeline, "exp", "show", "--json").stdout)
+    experiments = [e for base in shown for e in base.get("experiments") or []]
+    runs = [r for e in experiments for r in e.get("revs", [])]
+    named = [r for r in runs if r.get("name") == "fewer-trees"]
+    assert named, f"experiment not found in {shown}"
+    data = named[0]["data"]
+    assert data["params"]["params.yaml"]["data"]["image_ml"]["n_estimators"] == 12
+    summary = data["metrics"]["metrics/summary.json"]["data"]
+    assert 0.0 <= summary["image_ml"] <= 1.0
+
+
+def test_a_queued_sweep_compares_within_a_terminal(pipeline: Path) -> None:
+    for trees in (10, 20):
+        dvc(pipeline, "exp", "run", "--queue", "-n", f"trees-{trees}", "-S", f"image_ml.n_estimators={trees}")
+    dvc(pipeline, "exp", "run", "--run-all", "--jobs", "1")
+    text = moviegenre(pipeline, "experiments").stdout
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 120, text
+    assert lines[0].split()[:2] == ["Experiment", "changed"] and lines[0].split()[-1] == "ensemble"
+    for name in ("trees-10", "trees-20"):
+        (row,) = [line for line in lines if line.startswith(name)]
+        assert f"image_ml.n_estimators={name[6:]}" in row
+        values = re.findall(r"\d\.\d{4}", row)
+        assert len(values) == len(BRANCHES) + 1 and all(0.0 <= float(v) <= 1.0 for v in values), row
+    # a value that moved from the baseline's (the row after the workspace) is judged, one that did not is not
+    baseline = re.findall(r"(\d\.\d{4})", lines[2])
+    judged = 0
+    for name in ("trees-10", "trees-20"):
+        (row,) = [line for line in lines if line.startswith(name)]
+        for (value, mark), base in zip(re.findall(r"(\d\.\d{4})(.)", row + " "), baseline, strict=True):
+            assert (mark in "+-~=?") if value != base else mark == " ", row
+            judged += value != base
+    assert judged, text  # the ensemble at least moved with the forest
+
+
+def test_predict_dataset_reproduces_the_ensemble_test_probabilities(pipeline: Path) -> None:
+    archive = (pipeline / "archive-path").read_text()
+    moviegenre(pipeline, "predict", "--dataset", archive, "--out", "preds.csv", "--branches")
+    predicted = pd.read_csv(pipeline / "preds.csv", dtype={"id": str}).set_index("id")
+    genres = json.loads((pipeline / "data/prepared/genres.json").read_text())["genres"]
+    assert len(predicted) == 120
+    assert list(predicted.columns[: len(genres) + 1]) == ["genres", *genres]
+    thresholds = json.loads((pipeline / "models/ensemble/ensemble.json").read_text())["combiners"][0]["thresholds"]
+    with_both = predicted.loc[predicted[f"image_ml:{genres[0]}"].notna()]
+    expected = ["|".join(g for g, t in zip(genres, thresholds, strict=True) if row[g] >= t)
+                for _, row in with_both.iterrows()]  # fmt: skip
+    assert with_both["genres"].fillna("").tolist() == expected
+    assert f"text_dl:{genres[0]}" in predicted.columns
+    stored = pd.read_parquet(pipeline / "data/ensemble/predictions.parquet").set_index("id")
+    test = stored[stored["split"] == "test"]
+    np.testing.assert_allclose(predicted.loc[test.index, genres].to_numpy(), test[genres].to_numpy(), atol=1e-6)
+    for branch in BRANCHES:
+        branch_stored = pd.read_parquet(pipeline / f"data/predictions/{branch}.parquet").set_index("id")
+        columns = [f"{branch}:{g}" for g in genres]
+        np.testing.assert_allclose(
+            predicted.loc[test.index, columns].to_numpy(), branch_stored.loc[test.index, genres].to_numpy(), atol=1e-6
+        )
+
+
+def test_predict_one_movie_by_the_branches_that_see_it(pipeline: Path) -> None:
+    from helpers.synthetic import poster_bytes
+
+    (pipeline / "poster.jpg").write_bytes(poster_bytes(["Horror"], 7))
+    both = moviegenre(pipeline, "predict", "--poster", "poster.jpg", "--plot", "ghost blood scream haunted").stdout
+    assert both.startswith("poster and plot: scored by image_ml, image_dl, text_ml, text_dl, text_encoder, fusion")
+    rows = [line.split() for line in both.splitlines()[3:]]
+    assert len(rows) == 5 and rows[0][0] == "Horror"  # the synthetic horror words and colours
+    marked = [row[0] for row in rows if row[1] == "*"]
+    assert both.splitlines()[1] == "genres: " + (", ".join(marked) or "(none above its threshold)")
+    assert "Horror" in marked
+    plot_only = moviegenre(pipeline, "predict", "--plot", "love kiss wedding", "--branches", "--top", "2").stdout
+    assert plot_only.splitlines()[0] == "plot only: scored by text_ml, text_dl, text_encoder"
+    assert plot_only.splitlines()[1].startswith("genres: ")
+    assert plot_only.splitlines()[2].split() == ["genre", "ensemble", "text_ml", "text_dl", "text_encoder"]
+    assert len(plot_only.splitlines()) == 5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--poster", "nope.jpg"], "nope.jpg: poster file not found"),
+        (["--poster", "dvc.yaml"], "dvc.yaml: not a readable image (not an image)"),
+        (["--plot", "   "], "--plot: the plot is empty"),
+        (["--plot-file", "missing.txt"], "missing.txt: plot file not found"),
+        (
+            ["--dataset", "nowhere.tar.gz", "--out", "x.csv"],
+            "nowhere.tar.gz: data source not found (expected an archive or a directory)",
+        ),
+        (["--plot", "a plot", "--top", "-1"], "--top must be 0 (all genres) or a positive number, not -1"),
+        (["--dataset", "nowhere.tar.gz", "--out", "models"], "models: is a directory; give --out a file name"),
+    ],
+)
+def test_predict_bad_input_is_one_line_and_non_zero(pipeline: Path, args: list[str], message: str) -> None:
+    done = moviegenre(pipeline, "predict", *args, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == f"error: {message}"
+    assert not (pipeline / "x.csv").exists()
+
+
+def test_predict_before_repro_says_to_run_it(tmp_path: Path) -> None:
+    done = moviegenre(tmp_path, "predict", "--plot", "a plot", check=False)
+    assert done.returncode == 2
+    assert "not found (run `dvc repro prepare`)" in done.stderr
+
+
+def test_editing_a_module_marks_the_stages_whose_deps_cover_it(pipeline: Path) -> None:
+    """Code deps are folders: an edit reruns every stage whose folders hold the file, and those
+    include every stage that imports it (the graph stays truthful)."""
+    from helpers.stage_imports import covered, resolved_stages, stage_code
+
+    stages = resolved_stages(pipeline)
+    for module in ("src/moviegenre/evaluation/metrics.py", "src/moviegenre/features/text.py",
+                   "src/moviegenre/branches/forests.py", "src/moviegenre/download/http_client.py"):  # fmt: skip
+        path = pipeline / module
+        original = path.read_text()
+        path.write_text(original + "# an edit\n")
+        try:
+            status = json.loads(dvc(pipeline, "status", "--json").stdout)
+        finally:
+            path.write_text(original)
+        expected = {name for name, stage in stages.items() if covered(module, stage["deps"])}
+        importers = {name for name, stage in stages.items() if module in stage_code(name, stage["cmd"], pipeline)}
+        assert set(status) == expected and importers <= expected, module
+    # one branch's module reruns that branch (and check_params, which validates every section)
+    assert set(json.loads(_status_after_edit(pipeline, "src/moviegenre/branches/text_nn.py"))) == {
+        "check_params", "train@text_dl", "ensemble"}  # fmt: skip
+    # the HTTP client: the download alone (and check_params), no branch
+    assert set(json.loads(_status_after_edit(pipeline, "src/moviegenre/download/http_client.py"))) == {
+        "check_params", "download"}  # fmt: skip
+    assert dvc(pipeline, "status", "--json").stdout.strip() == "{}"
+
+
+def _status_after_edit(repo: Path, module: str) -> str:
+    path = repo / module
+    original = path.read_text()
+    path.write_text(original + "# an edit\n")
+    try:
+        return dvc(repo, "status", "--json").stdout
+    finally:
+        path.write_text(original)
+
+
+def test_forcing_any_stage_again_changes_no_output(pipeline: Path) -> None:
+    for stage in stage_names(pipeline):
+        dvc(pipeline, "repro", "--force", "--single-item", stage)
+        status = dvc(pipeline, "status", "--json").stdout.strip()
+        assert status == "{}", f"after forcing {stage}: {status}"
+
+
+def test_an_unknown_key_anywhere_stops_repro_naming_it(pipeline: Path) -> None:
+    original = (pipeline / "params.yaml").read_text()
+    try:
+        set_param(pipeline, "data", "timout_s", 5)
+        failed = dvc(pipeline, "repro", check=False)
+        assert failed.returncode != 0
+        assert "error: params.yaml: unknown key 'data.timout_s'" in failed.stderr
+        assert ran(failed.stdout) == {"check_params"}
+    finally:
+        (pipeline / "params.yaml").write_text(original)
+
+
+def test_a_failed_stage_keeps_the_last_metrics_and_the_model_comes_back(pipeline: Path) -> None:
+    before = (pipeline / "metrics/image_ml.json").read_bytes()
+    original = (pipeline / "params.yaml").read_text()
+    try:
+        set_param(pipeline, "image_ml", "n_estimators", 0)
+        failed = dvc(pipeline, "repro", "--single-item", "train@image_ml", check=False)
+        assert failed.returncode != 0
+        assert "'image_ml.n_estimators' must be in [1, 5000], not 0" in failed.stderr
+        assert (pipeline / "metrics/image_ml.json").read_bytes() == before
+    finally:
+        (pipeline / "params.yaml").write_text(original)
+    assert not (pipeline / "models/image_ml").exists()  # DVC clears cached outputs before a run
+    dvc(pipeline, "checkout", "models/image_ml")
+    assert (pipeline / "models/image_ml/model.joblib").is_file()
+    dvc(pipeline, "checkout")
+    assert dvc(pipeline, "status", "--json").stdout.strip() == "{}"
+
+
+def test_a_model_trained_on_other_features_is_refused_in_one_line(pipeline: Path) -> None:
+    from helpers.synthetic import poster_bytes
+
+    (pipeline / "poster.jpg").write_bytes(poster_bytes(["Horror"], 7))
+    original = (pipeline / "params.yaml").read_text()
+    try:
+        set_param(pipeline, "images", "pca_components", 5)
+        dvc(pipeline, "repro", "--single-item", "featurize_images")
+        done = moviegenre(pipeline, "predict", "--poster", "poster.jpg", check=False)
+        assert done.returncode == 2
+        last = done.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: models/image_ml was trained on 89 features (pca 8 + colour 81)")
+        assert "now gives 86 (pca 5 + colour 81)" in last and "Traceback" not in done.stderr
+    finally:
+        (pipeline / "params.yaml").write_text(original)
+        dvc(pipeline, "checkout")

@@ -1,0 +1,226 @@
+"""The download stage's library: both layouts become the same raw table; poster URLs are cached safely."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import socket
+import zipfile
+from http.server import BaseHTTPRequestHandler
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from helpers.synthetic import make_movies, poster_bytes, write_mmimdb_dir
+
+from moviegenre.core.errors import MovieGenreError
+from moviegenre.download.ingest import build_raw
+
+
+def _params(source: Path | str, sha256: str | None = None) -> dict:
+    return {
+        "source": str(source),
+        "sha256": sha256,
+        "limit": None,
+        "poster_workers": 4,
+        "timeout_s": 5,
+        "retries": 1,
+    }
+
+
+def test_mmimdb_archive_to_raw_table(tmp_path: Path, mmimdb_archive: Path) -> None:
+    digest = hashlib.sha256(mmimdb_archive.read_bytes()).hexdigest()
+    summary = build_raw(_params(mmimdb_archive, digest), tmp_path / "raw", tmp_path / "cache")
+    assert (summary.layout, summary.movies, summary.posters) == ("mmimdb", 60, 60)
+    table = pd.read_parquet(tmp_path / "raw" / "movies.parquet")
+    assert list(table.columns) == ["id", "title", "year", "plot", "genres", "poster", "problem"]
+    first = table.iloc[0]
+    assert first["id"] == "1000000" and first["plot"] and list(first["genres"])
+    assert (tmp_path / "raw" / first["poster"]).is_file()
+
+
+def test_mmimdb_longest_plot_wins_and_malformed_json_is_kept_as_problem(tmp_path: Path) -> None:
+    dataset = write_mmimdb_dir(tmp_path / "src", make_movies(3), poster_every=0)
+    (dataset / "1000000.json").write_text(
+        '{"title": "t", "year": 2000, "genres": ["Drama"], "plot": ["short", "a much longer plot"]}'
+    )
+    (dataset / "1000001.json").write_text("{not json")
+    build_raw(_params(tmp_path / "src"), tmp_path / "raw", tmp_path / "cache")
+    table = pd.read_parquet(tmp_path / "raw" / "movies.parquet").set_index("id")
+    assert table.loc["1000000", "plot"] == "a much longer plot"
+    assert table.loc["1000001", "problem"] == "malformed_record"
+    assert table["poster"].isna().all()
+
+
+def test_csv_layout_with_archive_paths_and_url_posters(
+    http_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    movies = make_movies(6)
+    served: list[str] = []
+
+    def handle(h: BaseHTTPRequestHandler) -> None:
+        served.append(h.path)
+        if h.path.endswith("gone.jpg"):
+            h.send_response(404)
+            h.send_header("Content-Length", "0")
+            h.end_headers()
+            return
+        body = poster_bytes(["Drama"], 1)
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    base = http_server(handle)
+    zip_path = tmp_path / "movies.zip"
+    rows = []
+    for i, m in enumerate(movies):
+        poster = {0: "img/0.jpg", 1: f"{base}/p/1.jpg", 2: f"{base}/p/gone.jpg", 3: "img/missing.jpg"}.get(i, "")
+        rows.append(
+            {
+                "id": m["id"],
+                "title": m["title"],
+                "year": m["year"],
+                "plot": m["plot"],
+                "genres": "|".join(m["genres"]),
+                "poster": poster,
+            }
+        )
+    csv_path = tmp_path / "movies.csv"
+    with csv_path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        zf.write(csv_path, "movies.csv")
+        zf.writestr("img/0.jpg", poster_bytes(["Comedy"], 0))
+
+    monkeypatch.chdir(tmp_path)  # relative output paths, as the download stage passes them
+    summary = build_raw(_params(zip_path), Path("raw"), Path("cache"))
+    assert (summary.layout, summary.movies, summary.posters, summary.poster_failures) == ("csv", 6, 2, 2)
+    table = pd.read_parquet(tmp_path / "raw" / "movies.parquet").set_index("id")
+    assert table.loc[movies[0]["id"], "poster"] == "files/img/0.jpg"
+    assert table.loc[movies[1]["id"], "poster"].startswith("posters/")
+    assert list(table.loc[movies[0]["id"], "genres"]) == movies[0]["genres"]
+    failures = pd.read_csv(tmp_path / "raw" / "poster_failures.csv")
+    assert set(failures["id"].astype(str).str.zfill(7)) == {movies[2]["id"], movies[3]["id"]}
+    assert failures["reason"].str.contains("404|not found").all()
+
+    # A second run finds the fetched poster in the cache and does not ask again.
+    served.clear()
+    build_raw(_params(zip_path), Path("raw"), Path("cache"))
+    assert served == ["/p/gone.jpg"] * len(served) and served
+
+
+def test_csv_missing_columns_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "movies.csv").write_text("id,title\n1,x\n")
+    with pytest.raises(MovieGenreError, match="missing column"):
+        build_raw(_params(tmp_path / "src"), tmp_path / "raw", tmp_path / "cache")
+    assert not (tmp_path / "raw").exists()
+
+
+def test_no_dataset_in_source_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "readme.txt").write_text("nothing here")
+    with pytest.raises(MovieGenreError, match="no dataset found"):
+        build_raw(_params(tmp_path / "src"), tmp_path / "raw", tmp_path / "cache")
+
+
+# --- Poster URLs: cached by URL, only real images, failures recorded with their own reason --------
+
+
+def _csv_source(tmp_path: Path, posters: dict[str, str]) -> Path:
+    """A directory source whose movies.csv gives each id in ``posters`` that poster cell."""
+    movies = make_movies(len(posters))
+    src = tmp_path / "src"
+    src.mkdir(exist_ok=True)
+    with (src / "movies.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["id", "title", "year", "plot", "genres", "poster"])
+        writer.writeheader()
+        for movie, (movie_id, poster) in zip(movies, posters.items(), strict=True):
+            writer.writerow(
+                {
+                    "id": movie_id,
+                    "title": movie["title"],
+                    "year": movie["year"],
+                    "plot": movie["plot"],
+                    "genres": "|".join(movie["genres"]),
+                    "poster": poster,
+                }
+            )
+    return src
+
+
+def _poster_server(http_server, bodies: dict[str, tuple[bytes, str | None]], served: list[str]) -> str:
+    def handle(h: BaseHTTPRequestHandler) -> None:
+        served.append(h.path)
+        body, content_type = bodies[h.path]
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(body)))
+        if content_type:
+            h.send_header("Content-Type", content_type)
+        h.end_headers()
+        h.wfile.write(body)
+
+    return http_server(handle)
+
+
+def _posters(raw: Path) -> dict[str, bytes | None]:
+    table = pd.read_parquet(raw / "movies.parquet")
+    return {i: (raw / p).read_bytes() if p else None for i, p in zip(table["id"], table["poster"], strict=True)}
+
+
+def test_poster_cache_is_keyed_by_url_not_by_movie_id(http_server, tmp_path: Path) -> None:
+    one, two, three = (poster_bytes(["Drama"], s) for s in (1, 2, 3))
+    served: list[str] = []
+    base = _poster_server(
+        http_server,
+        {"/1.jpg": (one, "image/jpeg"), "/2.jpg": (two, "image/jpeg"), "/3.jpg": (three, None)},
+        served,
+    )
+    src = _csv_source(tmp_path, {"coll/1": f"{base}/1.jpg", "coll_1": f"{base}/2.jpg"})
+    build_raw(_params(src), tmp_path / "raw", tmp_path / "cache")
+    assert _posters(tmp_path / "raw") == {"coll/1": one, "coll_1": two}  # two ids that sanitise alike
+
+    served.clear()
+    _csv_source(tmp_path, {"coll/1": f"{base}/3.jpg", "coll_1": f"{base}/2.jpg"})  # coll/1's URL changed
+    build_raw(_params(src), tmp_path / "raw", tmp_path / "cache")
+    assert _posters(tmp_path / "raw") == {"coll/1": three, "coll_1": two}
+    assert served == ["/3.jpg"]  # the unchanged URL came from the cache
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "reason"),
+    [
+        (b"<html>poster not found</html>", "text/html; charset=utf-8", "not an image (Content-Type text/html)"),
+        (b"<html>poster not found</html>", None, "not an image (cannot be decoded)"),
+        (b"\xff\xd8 not really a jpeg", "image/jpeg", "not an image (cannot be decoded)"),
+    ],
+)
+def test_a_response_that_is_not_an_image_is_a_failure_never_cached(
+    http_server, tmp_path: Path, body: bytes, content_type: str | None, reason: str
+) -> None:
+    served: list[str] = []
+    base = _poster_server(http_server, {"/p.jpg": (body, content_type)}, served)
+    src = _csv_source(tmp_path, {"a": f"{base}/p.jpg"})
+    for _ in range(2):
+        summary = build_raw(_params(src), tmp_path / "raw", tmp_path / "cache")
+        assert (summary.posters, summary.poster_failures) == (0, 1)
+    failures = pd.read_csv(tmp_path / "raw" / "poster_failures.csv")
+    assert failures["reason"].tolist() == [reason]
+    assert len(served) == 2  # asked again: the page was not kept as a poster
+    assert not [p for p in (tmp_path / "cache" / "posters").iterdir() if p.suffix == ".jpg"]
+
+
+def test_poster_failure_reasons_do_not_point_at_data_source(tmp_path: Path) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    src = _csv_source(tmp_path, {"a": f"http://127.0.0.1:{port}/p.jpg", "b": "http://", "c": "http://[::1/p.jpg"})
+    params = {**_params(src), "retries": 0}
+    build_raw(params, tmp_path / "raw", tmp_path / "cache")
+    failures = pd.read_csv(tmp_path / "raw" / "poster_failures.csv").set_index("id")["reason"]
+    assert "Connection refused" in failures["a"]
+    assert "No host supplied" in failures["b"] and failures["c"] == "not a valid URL or path"
+    assert not failures.str.contains("data.source|\n").any()

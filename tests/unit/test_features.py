@@ -1,0 +1,160 @@
+"""Feature files: shapes, dtypes, row order, and nothing fitted on val or test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from helpers.builders import IMAGES, TEXT
+from sklearn.decomposition import PCA
+
+from moviegenre.core.errors import MovieGenreError
+from moviegenre.data.posters import load_rgb, to_grey
+from moviegenre.data.table import load_prepared
+from moviegenre.features import images
+from moviegenre.features.colour import N_COLOUR_FEATURES
+from moviegenre.features.images import PosterFeaturizer, featurize_images
+from moviegenre.features.store import NpyWriter, load_index
+from moviegenre.features.text import PlotFeaturizer, featurize_text
+from moviegenre.features.tokenizer import Tokenizer
+
+
+def test_image_arrays_follow_the_prepared_table(prepared_project: Path) -> None:
+    table, _ = load_prepared(Path("data/prepared"))
+    featurize_images(table, IMAGES, seed=0, out_dir=Path("feat"))
+    with_poster = table[table["poster"].notna()]
+    index = load_index(Path("feat"))
+    assert index["id"].tolist() == with_poster["id"].tolist()
+    assert index["split"].tolist() == with_poster["split"].tolist()
+
+    n = len(with_poster)
+    grey = np.load("feat/grey.npy", mmap_mode="r")
+    rgb = np.load("feat/rgb.npy", mmap_mode="r")
+    assert (grey.shape, grey.dtype) == ((n, 48, 32), np.uint8)
+    assert (rgb.shape, rgb.dtype) == ((n, 48, 32, 3), np.uint8)
+    assert np.load("feat/pca.npy").shape == (n, 8)
+    colour = np.load("feat/colour.npy")
+    assert colour.shape == (n, N_COLOUR_FEATURES) and np.isfinite(colour).all()
+    np.testing.assert_array_equal(grey, to_grey(np.asarray(rgb)))  # grey is the luma of rgb
+    first = load_rgb(with_poster["poster"].iloc[0], 48, 32)
+    np.testing.assert_array_equal(rgb[0], first)  # row 0 is the table's first poster
+    # prediction's path (the saved featurizer on the poster files) gives the stage's arrays
+    again = PosterFeaturizer.load(Path("feat")).transform(with_poster["poster"].tolist(), workers=1, progress=False)
+    for name in ("grey", "rgb", "colour"):
+        np.testing.assert_array_equal(again[name], np.load(f"feat/{name}.npy"))
+    np.testing.assert_allclose(again["pca"], np.load("feat/pca.npy"), atol=1e-5)  # BLAS float noise
+
+
+def test_streamed_stage_writes_the_bytes_of_a_fit_on_arrays_held_whole(prepared_project: Path) -> None:
+    """The stage streams RGB to disk and fits PCA on a float copy it centres in place; the PCA
+    (its pickle, byte for byte) and its projections are those of the plain in-memory fit."""
+    table, _ = load_prepared(Path("data/prepared"))
+    shapes = featurize_images(table, IMAGES, seed=0, out_dir=Path("feat"))
+    grey = np.load("feat/grey.npy")
+    assert shapes == {
+        name: np.load(f"feat/{name}.npy", mmap_mode="r").shape for name in ("rgb", "grey", "pca", "colour")
+    }
+    train = (load_index(Path("feat"))["split"] == "train").to_numpy()
+    flat = grey.reshape(len(grey), -1).astype(np.float32) / 255.0
+    held = PCA(n_components=8, svd_solver="randomized", random_state=0).fit(flat[train])
+    joblib.dump(held, "held.joblib")
+    assert Path("held.joblib").read_bytes() == Path("feat/pca.joblib").read_bytes()
+    np.testing.assert_array_equal(np.load("feat/pca.npy"), held.transform(flat).astype(np.float32))
+
+
+def test_an_unreadable_poster_leaves_no_feature_directory(
+    prepared_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(images, "DECODE_CHUNK", 8)
+    table, _ = load_prepared(Path("data/prepared"))
+    broken = table.loc[table["poster"].notna(), "poster"].iloc[-1]  # in the last chunk: rgb.npy is half written
+    Path(broken).write_bytes(b"not a jpeg")
+    with pytest.raises(MovieGenreError, match="not a readable image"):
+        featurize_images(table, IMAGES | {"workers": 1}, seed=0, out_dir=Path("feat"))
+    assert not Path("feat").exists() and not list(Path(".").glob(".feat.*"))
+
+
+@pytest.mark.parametrize("dtype, shape", [(np.uint8, (10, 4, 3, 3)), (np.float32, (7, 5)), (np.int32, (3,))])
+def test_npy_writer_writes_what_np_save_writes(tmp_path: Path, dtype: type, shape: tuple[int, ...]) -> None:
+    array = np.random.default_rng(0).integers(0, 100, shape).astype(dtype)
+    np.save(tmp_path / "whole.npy", array)
+    with NpyWriter(tmp_path / "blocks.npy", shape, dtype) as writer:
+        for start in range(0, len(array), 3):
+            writer.write(array[start : start + 3])
+    assert (tmp_path / "blocks.npy").read_bytes() == (tmp_path / "whole.npy").read_bytes()
+
+
+def test_npy_writer_refuses_a_wrong_block_and_a_short_file(tmp_path: Path) -> None:
+    writer = NpyWriter(tmp_path / "a.npy", (4, 2), np.float32)
+    with pytest.raises(ValueError, match="does not fit"):
+        writer.write(np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match="does not fit"):
+        writer.write(np.zeros((2, 2), np.float64))
+    writer.write(np.zeros((3, 2), np.float32))
+    with pytest.raises(ValueError, match="does not fit"):
+        writer.write(np.zeros((2, 2), np.float32))  # 5 rows of 4
+    with pytest.raises(ValueError, match="3 of 4 rows written"):
+        writer.close()
+
+
+def test_pca_is_fitted_on_train_posters_only(prepared_project: Path) -> None:
+    table, _ = load_prepared(Path("data/prepared"))
+    featurize_images(table, IMAGES, seed=0, out_dir=Path("a"))
+    # Replace every test poster with noise: a PCA fitted on train alone does not change.
+    rng = np.random.default_rng(0)
+    from PIL import Image
+
+    for path in table.loc[(table["split"] == "test") & table["poster"].notna(), "poster"]:
+        Image.fromarray(rng.integers(0, 255, (90, 60, 3), dtype=np.uint8)).save(path, format="JPEG")
+    featurize_images(table, IMAGES, seed=0, out_dir=Path("b"))
+    a, b = joblib.load("a/pca.joblib"), joblib.load("b/pca.joblib")
+    np.testing.assert_allclose(a.components_, b.components_, atol=1e-6)
+    index = load_index(Path("a"))
+    train = (index["split"] == "train").to_numpy()
+    np.testing.assert_allclose(np.load("a/pca.npy")[train], np.load("b/pca.npy")[train], atol=1e-5)
+
+
+def test_text_features_shapes_sparsity_and_order(prepared_project: Path) -> None:
+    table, _ = load_prepared(Path("data/prepared"))
+    shapes = featurize_text(table, TEXT, out_dir=Path("text"))
+    index = load_index(Path("text"))
+    assert index["id"].tolist() == table["id"].tolist()
+    tfidf, counts = sp.load_npz("text/tfidf.npz"), sp.load_npz("text/counts.npz")
+    assert sp.issparse(tfidf) and tfidf.format == "csr" and tfidf.dtype == np.float32
+    assert counts.shape == (len(table), shapes["counts"][1]) and counts.shape[1] <= 500
+    sequences = np.load("text/sequences.npy")
+    assert sequences.shape == (len(table), 12) and sequences.dtype == np.int32
+    assert sequences.max() < 100
+    tokenizer = Tokenizer.load(Path("text/tokenizer.json"))
+    np.testing.assert_array_equal(tokenizer.transform(table["plot"]), sequences)
+    # the saved featurizer (vectorisers rebuilt from JSON) transforms exactly as the stage did
+    again = PlotFeaturizer.load(Path("text")).transform(table["plot"].tolist())
+    assert (again["tfidf"] != tfidf).nnz == 0 and (again["counts"] != counts).nnz == 0
+    np.testing.assert_array_equal(again["sequences"], sequences)
+
+
+def test_vectorisers_ignore_val_and_test_plots(prepared_project: Path) -> None:
+    table, _ = load_prepared(Path("data/prepared"))
+    featurize_text(table, TEXT, out_dir=Path("before"))
+    changed = table.copy()
+    is_test = changed["split"] == "test"
+    changed.loc[is_test, "plot"] = "zzyzx quokka " * 5  # words no training plot has
+    featurize_text(changed, TEXT, out_dir=Path("after"))
+    before, after = PlotFeaturizer.load(Path("before")), PlotFeaturizer.load(Path("after"))
+    for name in ("tfidf", "counts"):
+        assert getattr(before, name).vocabulary_ == getattr(after, name).vocabulary_
+        assert "quokka" not in getattr(after, name).vocabulary_
+    assert Tokenizer.load(Path("before/tokenizer.json")).words == Tokenizer.load(Path("after/tokenizer.json")).words
+    # the changed test plots are all out-of-vocabulary
+    after_ids = np.load("after/sequences.npy")[is_test.to_numpy()]
+    assert set(np.unique(after_ids)) <= {0, 1}
+
+
+def test_tokenizer_pads_and_truncates_at_the_end() -> None:
+    tokenizer = Tokenizer(vocab_size=5, length=4).fit(["a a a b b c", "a b"])
+    assert tokenizer.words == ["a", "b", "c"]
+    ids = tokenizer.transform(["a b", "c a b a b", "unknown"])
+    np.testing.assert_array_equal(ids, [[2, 3, 0, 0], [4, 2, 3, 2], [1, 0, 0, 0]])

@@ -1,0 +1,77 @@
+"""The graph tells the truth, statically: code deps cover every import, the branch list drives the stages."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import PROJECT_ROOT
+from helpers.stage_imports import branch_module, resolved_stages, stage_code, uncovered
+
+from moviegenre.branches.registry import NAMES, entries
+
+
+@pytest.fixture(scope="module")
+def stages() -> dict[str, dict]:
+    return resolved_stages(PROJECT_ROOT)
+
+
+def test_every_stage_depends_on_the_code_it_runs(stages: dict[str, dict]) -> None:
+    """A module a stage imports (lazily too, or by the registry's name) is covered by a dep."""
+    for name, stage in stages.items():
+        missing = uncovered(stage_code(name, stage["cmd"]), stage["deps"])
+        assert not missing, f"{name} imports {missing} but its deps in dvc.yaml do not cover them"
+
+
+def test_the_coverage_check_names_an_uncovered_import() -> None:
+    files = ["src/moviegenre/core/files.py", "src/moviegenre/data/http_client.py", "stages/train.py"]
+    assert uncovered(files, ["src/moviegenre/core", "stages/train.py"]) == ["src/moviegenre/data/http_client.py"]
+    assert uncovered(files, ["src/moviegenre/core/", "src/moviegenre/data", "stages/train.py"]) == []
+    assert uncovered(["src/moviegenre/core_extra.py"], ["src/moviegenre/core"]) == ["src/moviegenre/core_extra.py"]
+
+
+def test_code_deps_exist(stages: dict[str, dict]) -> None:
+    for name, stage in stages.items():
+        for dep in stage["deps"]:
+            if dep.startswith(("src/", "stages/")):
+                assert (PROJECT_ROOT / dep).exists(), f"{name}: code dep {dep} does not exist"
+
+
+def test_one_train_stage_per_registered_branch(stages: dict[str, dict]) -> None:
+    assert [name.partition("@")[2] for name in stages if name.startswith("train@")] == list(NAMES)
+    for branch, entry in entries().items():
+        stage = stages[f"train@{branch}"]
+        assert stage["cmd"] == f"python stages/train.py {branch}"
+        assert str(branch_module(branch).relative_to(PROJECT_ROOT)) == entry.code, branch
+        assert entry.code in stage["deps"] and entry.features in stage["deps"], branch
+        # its own params section and the shared ones it reads, nothing of another branch's
+        assert sorted(stage["params"]) == sorted(["seed", "runtime", branch]), branch
+
+
+def test_no_stage_reads_through_the_http_client_but_download(stages: dict[str, dict]) -> None:
+    """Editing the retry logic reruns the download, not the features or the branches."""
+    for name, stage in stages.items():
+        if name not in ("check_params", "download"):
+            assert not [f for f in stage_code(name, stage["cmd"]) if f.startswith("src/moviegenre/download/")], name
+            assert "src/moviegenre/download" not in stage["deps"], name
+
+
+def test_every_branch_has_its_registry_artifact() -> None:
+    artifacts = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["artifacts"]
+    paths = {entry["path"] for entry in artifacts.values()}
+    for branch in NAMES:
+        assert f"models/{branch}" in paths, f"dvc.yaml artifacts: no entry with path models/{branch}"
+
+
+def test_imports_point_down_the_pipeline() -> None:
+    """import-linter contracts (pyproject.toml): layers, and predict never reaches a training loop."""
+    linter = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
+    if linter is None:
+        pytest.fail("lint-imports (import-linter, a [dev] dependency) is not installed")
+    done = subprocess.run([linter], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "Contracts: 2 kept, 0 broken." in done.stdout

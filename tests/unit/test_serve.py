@@ -1,0 +1,332 @@
+"""`moviegenre serve` over a tiny pipeline's artifacts: health, predictions, bad requests, the page.
+
+The artifacts are built in-process (prepare, featurize, embed with a one-layer BERT, five
+branches, the ensemble: about half a minute), then the real server runs as a subprocess on
+a free port, as a user would start it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import yaml
+from helpers import PROJECT_ROOT
+
+BRANCHES = ["image_ml", "text_ml", "image_dl", "text_dl", "text_encoder"]
+PLOT_BRANCHES = ["text_ml", "text_dl", "text_encoder"]
+SCORED_BY = ["image_ml", "image_dl", *PLOT_BRANCHES]  # poster branches first, as the CLI prints them
+MAX_UPLOAD_MB = 0.1  # small, so that the 413 tests need only a small body
+PLOT = "ghost blood scream haunted night"
+
+
+def _tiny_settings() -> dict[str, dict]:
+    """params.yaml's sections, shrunk to seconds of training."""
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    return {
+        "image_ml": params["image_ml"] | {"n_estimators": 12},
+        "text_ml": params["text_ml"] | {"n_estimators": 12},
+        "image_dl": params["image_dl"] | {"epochs": 1, "batch_size": 16},
+        "text_dl": params["text_dl"] | {"arch": "mlp", "epochs": 1, "batch_size": 16, "hidden_units": 16},
+        "text_encoder": params["text_encoder"] | {"hidden_units": 0, "epochs": 2},
+        "ensemble": params["ensemble"] | {"method": "val", "branches": BRANCHES},
+        "runtime": params["runtime"] | {"device": "cpu", "n_jobs": 1},
+    }
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A project directory holding every artifact `moviegenre serve` loads, from 90 generated movies."""
+    from helpers.builders import IMAGES, TEXT
+    from helpers.synthetic import make_movies, write_mmimdb_dir, write_tiny_bert_preset
+
+    from moviegenre.branches.forests import ImageForest, TextForest
+    from moviegenre.branches.image_cnn import ImageCnn
+    from moviegenre.branches.text_encoder import TextEncoderHead
+    from moviegenre.branches.text_nn import TextNet
+    from moviegenre.branches.training import train_branch
+    from moviegenre.config.runtime import RuntimeSettings
+    from moviegenre.config.settings import build
+    from moviegenre.core.paths import ProjectPaths
+    from moviegenre.data.prepare import prepare
+    from moviegenre.data.table import load_prepared
+    from moviegenre.download.ingest import build_raw
+    from moviegenre.ensemble.run import run_ensemble
+    from moviegenre.features.embeddings import embed_text
+    from moviegenre.features.images import featurize_images
+    from moviegenre.features.text import featurize_text
+
+    root = tmp_path_factory.mktemp("serve")
+    write_mmimdb_dir(root / "src", make_movies(90, seed=1), poster_every=1, seed=1)
+    for i, poster in enumerate(sorted((root / "src" / "mmimdb" / "dataset").glob("*.jpeg"))):
+        if i % 3 == 2:
+            poster.unlink()  # a third of the movies are plot-only
+    preset = write_tiny_bert_preset(root / "tiny-bert")
+    settings = _tiny_settings()
+    paths = ProjectPaths(root)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)  # the prepared table's poster paths are relative to the project
+        params = {"source": str(root / "src"), "sha256": None, "poster_workers": 2, "timeout_s": 5, "retries": 0}
+        build_raw(params, paths.raw, paths.cache)
+        fractions = {"train": 0.6, "val": 0.2, "test": 0.2}
+        prepare(paths.raw, paths.prepared, paths.metrics / "data.json", fractions=fractions, min_genre_count=2,
+                seed=0, workers=1)  # fmt: skip
+        table, _ = load_prepared(paths.prepared)
+        featurize_images(table, IMAGES, seed=0, out_dir=paths.features("images"))
+        featurize_text(table, TEXT, out_dir=paths.features("text"))
+        embed = {"preset": str(preset), "sha256": None, "sequence_length": 32, "batch_size": 16, "precision": "float32"}
+        embed_text(table, embed, paths.features("embeddings"))
+        for branch in (ImageForest, TextForest, ImageCnn, TextNet, TextEncoderHead):
+            train_branch(branch(settings[branch.name], 0), paths, build(RuntimeSettings, settings["runtime"]))
+        run_ensemble(settings["ensemble"], 0, paths)
+    yield root
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(project: Path) -> Iterator[str]:
+    """`moviegenre serve` on a free port over the project's artifacts; yields its URL."""
+    port = _free_port()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(PROJECT_ROOT / "src")}
+    command = [sys.executable, "-m", "moviegenre.cli", "serve", "--port", str(port),
+               "--max-upload-mb", str(MAX_UPLOAD_MB)]  # fmt: skip
+    log = (project / "server.log").open("wb")
+    process = subprocess.Popen(command, cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"server exited:\n{(project / 'server.log').read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"server not up:\n{(project / 'server.log').read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def predictor(project: Path) -> Any:
+    """The same artifacts loaded in this process, to compare the server's answers with."""
+    from moviegenre.core.paths import ProjectPaths
+    from moviegenre.predict.predictor import Predictor
+
+    return Predictor(ProjectPaths(project))
+
+
+def _poster(seed: int = 7) -> bytes:
+    from helpers.synthetic import poster_bytes
+
+    return poster_bytes(["Horror"], seed)
+
+
+def _genres(project: Path) -> list[str]:
+    return json.loads((project / "data" / "prepared" / "genres.json").read_text())["genres"]
+
+
+def test_health_names_the_genres_branches_and_models(server: str, project: Path) -> None:
+    health = httpx.get(f"{server}/health").json()
+    assert health["status"] == "ok"
+    assert health["genres"] == len(_genres(project))
+    assert health["branches"] == BRANCHES
+    assert set(health["models"]) == {*BRANCHES, "ensemble"}
+    assert all(len(fingerprint) == 16 for fingerprint in health["models"].values())
+    assert health["max_upload_mb"] == MAX_UPLOAD_MB
+
+
+def test_plot_only_gives_the_predictors_genres_and_probabilities(server: str, project: Path, predictor: Any) -> None:
+    answer = httpx.post(f"{server}/predict", data={"plot": PLOT})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["seen"] == "plot only" and body["branches"] == PLOT_BRANCHES
+    scores = predictor.predict([None], [PLOT])
+    in_set = predictor.genre_sets(scores)[0]
+    genres = _genres(project)
+    expected = dict(zip(genres, scores["ensemble"][0], strict=True))
+    assert list(body["probabilities"]) == sorted(genres, key=lambda g: -expected[g])
+    np.testing.assert_allclose([body["probabilities"][g] for g in genres], scores["ensemble"][0], atol=1e-6)
+    assert set(body["genres"]) == {g for g, on in zip(genres, in_set, strict=True) if on}
+    assert "by_branch" not in body
+    as_json = httpx.post(f"{server}/predict", json={"plot": PLOT}).json()  # the JSON body gives the same
+    assert as_json["genres"] == body["genres"]
+    np.testing.assert_allclose(list(as_json["probabilities"].values()), list(body["probabilities"].values()),
+                               atol=1e-6)  # fmt: skip
+
+
+def test_poster_and_plot_are_scored_by_every_branch(server: str, project: Path, predictor: Any) -> None:
+    files = {"poster": ("poster.jpg", _poster(), "image/jpeg")}
+    answer = httpx.post(f"{server}/predict?branches=true&top=3", data={"plot": PLOT}, files=files)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["seen"] == "poster and plot" and body["branches"] == SCORED_BY
+    assert len(body["probabilities"]) == 3
+    assert set(body["by_branch"]) == set(BRANCHES)
+    assert all(list(p) == list(body["probabilities"]) for p in body["by_branch"].values())
+    (project / "poster.jpg").write_bytes(_poster())
+    scores = predictor.predict([str(project / "poster.jpg")], [PLOT])
+    top = max(body["probabilities"], key=body["probabilities"].get)
+    g = _genres(project).index(top)
+    assert body["probabilities"][top] == pytest.approx(scores["ensemble"][0, g], abs=1e-6)
+    assert body["by_branch"]["image_ml"][top] == pytest.approx(scores["image_ml"][0, g], abs=1e-6)
+
+
+def test_a_poster_alone_is_scored_by_the_poster_branches(server: str) -> None:
+    answer = httpx.post(f"{server}/predict", files={"poster": ("p.jpg", _poster(3), "image/jpeg")})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["seen"] == "poster only"
+    assert answer.json()["branches"] == ["image_ml", "image_dl"]
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(server: str) -> None:
+    import asyncio
+
+    plots = ["love kiss wedding", PLOT, "gun chase police", "laugh joke party"]
+
+    async def ask() -> list[dict]:
+        async with httpx.AsyncClient(base_url=server, timeout=60) as client:
+            answers = await asyncio.gather(*(client.post("/predict", data={"plot": p}) for p in plots * 3))
+        return [a.json() for a in answers]
+
+    together = asyncio.run(ask())
+    alone = {p: httpx.post(f"{server}/predict", data={"plot": p}).json() for p in plots}
+    for plot, answer in zip(plots * 3, together, strict=True):
+        assert answer["genres"] == alone[plot]["genres"]
+        np.testing.assert_allclose(list(answer["probabilities"].values()),
+                                   list(alone[plot]["probabilities"].values()), atol=1e-6)  # fmt: skip
+
+
+def _chunks(size: int) -> Iterator[bytes]:
+    for _ in range(size // 4096 + 1):
+        yield b"\0" * 4096
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "status", "error"),
+    [
+        ({"data": {}}, 400, "give a poster (file) and/or a plot (text)"),
+        ({"data": {"plot": "   "}}, 400, "the plot is empty"),
+        ({"json": {"plot": ""}}, 400, "the plot is empty"),
+        ({"json": {"poster": "x"}}, 400, 'a JSON body is {"plot": "..."} (send a poster as a multipart form)'),
+        ({"files": {"poster": ("p.jpg", b"not a jpeg at all", "image/jpeg")}}, 400,
+         "poster: not a readable image (not an image)"),
+        ({"files": {"poster": ("p.jpg", b"", "image/jpeg")}, "data": {"plot": PLOT}}, 400,
+         "poster: not a readable image (empty file)"),
+        ({"data": {"plot": PLOT, "title": "x"}}, 400, "unknown form field(s): title (expected poster, plot)"),
+        ({"content": b"plot", "headers": {"content-type": "text/plain"}}, 415,
+         'send a multipart form (poster, plot) or a JSON body {"plot": "..."}'),
+        ({"files": {"poster": ("big.jpg", b"\0" * 200_000, "image/jpeg")}}, 413,
+         "request body over the 0.1 MB limit (--max-upload-mb)"),
+        ({"content": _chunks(300_000), "headers": {"content-type": "application/json"}}, 413,
+         "request body over the 0.1 MB limit (--max-upload-mb)"),
+    ],
+    ids=["nothing", "blank-plot", "blank-json-plot", "json-poster", "not-an-image", "empty-poster", "unknown-field",
+         "plain-text", "over-limit", "over-limit-chunked"],
+)  # fmt: skip
+def test_bad_requests_are_4xx_with_one_error(server: str, request_kwargs: dict, status: int, error: str) -> None:
+    answer = httpx.post(f"{server}/predict", **request_kwargs)
+    assert answer.status_code == status
+    assert answer.json() == {"error": error}
+
+
+def test_top_must_not_be_negative(server: str) -> None:
+    answer = httpx.post(f"{server}/predict?top=-1", data={"plot": PLOT})
+    assert answer.status_code == 400
+    assert answer.json() == {"error": "top must be 0 (all genres) or a positive number, not -1"}
+
+
+def test_serve_without_artifacts_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(PROJECT_ROOT / "src")}
+    done = subprocess.run([sys.executable, "-m", "moviegenre.cli", "serve", "--port", str(_free_port())],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == "error: data/prepared/genres.json: not found (run `dvc repro prepare`)"
+
+
+def _browser() -> str | None:
+    """A Chromium for Playwright: its own download, or the system's (apt's `chromium`)."""
+    for candidate in (os.environ.get("CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate:
+            return candidate
+    return None
+
+
+def test_the_page_predicts_in_a_real_browser(server: str, project: Path) -> None:
+    try:
+        from playwright.sync_api import Error, sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install playwright; and a Chromium)")
+    (project / "poster.jpg").write_bytes(_poster())
+    with sync_playwright() as playwright:
+        try:
+            browser = playwright.chromium.launch(headless=True)
+        except Error as exc:
+            executable = _browser()
+            if executable is None:
+                pytest.skip(f"no Chromium for playwright ({str(exc).splitlines()[0]}); apt-get install chromium")
+            browser = playwright.chromium.launch(headless=True, executable_path=executable)
+        try:
+            page = browser.new_page()
+            page.goto(server + "/")
+            page.fill("#plot", PLOT)
+            page.set_input_files("#poster", str(project / "poster.jpg"))
+            page.check("#branches")
+            page.click("button[type=submit]")
+            page.wait_for_selector("#result:not([hidden])", timeout=30_000)
+            assert page.inner_text("#scored") == "poster and plot: scored by " + ", ".join(SCORED_BY)
+            header = page.inner_text("#table tr:first-child")
+            assert all(branch in header for branch in BRANCHES)
+            assert len(page.query_selector_all("#table tr")) == 1 + len(_genres(project))
+            page.fill("#plot", "")
+            page.set_input_files("#poster", [])
+            page.click("button[type=submit]")
+            page.wait_for_function("document.getElementById('error').textContent.length > 0", timeout=30_000)
+            assert page.inner_text("#error") == "give a poster (file) and/or a plot (text)"
+            assert page.is_hidden("#result")
+        finally:
+            browser.close()
+
+
+def test_prediction_loads_no_training_code(project: Path) -> None:
+    """Branch classes are imported by name, so the import contracts cannot see this: check it at run time."""
+    script = (
+        "import sys\n"
+        "from moviegenre.core.paths import ProjectPaths\n"
+        "from moviegenre.predict.predictor import Predictor\n"
+        "predictor = Predictor(ProjectPaths(__import__('pathlib').Path('.')))\n"
+        "scores = predictor.predict([None], ['ghost blood scream'])\n"
+        "assert {'text_dl', 'text_encoder'} <= set(scores), sorted(scores)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'dvclive'\n"
+        "      or m in ('moviegenre.branches.keras.trainer', 'moviegenre.branches.training')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=project, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"
