@@ -16,7 +16,7 @@ from helpers.project import copy_project, dvc, env, git
 
 pytestmark = pytest.mark.e2e
 
-BRANCHES = ("image_ml", "text_ml", "image_dl", "text_dl", "text_encoder", "fusion")
+BRANCHES = ("image_ml", "text_ml", "image_dl", "text_dl", "text_encoder", "image_encoder", "encoder_fusion", "fusion")
 # Small but real settings so the whole pipeline runs in about a minute on generated data.
 TINY = {
     "prepare": {"min_genre_count": 2},
@@ -33,6 +33,9 @@ TINY = {
     "runtime": {"deterministic": True},
     "embed": {"sha256": None, "sequence_length": 32, "batch_size": 16, "precision": "float32"},
     "text_encoder": {"epochs": 2, "hidden_units": 16},
+    "embed_posters": {"input_size": 64, "batch_size": 16, "precision": "float32"},
+    "image_encoder": {"epochs": 2},
+    "encoder_fusion": {"epochs": 2},
     "text_dl": {"epochs": 2, "batch_size": 16, "hidden_units": 32},
     "word2vec": {"epochs": 2},
     "fusion": {"epochs": 2, "batch_size": 16, "units": 16, "conv_filters": 8},
@@ -98,7 +101,7 @@ def test_every_branch_and_the_ensemble_write_metrics_in_the_contract(pipeline: P
         assert 0.0 < ensemble["test"][key] <= 1.0, key
     model = json.loads((pipeline / "models/ensemble/ensemble.json").read_text())
     assert [c["branches"] for c in model["combiners"]] == [
-        list(BRANCHES), ["image_ml", "image_dl"], ["text_ml", "text_dl", "text_encoder"]]  # fmt: skip
+        list(BRANCHES), ["image_ml", "image_dl", "image_encoder"], ["text_ml", "text_dl", "text_encoder"]]  # fmt: skip
     # fusion sees only movies with both, so the poster and plot combiners leave it out
     assert all(len(c["thresholds"]) == 5 for c in model["combiners"])
     # the headline view is the only metrics file: branch by split, nothing else
@@ -166,14 +169,15 @@ def test_a_queued_sweep_compares_within_a_terminal(pipeline: Path) -> None:
     text = moviegenre(pipeline, "experiments").stdout
     lines = text.splitlines()
     assert max(len(line) for line in lines) <= 120, text
-    assert lines[0].split()[:2] == ["Experiment", "changed"] and lines[0].split()[-1] == "ensemble"
+    assert lines[0].split()[:2] == ["Experiment", "changed"] and lines[1].split()[-1] == "ensemble"
     for name in ("trees-10", "trees-20"):
         (row,) = [line for line in lines if line.startswith(name)]
         assert f"image_ml.n_estimators={name[6:]}" in row
         values = re.findall(r"\d\.\d{4}", row)
         assert len(values) == len(BRANCHES) + 1 and all(0.0 <= float(v) <= 1.0 for v in values), row
     # a value that moved from the baseline's (the row after the workspace) is judged, one that did not is not
-    baseline = re.findall(r"(\d\.\d{4})", lines[2])
+    workspace = next(i for i, line in enumerate(lines) if line.startswith("workspace"))
+    baseline = re.findall(r"(\d\.\d{4})", lines[workspace + 1])
     judged = 0
     for name in ("trees-10", "trees-20"):
         (row,) = [line for line in lines if line.startswith(name)]
@@ -212,7 +216,10 @@ def test_predict_one_movie_by_the_branches_that_see_it(pipeline: Path) -> None:
 
     (pipeline / "poster.jpg").write_bytes(poster_bytes(["Horror"], 7))
     both = moviegenre(pipeline, "predict", "--poster", "poster.jpg", "--plot", "ghost blood scream haunted").stdout
-    assert both.startswith("poster and plot: scored by image_ml, image_dl, text_ml, text_dl, text_encoder, fusion")
+    assert both.startswith(
+        "poster and plot: scored by image_ml, image_dl, image_encoder, text_ml, text_dl, text_encoder, "
+        "encoder_fusion, fusion"
+    )
     rows = [line.split() for line in both.splitlines()[3:]]
     assert len(rows) == 5 and rows[0][0] == "Horror"  # the synthetic horror words and colours
     marked = [row[0] for row in rows if row[1] == "*"]

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 
 from moviegenre.branches.registry import load_branch
+from moviegenre.branches.training import load_aligned
 from moviegenre.config.runtime import RuntimeSettings
 from moviegenre.core.paths import ProjectPaths
 from moviegenre.data.table import load_prepared
-from moviegenre.features.store import load_array
 
 PATHS = ProjectPaths(Path("."))
 
@@ -70,7 +70,7 @@ def check_keras_outputs(branch: str, metrics: dict) -> None:
     assert summary["step"] == written["epochs"]["best"] - 1  # the restored epoch, not the last
     # the saved model loads itself and predicts what the stage stored
     loaded = load_branch(Path(f"models/{branch}"))
-    features = PATHS.features(loaded.feature_set)
-    arrays = {name: load_array(features, name) for name in loaded.reads()}
-    rows = np.flatnonzero(pd.read_csv(features / "index.csv")["split"].isin(["val", "test"]).to_numpy())
+    index = pd.read_csv(PATHS.features(loaded.feature_set) / "index.csv", dtype={"id": str})
+    arrays = load_aligned(loaded, PATHS, index["id"])  # another set's arrays at the same movies
+    rows = np.flatnonzero(index["split"].isin(["val", "test"]).to_numpy())
     np.testing.assert_allclose(loaded.predict_proba(loaded.inputs(arrays)[rows]), values, atol=1e-6)

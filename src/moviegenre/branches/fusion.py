@@ -1,15 +1,16 @@
 """The fusion branch (``fusion``): one Keras network over a movie's poster and its plot.
 
 The other branches each see one modality and meet only in the ensemble's weighted mean;
-here a poster tower (image_dl's batch-normalised conv trunk, narrower, on average-pooled
-pixels) and a plot tower (one Dense layer on log1p term counts or on the sentence encoder's
-embeddings) each end in a batch-normalised embedding ``units`` wide; the two are merged
+here a poster tower (``image_input``: image_dl's batch-normalised conv trunk, narrower, on
+average-pooled pixels, or one Dense layer on the poster encoder's embeddings) and a plot tower
+(one Dense layer on log1p term counts or on the sentence encoder's embeddings) each end in a
+batch-normalised embedding ``units`` wide; the two are merged
 (``method``: concatenated, added, multiplied or their element-wise maximum), then Dropout and
 the genre layer, so the network can learn interactions between what the poster shows and
 what the plot says.
 
 It trains on the movies that have both, i.e. the image feature set's rows (every movie
-with a poster has a plot); the plot arrays are aligned to them by movie id, and val and test
+with a poster has a plot); the other arrays are aligned to them by movie id, and val and test
 are the movies every branch scores. A movie without a poster or without a plot is not
 scored by it (modality ``both``).
 """
@@ -30,7 +31,8 @@ from moviegenre.config.settings import setting
 MERGE_LAYERS = {"concat": "Concatenate", "add": "Add", "multiply": "Multiply", "max": "Maximum"}
 # text_input -> the array it reads, as "feature set/array"
 TEXT_ARRAYS = {"counts": "text/counts", "embeddings": "embeddings/embeddings"}
-POSTER_ARRAY = "images/rgb"
+# image_input -> the array it reads: pixels (a conv tower) or the poster encoder's embeddings (a Dense tower)
+IMAGE_ARRAYS = {"pixels": "images/rgb", "embeddings": "poster_embeddings/embeddings"}
 CONV_BLOCKS = 4  # as image_dl's bn_gap: 96 x 64 pooled by 2 ends at 3 x 2 before global pooling
 
 
@@ -42,11 +44,15 @@ def fusion_model(
     from keras import layers
 
     units = settings.units
-    poster = keras.Input(poster_shape, dtype="uint8", name="poster")
     plot = keras.Input((text_dim,), name="plot")
-    x = poster_pixels(poster, settings.augment, seed)
-    filters = tuple(settings.conv_filters * 2**block for block in range(CONV_BLOCKS))
-    x = bn_gap_trunk(x, settings.downsample, filters)
+    if settings.image_input == "pixels":
+        poster = keras.Input(poster_shape, dtype="uint8", name="poster")
+        x = poster_pixels(poster, settings.augment, seed)
+        filters = tuple(settings.conv_filters * 2**block for block in range(CONV_BLOCKS))
+        x = bn_gap_trunk(x, settings.downsample, filters)
+    else:  # the frozen poster encoder's vector: a Dense tower like the plot's
+        poster = keras.Input(poster_shape, name="poster")
+        x = poster
     image_embedding = _embedding(x, units, "poster")
     text_embedding = _embedding(plot, units, "plot")
     merge = getattr(layers, MERGE_LAYERS[settings.method])
@@ -68,6 +74,7 @@ def _embedding(x: Any, units: int, tower: str) -> Any:
 @dataclass(frozen=True)
 class FusionSettings(TrainingSettings):
     method: str = setting(choice(*MERGE_LAYERS))
+    image_input: str = setting(choice(*IMAGE_ARRAYS))
     text_input: str = setting(choice(*TEXT_ARRAYS))
     units: int = setting(integer(1, 4096))
     conv_filters: int = setting(integer(1, 256))
@@ -76,7 +83,7 @@ class FusionSettings(TrainingSettings):
 
 
 class FusionNet(KerasBranch):
-    """Poster pixels (images.rgb) and plot features (text.counts or embeddings) in one network."""
+    """Poster pixels or embeddings and plot features (text.counts or embeddings) in one network."""
 
     name = "fusion"
     modality = "both"
@@ -84,7 +91,7 @@ class FusionNet(KerasBranch):
     Settings = FusionSettings
 
     def reads(self) -> tuple[str, ...]:
-        return (POSTER_ARRAY, TEXT_ARRAYS[self.settings.text_input])
+        return (IMAGE_ARRAYS[self.settings.image_input], TEXT_ARRAYS[self.settings.text_input])
 
     def inputs(self, arrays: Mapping[str, Any]) -> InputParts:
         poster, plot = self.reads()

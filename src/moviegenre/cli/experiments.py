@@ -19,8 +19,8 @@ from moviegenre.cli.report.scores import Score, branch_names, read_scores
 from moviegenre.cli.report.tables import flatten
 
 WIDTH = 120
-NAME_WIDTH = 18
-VALUE_WIDTH = 10  # "0.6457+" and room for a header of 9 (longer branch names are abbreviated)
+NAME_WIDTH = 14
+VALUE_WIDTH = 7  # "0.6457+"; a column is one wider than its value or its header (two lines, split at "_")
 # a moved AUC's mark: a real gain or loss, noise, the machine alone (same inputs), or no interval to judge by
 MARKS = {"real": "", "noise": "~", "machine": "=", "unjudged": "?", "unchanged": " ", "new": " "}
 LEGEND = "test macro ROC-AUC. +/-: real change from the baseline  ~: within the noise  =: same inputs  ?: unjudged"
@@ -73,32 +73,35 @@ def _changed(base: dict[str, Any], head: dict[str, Any]) -> list[str]:
 def table(found: list[Row], root: Path = Path(".")) -> str:
     """The rows as text at most ``WIDTH`` wide, marks judged against each row's baseline."""
     names = branch_names(row.summary for row in found)
-    changed_width = max(12, WIDTH - NAME_WIDTH - VALUE_WIDTH * len(names) - 2)
-    header = f"{'Experiment':<{NAME_WIDTH}} {'changed':<{changed_width}}" + "".join(
-        f"{_label(name, VALUE_WIDTH - 1):>{VALUE_WIDTH}}" for name in names
+    labels = [_label(name) for name in names]
+    widths = [1 + max(VALUE_WIDTH, len(top), len(rest)) for top, rest in labels]
+    changed_width = max(12, WIDTH - NAME_WIDTH - sum(widths) - 1)
+    first = f"{'Experiment':<{NAME_WIDTH}} {'changed':<{changed_width}}" + "".join(
+        f"{top:>{width}}" for (top, _), width in zip(labels, widths, strict=True)
     )
-    lines = [header]
+    second = " " * (NAME_WIDTH + 1 + changed_width) + "".join(
+        f"{rest:>{width}}" for (_, rest), width in zip(labels, widths, strict=True)
+    )
+    lines = [first, second]
     judged = _Judge(root)
     for row in found:
         changed = _cut(", ".join(row.changed), changed_width)
         cells = [f"{_cut(row.name, NAME_WIDTH):<{NAME_WIDTH}}", f"{changed:<{changed_width}}"]
-        for name in names:
+        for name, width in zip(names, widths, strict=True):
             value = row.summary.get(name)
             if not isinstance(value, int | float):
-                cells.append(f"{'-':>{VALUE_WIDTH}}")
+                cells.append(f"{'-':>{width - 1}} ")
                 continue
             mark = judged.mark(row, name) if row.baseline is not None else " "
-            cells.append(f"{value:>{VALUE_WIDTH - 1}.4f}{mark}")
+            cells.append(f"{value:>{width - 1}.4f}{mark}")
         lines.append(" ".join(cells[:2]) + "".join(cells[2:]))
     return "\n".join([*lines, LEGEND])
 
 
-def _label(name: str, width: int) -> str:
-    """A branch name that fits ``width``: every word after the first cut to three letters (text_enc)."""
-    if len(name) <= width:
-        return name
-    first, *rest = name.split("_")
-    return "_".join([first, *(word[:3] for word in rest)])[:width]
+def _label(name: str) -> tuple[str, str]:
+    """A branch name as two header lines: ``image_encoder`` is image / encoder, ``fusion`` blank / fusion."""
+    top, _, rest = name.partition("_")
+    return (top, rest) if rest else ("", name)
 
 
 def _cut(text: str, width: int) -> str:

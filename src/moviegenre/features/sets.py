@@ -10,13 +10,14 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from moviegenre.core.errors import MovieGenreError
-from moviegenre.features import embeddings, images, text
+from moviegenre.features import embeddings, images, poster_embeddings, text
 from moviegenre.features.store import fingerprint
 
 STATE_FILES: dict[str, dict[str, tuple[str, ...]]] = {
     images.FEATURE_SET: images.STATE_FILES,
     text.FEATURE_SET: text.STATE_FILES,
     embeddings.FEATURE_SET: embeddings.STATE_FILES,
+    poster_embeddings.FEATURE_SET: poster_embeddings.STATE_FILES,
 }
 
 # What each set featurizes, so what a movie needs to be in it: a poster or a plot.
@@ -24,6 +25,7 @@ MODALITY: dict[str, str] = {
     images.FEATURE_SET: "poster",
     text.FEATURE_SET: "plot",
     embeddings.FEATURE_SET: "plot",
+    poster_embeddings.FEATURE_SET: "poster",
 }
 
 

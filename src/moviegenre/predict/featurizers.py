@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from moviegenre.features import embeddings, encoder_cache, images, text
+from moviegenre.features import embeddings, encoder_cache, images, poster_embeddings, text
 from moviegenre.features.sets import check_feature_set
 
 Featurize = Callable[[list[str]], dict[str, Any]]
@@ -31,4 +31,6 @@ def load_featurizer(feature_set: str, feature_dir: Path) -> Featurize:
     if feature_set == embeddings.FEATURE_SET:
         encoder = encoder_cache.load_cached_encoder(feature_dir)  # a SavedModel export: no build, no tracing
         return lambda texts: {"embeddings": encoder.encode(texts, PREDICT_BATCH, progress=len(texts) > 1)}
+    if feature_set == poster_embeddings.FEATURE_SET:
+        return poster_embeddings.poster_featurizer(feature_dir)
     raise AssertionError(f"feature set {feature_set!r} is in features.sets but has no featurizer here")

@@ -1,0 +1,56 @@
+"""The branch on a pretrained poster encoder (``image_encoder``): a head on frozen poster embeddings.
+
+embed_posters turns each poster into one EfficientNet-Lite0 vector (ImageNet weights); this
+branch learns only the head, on the training posters, with the loop every Keras branch trains
+by. The embeddings are standardised by the training posters' mean and variance inside the
+model, and the head's kernels carry an L2 penalty: with a few thousand posters and 1,280
+dimensions a strongly regularised linear head is what val prefers (docs/results.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from moviegenre.branches.base import FitContext
+from moviegenre.branches.keras.branch import KerasBranch, TrainingSettings
+from moviegenre.branches.keras.heads import embedding_head
+from moviegenre.config.keys import boolean, integer, number
+from moviegenre.config.settings import setting
+
+
+@dataclass(frozen=True)
+class PosterHeadSettings(TrainingSettings):
+    hidden_units: int = setting(integer(0, 8192))  # 0: no hidden layer (logistic regression per genre)
+    standardise: bool = setting(boolean())  # by the training posters' mean and variance, inside the model
+    l2: float = setting(number(0.0, 10.0))  # L2 penalty on the head's kernels
+
+
+class ImageEncoderHead(KerasBranch):
+    """A classifier head on ``data/features/poster_embeddings/embeddings.npy``."""
+
+    name = "image_encoder"
+    modality = "poster"
+    feature_set = "poster_embeddings"
+    Settings = PosterHeadSettings
+
+    def reads(self) -> tuple[str, ...]:
+        return ("embeddings",)
+
+    def fit(self, x: Any, labels: np.ndarray, split: np.ndarray, context: FitContext) -> dict[str, Any]:
+        self._train_rows = np.flatnonzero(split == "train")  # what the standardisation is fitted on
+        return super().fit(x, labels, split, context)
+
+    def builder(self, x: Any, context: FitContext) -> Callable[[int], Any]:
+        settings = self.settings
+        standardise = None
+        if settings.standardise:
+            train = np.asarray(x[self._train_rows], dtype=np.float64)
+            standardise = (train.mean(axis=0).astype(np.float32), train.var(axis=0).astype(np.float32))
+        width = int(x.shape[1])
+        return lambda n_genres: embedding_head(
+            width, n_genres, settings.hidden_units, settings.dropout, "image_encoder_head", standardise, settings.l2
+        )

@@ -1,0 +1,30 @@
+"""embed_posters: one pretrained image-network vector per poster (EfficientNet-Lite0 on ImageNet by default)."""
+
+import time
+
+from moviegenre.config.params import load_section, load_settings
+from moviegenre.config.runtime import RuntimeSettings
+from moviegenre.core import stage
+from moviegenre.core.files import write_json
+from moviegenre.core.paths import PATHS
+from moviegenre.data.table import load_prepared
+from moviegenre.features import tensorflow_runtime
+from moviegenre.features.poster_embeddings import FEATURE_SET, PosterEncoderSettings, embed_posters
+
+
+def main() -> None:
+    started = time.perf_counter()  # the whole stage, the model's build and load included
+    settings = load_settings(PosterEncoderSettings, "embed_posters")
+    tensorflow_runtime.configure(load_settings(RuntimeSettings, "runtime"), load_section("seed"))
+    table, _ = load_prepared(PATHS.prepared)
+    shapes = embed_posters(table, settings, PATHS.features(FEATURE_SET))
+    seconds = time.perf_counter() - started
+    posters = shapes["embeddings"][0]
+    write_json(
+        PATHS.timings / "embed_posters.json",
+        {"seconds": round(seconds, 1), "posters_per_s": round(posters / seconds, 1)},
+    )
+
+
+if __name__ == "__main__":
+    stage.run(main)
