@@ -30,6 +30,7 @@ BRANCHES = ("image_ml", "image_dl", "image_encoder", "encoder_fusion", "ensemble
 
 
 def _copy(dest: Path, precision: str | None) -> Path:
+    dest.mkdir(parents=True)
     for name in COPIED:
         source = ROOT / name
         if source.is_dir():
