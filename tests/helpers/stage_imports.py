@@ -87,8 +87,12 @@ def branch_module(branch: str, root: Path = ROOT) -> Path:
 
 def stage_code(stage_name: str, cmd: str, root: Path = ROOT) -> list[str]:
     """The project files a stage runs (relative paths, sorted)."""
-    script = next(word for word in cmd.split() if word.endswith(".py"))
-    starts = [(root / script).resolve()]
+    words = cmd.split()
+    if "-m" in words:  # python -m package: its __main__.py runs
+        package = words[words.index("-m") + 1]
+        starts = [(root / "src" / Path(*package.split(".")) / "__main__.py").resolve()]
+    else:
+        starts = [(root / next(word for word in words if word.endswith(".py"))).resolve()]
     if stage_name.startswith("train@"):
         starts.append(branch_module(stage_name.partition("@")[2], root).resolve())
     files = closure(starts, (root / "src").resolve())

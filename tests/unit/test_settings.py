@@ -17,6 +17,7 @@ from moviegenre.config.params import load_settings
 from moviegenre.config.runtime import RuntimeSettings
 from moviegenre.config.settings import schema_of, to_dict
 from moviegenre.core.errors import MovieGenreError
+from moviegenre.ensemble.fitting import modalities
 
 
 def test_a_section_becomes_its_typed_settings_with_nested_groups() -> None:
@@ -66,9 +67,8 @@ def test_a_spec_from_another_version_is_refused_with_the_command_that_rebuilds_i
 def test_the_registry_names_a_branch_class_per_entry_and_refuses_others(tmp_path: Path) -> None:
     for name in NAMES:
         cls = branch_class(name)
-        assert cls.name == name and set(cls.schema()) == set(
-            yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())[name]
-        )
+        assert cls.name == name and cls.modality == modalities()[name]
+        assert set(cls.schema()) == set(yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())[name])
     assert list(entries()) == list(NAMES)
     with pytest.raises(MovieGenreError, match="unknown branch 'nope' \\(known: image_ml, "):
         branch_class("nope")

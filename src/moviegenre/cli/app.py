@@ -124,14 +124,21 @@ def serve_command(
 @app.command("check-params")
 def check_params_command(
     params: Annotated[Path, typer.Option(help="The params file to validate.")] = PATHS.params,
+    stamp: Annotated[
+        Path | None, typer.Option(help="Also write this file (the check_params stage's output) when valid.")
+    ] = None,
 ) -> None:
     """Validate every section and key of params.yaml (what the check_params stage runs)."""
     from moviegenre.cli.check import check_params
+    from moviegenre.core.files import atomic_path
 
     try:
         check_params(params)
     except MovieGenreError as exc:
         _fail(exc)
+    if stamp is not None:
+        with atomic_path(stamp) as tmp:
+            tmp.write_text(f"{params.name}: every section and key is valid\n")
     typer.echo(f"{params}: every section and key is valid", err=True)
 
 

@@ -10,8 +10,9 @@ import logging
 from typing import Any
 
 import numpy as np
+import yaml
 
-from moviegenre.branches.registry import branch_class
+from moviegenre.branches.registry import REGISTRY
 from moviegenre.ensemble.combine import choose_weights, combine
 from moviegenre.ensemble.model import Combiner, EnsembleModel
 from moviegenre.ensemble.stacking import fit_stacker, out_of_fold
@@ -20,11 +21,18 @@ from moviegenre.evaluation.genre_sets import fit_thresholds
 log = logging.getLogger(__name__)
 
 
+def modalities() -> dict[str, str]:
+    """Branch -> what it scores (poster, plot or both), as the registry lists it: the ensemble needs
+    no branch module for this, so editing one does not rerun the ensemble by itself."""
+    return {name: entry["modality"] for name, entry in yaml.safe_load(REGISTRY.read_text())["branches"].items()}
+
+
 def branch_sets(branches: list[str]) -> list[list[str]]:
     """All branches first, then the poster-only and plot-only subsets a movie can be seen by."""
+    by_branch = modalities()
     sets = [branches]
     for modality in ("poster", "plot"):
-        subset = [b for b in branches if branch_class(b).modality == modality]
+        subset = [b for b in branches if by_branch[b] == modality]
         if subset and subset != branches and subset not in sets:
             sets.append(subset)
     return sets
