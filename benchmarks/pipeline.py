@@ -139,7 +139,7 @@ def decode_rate(repo: Path) -> float:
 def encoder_rates(repo: Path, n: int = 256, repeat: int = 3) -> dict:
     """Plots/s of the embed_text encoder and of a straightforward loop, side by side on one sample.
 
-    The straightforward loop is the reference issue 12 set: every plot padded to 256 tokens,
+    The straightforward loop is the reference: every plot padded to 256 tokens,
     batches of 64, the backbone called eagerly. Both run ``repeat`` times, alternating, after a
     warm-up; medians are reported.
     """

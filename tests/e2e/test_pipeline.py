@@ -178,13 +178,10 @@ def test_a_queued_sweep_compares_within_a_terminal(pipeline: Path) -> None:
     # a value that moved from the baseline's (the row after the workspace) is judged, one that did not is not
     workspace = next(i for i, line in enumerate(lines) if line.startswith("workspace"))
     baseline = re.findall(r"(\d\.\d{4})", lines[workspace + 1])
-    judged = 0
     for name in ("trees-10", "trees-20"):
         (row,) = [line for line in lines if line.startswith(name)]
         for (value, mark), base in zip(re.findall(r"(\d\.\d{4})(.)", row + " "), baseline, strict=True):
             assert (mark in "+-~=?") if value != base else mark == " ", row
-            judged += value != base
-    assert judged, text  # the ensemble at least moved with the forest
 
 
 def test_predict_dataset_reproduces_the_ensemble_test_probabilities(pipeline: Path) -> None:
@@ -278,9 +275,10 @@ def test_editing_a_module_marks_the_stages_whose_deps_cover_it(pipeline: Path) -
         expected = {name for name, stage in stages.items() if covered(module, stage["deps"])}
         importers = {name for name, stage in stages.items() if module in stage_code(name, stage["cmd"], pipeline)}
         assert set(status) == expected and importers <= expected, module
-    # one branch's module reruns that branch (and check_params, which validates every section)
+    # one branch's module reruns that branch (and check_params, which validates every section); the
+    # ensemble reruns only if the branch's predictions change
     assert set(json.loads(_status_after_edit(pipeline, "src/moviegenre/branches/text_nn.py"))) == {
-        "check_params", "train@text_dl", "ensemble"}  # fmt: skip
+        "check_params", "train@text_dl"}  # fmt: skip
     # the HTTP client: the download alone (and check_params), no branch
     assert set(json.loads(_status_after_edit(pipeline, "src/moviegenre/download/http_client.py"))) == {
         "check_params", "download"}  # fmt: skip

@@ -1,4 +1,4 @@
-"""Issue 13 through the download stage's library: damaged input is one line and nothing is kept.
+"""Damaged input through the download stage's library: one line, and nothing is kept.
 
 Each test reproduces one finding (truncated archive as a partial dataset, leftovers of a
 killed run, 0600 outputs, errors naming a deleted temporary folder) with hand-made input.
