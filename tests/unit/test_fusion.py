@@ -27,8 +27,8 @@ from moviegenre.features.sets import MODALITY, sets_fingerprint
 from moviegenre.features.store import INDEX, load_array, load_index, write_arrays
 from moviegenre.predict.predictor import branches_used, seen_rows
 
-FUSION = {"method": "concat", "text_input": "counts", "epochs": 1, "batch_size": 16, "learning_rate": 0.001,
-          "weight_decay": 0.0001, "lr_patience": 1, "dropout": 0.2, "patience": 1, "units": 8,
+FUSION = {"method": "concat", "image_input": "pixels", "text_input": "counts", "epochs": 1, "batch_size": 16,
+          "learning_rate": 0.001, "weight_decay": 0.0001, "lr_patience": 1, "dropout": 0.2, "patience": 1, "units": 8,
           "conv_filters": 4, "downsample": 2, "augment": True}  # fmt: skip
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
