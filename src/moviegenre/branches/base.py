@@ -188,7 +188,7 @@ class Branch(ABC):
         if spec.branch != cls.name:
             raise MovieGenreError(f"{directory / SPEC}: holds branch {spec.branch!r}, not {cls.name!r}")
         try:
-            settings = parse(cls.Settings, cls.name, spec.settings, directory / SPEC)
+            settings: Any = parse(cls.Settings, cls.name, spec.settings, directory / SPEC)
         except MovieGenreError as exc:
             raise MovieGenreError(
                 f"{exc}: the model was built by another version of {cls.name}; run `dvc repro -s train@{cls.name}`"

@@ -33,7 +33,7 @@ import os
 import socket
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ from moviegenre.branches.base import FitContext
 from moviegenre.branches.keras.blocks import bn_gap_trunk, poster_pixels
 from moviegenre.branches.keras.branch import FineTune, KerasBranch, TrainingSettings
 from moviegenre.config.keys import Key, boolean, choice, integer, number
-from moviegenre.config.settings import setting
+from moviegenre.config.settings import group, setting
 from moviegenre.core.errors import MovieGenreError
 
 log = logging.getLogger(__name__)
@@ -321,7 +321,7 @@ class ImageCnnSettings(TrainingSettings):
     )
     augment: bool = setting(boolean())
     downsample: int = setting(integer(1, 8))
-    backbone: BackboneSettings = field()  # a nested group: its keys are BackboneSettings' own
+    backbone: BackboneSettings = group()
 
 
 class ImageCnn(KerasBranch):

@@ -94,7 +94,7 @@ def text_model(
                 x = layers.GlobalMaxPooling1D()(x)
             else:
                 pool = settings.pool_size
-                if pool > 1:
+                if pool > 1 and length is not None:
                     x, real = _max_pool(x, pool, length), _max_pool(real, pool, length)
                 x = layers.LSTM(settings.lstm_units)(x, mask=ops.greater(ops.squeeze(real, -1), 0))
         x = layers.Dense(settings.hidden_units, activation="relu")(x)

@@ -27,6 +27,11 @@ def setting(rule: Key) -> Any:
     return dataclasses.field(metadata={_RULE: rule})
 
 
+def group() -> Any:
+    """A settings field that is a settings dataclass of its own: a nested params group, whose keys it checks."""
+    return dataclasses.field()
+
+
 def _nested(cls: type) -> dict[str, type]:
     """The fields of ``cls`` that are settings dataclasses themselves, by name."""
     hints = typing.get_type_hints(cls)
@@ -43,7 +48,7 @@ def schema_of(cls: type) -> Schema:
 
 def build(cls: type[T], values: Mapping[str, Any]) -> T:
     """An instance of ``cls`` from values that passed ``schema_of(cls)``; lists become tuples (frozen)."""
-    nested = _nested(cls)  # type: ignore[arg-type]
+    nested = _nested(cls)
     kwargs = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         value = values[f.name]

@@ -158,7 +158,7 @@ def _tar_mode(archive: Path) -> str:
 def _extract_tar(archive: Path, dest: Path, shown: str, budget: _Budget, progress: bool) -> int:
     files: set[PurePosixPath] = set()
     count = 0
-    with tarfile.open(archive, mode=_tar_mode(archive)) as tar:
+    with tarfile.open(archive, mode=_tar_mode(archive)) as tar:  # type: ignore[call-overload]  # a mode read off the file
         for member in tqdm(tar, desc=f"unpack {archive.name}", unit=" files", disable=not progress):
             path = _check_tar_member(shown, member, files)
             budget.admit(member.name, member.size if member.isfile() else 0)
@@ -192,7 +192,7 @@ def _check_tar_member(shown: str, member: tarfile.TarInfo, files: set[PurePosixP
 
 def _default_modes(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
     """tarfile's 'data' filter, and the modes a new file or folder gets here (0644/0755 less the umask)."""
-    return tarfile.data_filter(member, path).replace(mode=None, deep=False)
+    return tarfile.data_filter(member, path).replace(mode=None, deep=False)  # type: ignore[arg-type]  # None: the default modes
 
 
 def _check_tar_end(tar: tarfile.TarFile) -> None:

@@ -12,6 +12,7 @@ import ast
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -49,7 +50,7 @@ def read_mmimdb(dataset_dir: Path) -> pd.DataFrame:
     for meta in sorted(dataset_dir.glob("*.json")):
         movie_id = meta.stem
         poster = next((meta.with_suffix(s) for s in POSTER_SUFFIXES if meta.with_suffix(s).exists()), None)
-        row = {
+        row: dict[str, Any] = {
             "id": movie_id,
             "title": None,
             "year": None,

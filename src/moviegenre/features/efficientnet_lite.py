@@ -50,8 +50,10 @@ PIXEL_OFFSET = 127.0
 PIXEL_SCALE = 128.0
 POOLINGS = ("avg", "max", None)
 # (repeats, kernel, stride, expand ratio, output filters) of each stage, from efficientnet_lite_builder.py
-STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112), (4, 5, 2, 6, 192))
-STAGES += ((1, 3, 1, 6, 320),)
+STAGES: tuple[tuple[int, int, int, int, int], ...] = (
+    (1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80), (3, 5, 1, 6, 112), (4, 5, 2, 6, 192),
+    (1, 3, 1, 6, 320),
+)  # fmt: skip
 IGNORED_SUFFIX = ".num_batches_tracked"  # a training counter, no weight
 CLASSIFIER_KEYS = ("_fc.weight", "_fc.bias")  # unused, by design, when the model has no top
 

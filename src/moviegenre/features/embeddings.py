@@ -270,7 +270,8 @@ class SentenceEncoder:
         self.sequence_length, self.precision, self.dim = state["sequence_length"], state["precision"], state["dim"]
         self.identity = {key: state[key] for key in IDENTITY_KEYS}
         # the KerasHub backbone and tokenizer when built from the preset (export needs them)
-        self.backbone, self.tokenizer = keras_parts if keras_parts else (None, None)
+        self.backbone: Any = keras_parts[0] if keras_parts else None
+        self.tokenizer: Any = keras_parts[1] if keras_parts else None
         self._module: Any = None  # the loaded SavedModel when read by from_export: its functions need it alive
 
     @classmethod

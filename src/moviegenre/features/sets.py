@@ -13,7 +13,7 @@ from moviegenre.core.errors import MovieGenreError
 from moviegenre.features import embeddings, images, poster_embeddings, text
 from moviegenre.features.store import fingerprint
 
-STATE_FILES: dict[str, dict[str, tuple[str, ...]]] = {
+STATE_FILES: dict[str, Mapping[str, tuple[str, ...]]] = {
     images.FEATURE_SET: images.STATE_FILES,
     text.FEATURE_SET: text.STATE_FILES,
     embeddings.FEATURE_SET: embeddings.STATE_FILES,

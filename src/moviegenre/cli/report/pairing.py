@@ -44,7 +44,7 @@ def paired_intervals(
         if raw["base"] is None or raw["head"] is None:
             log.info("%s: no paired bootstrap (predictions of %s missing)", name, "base" if raw["head"] else "head")
             continue
-        frames = {side: pd.read_parquet(io.BytesIO(data)) for side, data in raw.items()}
+        frames = {side: pd.read_parquet(io.BytesIO(data)) for side, data in raw.items() if data is not None}
         if any(list(frame.columns) != columns for frame in frames.values()):
             log.info("%s: no paired bootstrap (the genre columns differ)", name)
             continue

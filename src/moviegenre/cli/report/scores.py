@@ -57,7 +57,8 @@ def read_scores(tree: Tree, names: Iterable[str]) -> dict[tuple[str, str], Score
     for name in names:
         metrics = read_json(tree, f"metrics/{name}.json")
         for split in SPLITS:
-            block = metrics.get(split) if isinstance(metrics.get(split), dict) else {}
+            found = metrics.get(split)
+            block: dict = found if isinstance(found, dict) else {}
             value = block.get("roc_auc_macro")
             if value is None:
                 value = summary.get(name) if split == "test" else (summary.get("val") or {}).get(name)

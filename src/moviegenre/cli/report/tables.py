@@ -47,7 +47,7 @@ def noise_rows(
     def interval(score: Score | None) -> str:
         return f"[{score.ci95[0]:.4f}, {score.ci95[1]:.4f}]" if score and score.ci95 else "—"
 
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for name in names:
         for split in SPLITS:
             if (name, split) not in base and (name, split) not in head:
@@ -83,7 +83,7 @@ def comparison_rows(base: dict, head: dict, only_changed: bool) -> list[tuple[st
 
 def timing_rows(base: Tree, head: Tree) -> list[tuple[str, ...]]:
     """Every timing of both revisions, changed or not: they move every run, so all are shown."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for file in sorted(set(head.names(TIMINGS)) | set(base.names(TIMINGS))):
         if not file.endswith(".json"):
             continue
@@ -96,7 +96,7 @@ def timing_rows(base: Tree, head: Tree) -> list[tuple[str, ...]]:
 def count_rows(base: Tree, head: Tree, names: list[str]) -> list[tuple[str, ...]]:
     """metrics/data.json whole, and each branch's other metrics (micro AUC, counts, epochs...)
     where they changed."""
-    rows = [
+    rows: list[tuple[str, ...]] = [
         ("data", k, fmt(o), fmt(n))
         for k, o, n in comparison_rows(read_json(base, COUNTS), read_json(head, COUNTS), False)
     ]
@@ -120,7 +120,7 @@ def params_table(diff: dict) -> list[str]:
 
 def metrics_diff_rows(diff: dict) -> list[tuple[str, ...]]:
     """The metrics ``dvc metrics diff`` shows as changed, added or removed."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for path, metrics in sorted(diff.items()):
         for name, change in sorted(metrics.items()):
             delta = change.get("diff")
