@@ -7,7 +7,6 @@ use. Returns the distribution strategy to build and train under (several GPUs: m
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 from moviegenre.config.runtime import RuntimeSettings
@@ -18,7 +17,6 @@ log = logging.getLogger(__name__)
 
 def configure(settings: RuntimeSettings, seed: int) -> tuple[Any, str]:
     """Apply ``runtime.*``; return ``(strategy, device_name)``."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import tensorflow as tf
 

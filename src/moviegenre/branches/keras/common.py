@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,6 @@ import scipy.sparse as sp
 from moviegenre.branches.base import InputParts
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
-
-
-def quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def make_dataset(
@@ -43,7 +38,6 @@ def make_dataset(
     order does not depend on what it shuffles: the batches hold the same rows in the same
     order as when the rows were sliced into the dataset, and training gives the same weights.
     """
-    quiet_tensorflow()
     import tensorflow as tf
 
     rows = np.asarray(rows, dtype=np.int64)
@@ -150,7 +144,6 @@ def _renumber_shared_objects(config: Any, numbers: dict[int, int] | None = None)
 
 
 def load_keras(path: Path) -> Any:
-    quiet_tensorflow()
     import keras
 
     return keras.models.load_model(path, compile=False)
