@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PLOTS_TEMPLATE = ".dvc/plots-template.html"
 COPIED = ("dvc.yaml", "params.yaml", "stages", "src", ".dvcignore", ".gitignore")
 
 
@@ -25,6 +26,9 @@ def copy_project(dest: Path, overrides: dict[str, dict]) -> Path:
             shutil.copy2(src, dest / name)
     (dest / ".dvc").mkdir()
     shutil.copy2(PROJECT_ROOT / ".dvc" / "config", dest / ".dvc" / "config")
+    shutil.copytree(PROJECT_ROOT / ".dvc" / "plots", dest / ".dvc" / "plots")  # the plot templates
+    if (PROJECT_ROOT / PLOTS_TEMPLATE).is_file():  # `make install` writes it; .dvc/config names it
+        shutil.copy2(PROJECT_ROOT / PLOTS_TEMPLATE, dest / PLOTS_TEMPLATE)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     for section, values in overrides.items():
         if isinstance(values, dict):

@@ -87,9 +87,19 @@ def test_ensemble_writes_metrics_table_roc_and_figures(branch_files: dict[str, n
     assert table["genre"].tolist() == genres
     best_branch = max(table[b].mean() for b in BRANCHES)
     assert written["test"]["roc_auc_macro"] >= best_branch - 0.02
-    for name in [*BRANCHES, "ensemble"]:
-        points = json.loads(Path(f"plots/roc/{name}.json").read_text())
-        assert len(points) == 101 and points[0]["fpr"] == 0 and points[-1] == {"fpr": 1.0, "tpr": 1.0}
+    roc = pd.DataFrame(json.loads(Path("plots/roc.json").read_text()))
+    assert list(roc.columns) == ["branch", "fpr", "tpr"] and list(dict.fromkeys(roc["branch"])) == [
+        *BRANCHES,
+        "ensemble",
+    ]
+    for _, points in roc.groupby("branch"):
+        assert len(points) == 101 and points["fpr"].iloc[0] == 0 and points.iloc[-1][["fpr", "tpr"]].tolist() == [1, 1]
+        assert points["tpr"].is_monotonic_increasing
+    curves = pd.DataFrame(json.loads(Path("plots/thresholds.json").read_text()))
+    assert set(curves["measure"]) == {"precision", "recall", "F1"} and set(curves["genre"]) <= set(genres)
+    assert curves["value"].between(0, 1).all() and curves["threshold"].between(0, 1).all()
+    recall = curves[curves["measure"] == "recall"].sort_values(["genre", "threshold"])
+    assert all(g["value"].is_monotonic_decreasing for _, g in recall.groupby("genre"))  # a higher cut recalls less
     for png in ("plots/per_genre_auc.png", "plots/macro_auc.png"):
         assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ensemble = pd.read_parquet("data/ensemble/predictions.parquet")
