@@ -6,6 +6,7 @@ from moviegenre.config.params import load_section, load_settings
 from moviegenre.config.runtime import RuntimeSettings
 from moviegenre.core import stage
 from moviegenre.core.files import write_json
+from moviegenre.core.machine import machine
 from moviegenre.core.paths import PATHS
 from moviegenre.data.table import load_prepared
 from moviegenre.features import tensorflow_runtime
@@ -22,7 +23,7 @@ def main() -> None:
     posters = shapes["embeddings"][0]
     write_json(
         PATHS.timings / "embed_posters.json",
-        {"seconds": round(seconds, 1), "posters_per_s": round(posters / seconds, 1)},
+        {"seconds": round(seconds, 1), "posters_per_s": round(posters / seconds, 1), "machine": machine()},
     )
 
 

@@ -6,6 +6,7 @@ from moviegenre.config.params import load_section, load_settings
 from moviegenre.config.runtime import RuntimeSettings
 from moviegenre.core import stage
 from moviegenre.core.files import write_json
+from moviegenre.core.machine import machine
 from moviegenre.core.paths import PATHS
 from moviegenre.data.table import load_prepared
 from moviegenre.features import tensorflow_runtime
@@ -20,7 +21,8 @@ def main() -> None:
     embed_text(table, settings, PATHS.features(FEATURE_SET))
     seconds = time.perf_counter() - started
     write_json(
-        PATHS.timings / "embed_text.json", {"seconds": round(seconds, 1), "plots_per_s": round(len(table) / seconds, 1)}
+        PATHS.timings / "embed_text.json",
+        {"seconds": round(seconds, 1), "plots_per_s": round(len(table) / seconds, 1), "machine": machine()},
     )
 
 

@@ -91,7 +91,9 @@ def test_text_branch_writes_documented_outputs(prepared_project: Path) -> None:
     written = json.loads(Path("metrics/text_ml.json").read_text())
     assert written == metrics
     assert set(written) == {"test", "val"}
-    assert set(json.loads(Path("metrics/timings/text_ml.json").read_text())) == {"seconds"}
+    timings = json.loads(Path("metrics/timings/text_ml.json").read_text())
+    assert set(timings) == {"seconds", "machine"} and set(timings["machine"]) == {"blas", "cpu_flags"}
+    assert all(kernel.startswith("openblas ") for kernel in timings["machine"]["blas"])  # numpy's, at least
     for split in ("test", "val"):
         assert set(written[split]) == {"roc_auc_macro", "roc_auc_macro_ci95", "roc_auc_micro", "n_movies", "n_genres"}
         assert 0.5 < written[split]["roc_auc_macro"] <= 1.0  # the synthetic words are learnable

@@ -21,7 +21,8 @@ from helpers.project import env, git
 from PIL import Image
 
 from moviegenre.cli.report.markdown import delta_cell
-from moviegenre.cli.report.noise import judge
+from moviegenre.cli.report.noise import judge, machine_only
+from moviegenre.cli.report.revisions import stage_inputs
 from moviegenre.cli.report.scores import Score, branch_names
 from moviegenre.evaluation.metrics import macro_auc_ranks
 from moviegenre.evaluation.paired_bootstrap import paired_delta_interval, weighted_macro_auc
@@ -34,31 +35,81 @@ GENRES = ["Drama", "Comedy", "Horror", "Action"]
 
 def test_a_noise_sized_change_is_marked_as_noise_and_not_bold() -> None:
     # image_dl, same code on another machine: +0.011 with intervals 0.04 wide
-    verdict = judge(Score(0.682929, (0.6626, 0.7052)), Score(0.693929, (0.6731, 0.7153)), False, None)
+    verdict = judge(Score(0.682929, (0.6626, 0.7052)), Score(0.693929, (0.6731, 0.7153)), None, None)
     assert verdict.kind == "noise" and verdict.method == "95% intervals"
     assert delta_cell(verdict) == "+0.0110 within noise"
 
 
 def test_a_real_change_is_bold() -> None:
-    verdict = judge(Score(0.80, (0.78, 0.82)), Score(0.86, (0.845, 0.875)), False, None)
+    verdict = judge(Score(0.80, (0.78, 0.82)), Score(0.86, (0.845, 0.875)), None, None)
     assert verdict.kind == "real"
     assert delta_cell(verdict) == "**+0.0600** outside noise"
 
 
 def test_the_paired_bootstrap_decides_when_both_predictions_are_at_hand() -> None:
     base, head = Score(0.90, (0.88, 0.92)), Score(0.91, (0.89, 0.93))  # intervals overlap
-    assert judge(base, head, False, (0.004, 0.016)).kind == "real"  # but the paired Δ excludes 0
-    assert judge(base, head, False, (-0.002, 0.021)).kind == "noise"
-    assert judge(base, head, False, (0.004, 0.016)).method == "paired bootstrap"
+    assert judge(base, head, None, (0.004, 0.016)).kind == "real"  # but the paired Δ excludes 0
+    assert judge(base, head, None, (-0.002, 0.021)).kind == "noise"
+    assert judge(base, head, None, (0.004, 0.016)).method == "paired bootstrap"
+
+
+class _LockTree:
+    """A revision holding only a dvc.lock."""
+
+    def __init__(self, stages: dict) -> None:
+        self.raw = yaml.safe_dump({"schema": "2.0", "stages": stages}).encode()
+
+    def read(self, path: str) -> bytes | None:
+        return self.raw if path == "dvc.lock" else None
+
+
+def _two_stage_lock(code: str = "c1", features: str = "f1", predictions: str = "p1") -> dict:
+    """featurize_images -> train@image_ml, with the hashes given."""
+    return {
+        "featurize_images": {
+            "cmd": "python stages/featurize_images.py",
+            "deps": [{"path": "data/raw", "md5": "raw1"}, {"path": "src/moviegenre/features", "md5": code}],
+            "params": {"params.yaml": {"images": {"pca_components": 40}}},
+            "outs": [{"path": "data/features/images", "md5": features}],
+        },
+        "train@image_ml": {
+            "cmd": "python stages/train.py image_ml",
+            "deps": [
+                {"path": "data/features/images", "md5": features},
+                {"path": "src/moviegenre/branches", "md5": "b1"},
+            ],
+            "params": {"params.yaml": {"image_ml": {"n_estimators": 300}}},
+            "outs": [{"path": "data/predictions/image_ml.parquet", "md5": predictions}],
+        },
+    }
+
+
+def test_a_stage_moved_only_by_upstream_bytes_is_machine_noise_naming_the_blas_kernel() -> None:
+    base = stage_inputs(_LockTree(_two_stage_lock()))
+    other_bytes = stage_inputs(_LockTree(_two_stage_lock(features="f2", predictions="p2")))  # same sources, new bytes
+    kernels = (
+        ["BLAS openblas 0.3.31 SkylakeX", "CPU avx2 avx512f"],
+        ["BLAS openblas 0.3.31 Haswell", "CPU avx2 avx512f"],
+    )
+    reason = machine_only("image_ml", base, other_bytes, kernels)
+    assert reason == (
+        "same code, params and data upstream (dvc.lock); BLAS openblas 0.3.31 SkylakeX → BLAS openblas 0.3.31 Haswell"
+    )
+    verdict = judge(Score(0.6457, (0.62, 0.67)), Score(0.6451, (0.62, 0.67)), reason, None)
+    assert delta_cell(verdict) == "-0.0006 machine noise (BLAS openblas 0.3.31 SkylakeX → BLAS openblas 0.3.31 Haswell)"
+    assert machine_only("image_ml", base, other_bytes) == "same code, params and data upstream (dvc.lock)"
+    upstream_code = stage_inputs(_LockTree(_two_stage_lock(code="c2", features="f2", predictions="p2")))
+    assert machine_only("image_ml", base, upstream_code, kernels) is None  # a change upstream: judged as real
+    assert machine_only("text_ml", base, other_bytes) is None  # no such stage
 
 
 def test_same_inputs_is_machine_noise_and_nothing_is_no_change() -> None:
-    machine = judge(Score(0.60, (0.5, 0.62)), Score(0.70, (0.68, 0.72)), True, (0.05, 0.15))
-    assert machine.kind == "machine" and "**" not in delta_cell(machine)
-    assert judge(Score(0.8), Score(0.8), False, None).kind == "unchanged"
-    assert judge(None, Score(0.8), False, None).kind == "new"
-    assert judge(Score(0.8), None, False, None).kind == "removed"
-    assert judge(Score(0.8), Score(0.81), False, None).kind == "unjudged"
+    machine = judge(Score(0.60, (0.5, 0.62)), Score(0.70, (0.68, 0.72)), "same code", (0.05, 0.15))
+    assert machine.kind == "machine" and "**" not in delta_cell(machine) and machine.method == "same code"
+    assert judge(Score(0.8), Score(0.8), None, None).kind == "unchanged"
+    assert judge(None, Score(0.8), None, None).kind == "new"
+    assert judge(Score(0.8), None, None, None).kind == "removed"
+    assert judge(Score(0.8), Score(0.81), None, None).kind == "unjudged"
 
 
 def test_weighted_auc_equals_the_rank_formula_on_resampled_rows() -> None:
@@ -223,7 +274,10 @@ def test_headline_is_branch_by_val_and_test_with_verdicts(report: tuple[str, Pat
     # columns: branch, val base -> head, Δ val, test base -> head, Δ test, judged by
     assert rows["text_ml"][3] == "0.7800 → 0.8600" and rows["text_ml"][4] == "**+0.0800** outside noise"
     assert rows["image_dl"][4] == "+0.0110 within noise" and rows["image_dl"][2] == "0"
-    assert rows["image_ml"][4] == "+0.0040 machine noise" and rows["image_ml"][5] == "same inputs (dvc.lock)"
+    assert (
+        rows["image_ml"][4] == "+0.0040 machine noise"
+        and rows["image_ml"][5] == "same code, params and data upstream (dvc.lock)"
+    )
     # a gain smaller than the intervals' width, yet consistent over the same movies
     assert rows["ensemble"][4].startswith("**+0.0") and rows["ensemble"][5] == "paired bootstrap"
     assert "within noise" in rows["text_encoder"][4] and "**" not in rows["text_encoder"][4]

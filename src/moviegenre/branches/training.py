@@ -25,6 +25,7 @@ from moviegenre.config.runtime import RuntimeSettings
 from moviegenre.config.settings import to_dict
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import write_json
+from moviegenre.core.machine import machine
 from moviegenre.core.paths import ProjectPaths
 from moviegenre.data.table import labels_for, load_prepared
 from moviegenre.evaluation import probabilities
@@ -39,7 +40,7 @@ SCORED_SPLITS = ("val", "test")
 
 def run_train_stage(branch_class: type[Branch], paths: ProjectPaths) -> dict[str, Any]:
     """The train stage of one branch: validate its params section and runtime's, then train it."""
-    settings = load_settings(branch_class.Settings, branch_class.name, paths.params)
+    settings: Any = load_settings(branch_class.Settings, branch_class.name, paths.params)
     seed = load_section("seed", path=paths.params)
     runtime = load_settings(RuntimeSettings, "runtime", paths.params)
     return train_branch(branch_class(settings, seed), paths, runtime)
@@ -92,12 +93,12 @@ def train_branch(branch: Branch, paths: ProjectPaths, runtime: RuntimeSettings) 
     probabilities.write(
         paths.predictions / f"{branch.name}.parquet", index["id"].iloc[scored], split[scored], proba, genres
     )
-    timings = {"seconds": {"fit": round(fit_s, 3), "predict": round(predict_s, 3)}}
+    timings: dict[str, Any] = {"seconds": {"fit": round(fit_s, 3), "predict": round(predict_s, 3)}}
     if "throughput" in extra:
         timings["throughput"] = extra.pop("throughput")
     metrics = scores_by_split(labels[scored], proba, split[scored], branch.seed) | extra
     write_json(paths.metrics / f"{branch.name}.json", metrics)
-    write_json(paths.timings / f"{branch.name}.json", timings)
+    write_json(paths.timings / f"{branch.name}.json", timings | {"machine": machine()})
     log.info(
         "%s: test macro ROC-AUC %.4f, val %.4f (fit %.1fs)",
         branch.name, metrics["test"]["roc_auc_macro"], metrics["val"]["roc_auc_macro"], fit_s,

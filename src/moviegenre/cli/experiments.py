@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moviegenre.cli.report.noise import judge, same_inputs
+from moviegenre.cli.report.noise import judge, machine_only
 from moviegenre.cli.report.revisions import RevisionTree, Tree, WorkspaceTree, dvc_json, stage_inputs
 from moviegenre.cli.report.scores import Score, branch_names, read_scores
 from moviegenre.cli.report.tables import flatten
@@ -134,7 +134,7 @@ class _Judge:
         base_tree, head_tree = self.tree(row.baseline.rev), self.tree(row.rev)
         base = read_scores(base_tree, [name]).get((name, "test"), Score(float(base_value)))
         head = read_scores(head_tree, [name]).get((name, "test"), Score(float(head_value)))
-        machine = same_inputs(name, self.stage_inputs(row.baseline.rev), self.stage_inputs(row.rev))
+        machine = machine_only(name, self.stage_inputs(row.baseline.rev), self.stage_inputs(row.rev))
         verdict = judge(base, head, machine, None)
         if verdict.kind == "real":
             return "+" if (verdict.delta or 0) > 0 else "-"

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from moviegenre.core.files import atomic_path, write_json
+from moviegenre.core.machine import machine
 from moviegenre.core.paths import ProjectPaths
 from moviegenre.data.table import labels_for, load_prepared
 from moviegenre.ensemble import figures
@@ -23,7 +24,7 @@ from moviegenre.ensemble.combine import load_branches
 from moviegenre.ensemble.fitting import fit_ensemble
 from moviegenre.evaluation import probabilities
 from moviegenre.evaluation.genre_sets import set_scores
-from moviegenre.evaluation.metrics import macro_auc, per_genre_auc, scores_by_split
+from moviegenre.evaluation.metrics import bootstrap_interval, macro_auc, per_genre_auc, scores_by_split
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,25 @@ def summary(labels: np.ndarray, split: np.ndarray, by_branch: dict[str, np.ndarr
               for name, proba in by_branch.items()}  # fmt: skip
     scores["ensemble"] = {part: ensemble[part]["roc_auc_macro"] for part in ("test", "val")}
     return {name: s["test"] for name, s in scores.items()} | {"val": {name: s["val"] for name, s in scores.items()}}
+
+
+def write_figures(
+    paths: ProjectPaths, genres: list[str], labels: np.ndarray, proba: np.ndarray, scores: dict[str, np.ndarray],
+    per_genre: pd.DataFrame, val: np.ndarray, test: np.ndarray, seed: int,
+) -> dict[str, float]:  # fmt: skip
+    """plots/: the test ROC of every branch, the ensemble's genre-set curves on val, the AUC figures;
+    returns each test macro ROC-AUC.
+
+    The intervals are the branches' own (bootstrap_interval with the seed their train stages
+    used, on the same test predictions), so the error bars match metrics/<branch>.json.
+    """
+    write_json(paths.plots / "roc.json", figures.roc_rows(labels[test], scores))
+    write_json(paths.plots / "thresholds.json", figures.threshold_rows(genres, labels[val], proba[val]))
+    figures.per_genre_png(per_genre, paths.plots / "per_genre_auc.png")
+    macro = {name: round(float(per_genre[name].mean()), 6) for name in scores}  # NaN genres skipped, as in scores
+    intervals = {name: bootstrap_interval(labels[test], values, seed) for name, values in scores.items()}
+    figures.macro_png(macro, intervals, paths.plots / "macro_auc.png")
+    return macro
 
 
 def run_ensemble(settings: dict[str, Any], seed: int, paths: ProjectPaths) -> dict[str, Any]:
@@ -81,13 +101,9 @@ def run_ensemble(settings: dict[str, Any], seed: int, paths: ProjectPaths) -> di
     per_genre = per_genre_table(genres, labels[test], scores)
     with atomic_path(paths.metrics / "per_genre_auc.csv") as tmp:
         per_genre.to_csv(tmp, index=False)
-    for name, values in scores.items():
-        write_json(paths.plots / "roc" / f"{name}.json", figures.roc_points(labels[test], values))
-    figures.per_genre_png(per_genre, paths.plots / "per_genre_auc.png")
-    macro = {name: round(float(per_genre[name].mean()), 6) for name in scores}  # NaN genres skipped, as in scores
-    figures.macro_png(macro, paths.plots / "macro_auc.png")
+    macro = write_figures(paths, genres, labels, proba, scores, per_genre, val, test, seed)
     write_json(paths.metrics / "ensemble.json", metrics)
-    write_json(paths.timings / "ensemble.json", {"seconds": {"fit": round(fit_s, 3)}})
+    write_json(paths.timings / "ensemble.json", {"seconds": {"fit": round(fit_s, 3)}, "machine": machine()})
     write_json(paths.summary, summary(labels, loaded.split, loaded.by_branch, metrics))
     log.info("ensemble (%s): test macro ROC-AUC %.4f, genre sets F1 macro %.4f; branches %s", settings["method"],
              metrics["test"]["roc_auc_macro"], metrics["test"]["f1_macro"], macro)  # fmt: skip

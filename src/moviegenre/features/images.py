@@ -5,6 +5,12 @@ and ``moviegenre predict`` both turn pixels into arrays through ``to_grey`` and 
 ``pca_transform`` (``arrays`` composes them for predict), so the two cannot drift apart. Rows
 of the stage's output are the prepared table's movies that have a poster, in table order
 (``index.csv`` lists them).
+
+The PCA is the one BLAS-heavy step, and BLAS kernels (OpenBLAS picks one per CPU, or as
+``OPENBLAS_CORETYPE`` says) sum in different orders, so its last bits differ from machine to
+machine. It is therefore fitted and applied in float64, whose kernel-to-kernel differences are
+some orders of magnitude below the decimals kept: the fitted arrays are rounded to
+``PCA_DECIMALS`` and the features to ``FEATURE_DECIMALS``, so every kernel writes the same bytes.
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ log = logging.getLogger(__name__)
 FEATURE_SET = "images"
 PCA_MODEL, SIZE = "pca.joblib", "size.json"
 FIT_BLOCK = 1024  # training posters copied into the PCA's float array per step
+PCA_DECIMALS = 7  # of the fitted PCA's arrays (components are at most about 0.05)
+FEATURE_DECIMALS = 5  # of the PCA features (about +-40)
+PCA_ARRAYS = ("components_", "mean_", "explained_variance_", "explained_variance_ratio_", "singular_values_")
 DECODE_CHUNK = 64  # posters per task of a decoding process, and per block written to rgb.npy
 # the fitted state behind each array: a branch's spec fingerprints the files of what it reads
 STATE_FILES = {"grey": (SIZE,), "rgb": (SIZE,), "colour": (SIZE,), "pca": (SIZE, PCA_MODEL)}
@@ -92,17 +101,20 @@ class PosterFeaturizer:
         """PCA of flattened greyscale pixels in [0, 1] of the training posters only (``rows`` of
         ``grey``; all of them by default).
 
-        The float copy PCA needs is the largest thing featurize_images holds (4 bytes a pixel
+        The float copy PCA needs is the largest thing featurize_images holds (8 bytes a pixel
         of every training poster), so it is filled block by block and centred in place."""
         rows = np.arange(len(grey)) if rows is None else np.asarray(rows)
         _, height, width = grey.shape
-        flat = np.empty((len(rows), height * width), dtype=np.float32)
+        flat = np.empty((len(rows), height * width), dtype=np.float64)
         for start in range(0, len(rows), FIT_BLOCK):
             flat[start : start + FIT_BLOCK] = grey[rows[start : start + FIT_BLOCK]].reshape(-1, height * width)
-        flat /= 255.0  # the same float32 division as _flatten's
+        flat /= 255.0  # the same division as _flatten's
         components = min(components, *flat.shape)
         pca = PCA(n_components=components, svd_solver="randomized", random_state=seed, copy=False).fit(flat)
         pca.set_params(copy=True)  # copy only mattered to this fit: the saved PCA is the default one
+        for name in PCA_ARRAYS:
+            setattr(pca, name, np.round(getattr(pca, name), PCA_DECIMALS))
+        pca.noise_variance_ = np.round(pca.noise_variance_, PCA_DECIMALS)
         return cls(height, width, pca)
 
     def arrays(self, rgb: np.ndarray, colour: np.ndarray) -> dict[str, np.ndarray]:
@@ -115,7 +127,10 @@ class PosterFeaturizer:
         return self.arrays(rgb, colour)
 
     def pca_transform(self, grey: np.ndarray, batch: int = 1024) -> np.ndarray:
-        parts = [self.pca.transform(_flatten(grey[i : i + batch])) for i in range(0, len(grey), batch)]
+        parts = [
+            np.round(self.pca.transform(_flatten(grey[i : i + batch])), FEATURE_DECIMALS)
+            for i in range(0, len(grey), batch)
+        ]
         return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, self.pca.n_components_), np.float32)
 
     def save(self, directory: Path) -> None:
@@ -167,4 +182,4 @@ def featurize_images(table: pd.DataFrame, settings: dict, seed: int, out_dir: Pa
 
 
 def _flatten(grey: np.ndarray) -> np.ndarray:
-    return grey.reshape(len(grey), -1).astype(np.float32) / 255.0
+    return grey.reshape(len(grey), -1).astype(np.float64) / 255.0

@@ -4,7 +4,7 @@ the evaluation's own noise, the params that changed, and base and head figures s
 CI posts it on pull requests (.github/workflows/pr-metrics.yml). A reviewer asks "did this change
 help?", so the headline is each branch's val and test macro ROC-AUC, base -> head, and whether
 the difference is larger than the noise of a few hundred scored movies (the rule is in
-``noise.NOISE_RULE`` and README "Pull request reviews"). Timings and counts, which move on every
+``noise.NOISE_RULE`` and docs/sharing.md "Pull request reviews"). Timings and counts, which move on every
 run and every machine, are folded into <details>.
 
 Head is the workspace; base is read at its git revision through DVC's file system, so a

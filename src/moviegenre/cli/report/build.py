@@ -7,7 +7,7 @@ from pathlib import Path
 
 from moviegenre.cli.report.figures import figure_table
 from moviegenre.cli.report.markdown import details
-from moviegenre.cli.report.noise import NOISE_RULE, Verdict, judge, moved, same_inputs
+from moviegenre.cli.report.noise import NOISE_RULE, Verdict, judge, machine_only, moved
 from moviegenre.cli.report.pairing import paired_intervals
 from moviegenre.cli.report.revisions import (
     PREPARED,
@@ -18,6 +18,7 @@ from moviegenre.cli.report.revisions import (
     WorkspaceTree,
     dvc_json,
     read_json,
+    recorded_machine,
     resolve_revision,
     stage_inputs,
 )
@@ -50,7 +51,12 @@ def build_report(
     base_scores, head_scores = read_scores(base_tree, names), read_scores(head_tree, names)
 
     base_inputs, head_inputs = stage_inputs(base_tree), stage_inputs(head_tree)
-    machine = {name: same_inputs(name, base_inputs, head_inputs) for name in names}
+    machine = {
+        name: machine_only(
+            name, base_inputs, head_inputs, (recorded_machine(base_tree, name), recorded_machine(head_tree, name))
+        )
+        for name in names
+    }
     pairs: dict[tuple[str, str], tuple[float, float]] = {}
     if paired:  # only where a Δ needs judging: the bootstrap is the report's one slow part
         wanted = {

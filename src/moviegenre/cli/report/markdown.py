@@ -37,7 +37,8 @@ def delta_cell(verdict: Verdict) -> str:
     return {
         "real": f"**{delta}** outside noise",
         "noise": f"{delta} within noise",
-        "machine": f"{delta} machine noise",
+        "machine": f"{delta} machine noise"
+        + (f" ({verdict.method.split('; ', 1)[1]})" if "; " in verdict.method else ""),
         "unjudged": f"{delta} (no interval)",
     }[verdict.kind]
 

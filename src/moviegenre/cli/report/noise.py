@@ -1,5 +1,5 @@
 """The noise rule: whether a Δ in macro ROC-AUC is a real change or the noise of a few hundred
-scored movies (README "Pull request reviews", "When is Δ real?"). Pure: it is given the scores,
+scored movies (docs/sharing.md "When is a change real?"). Pure: it is given the scores,
 whether the stage had the same inputs and the paired interval, and reads nothing.
 """
 
@@ -18,9 +18,10 @@ NOISE_RULE = (
     f"predictions at hand: a paired bootstrap ({BOOTSTRAP_RESAMPLES:,} resamples of the scored movies, "
     "the same resample for base and head) gives a 95% interval for Δ, and Δ is real when that interval "
     "excludes 0. Otherwise: Δ is real when the two revisions' 95% bootstrap intervals "
-    "(`roc_auc_macro_ci95` in `metrics/<branch>.json`) do not overlap. A branch whose stage had the "
-    "same inputs in both revisions (same deps and params in `dvc.lock`) moved by the machine alone: "
-    "machine noise, never bold."
+    "(`roc_auc_macro_ci95` in `metrics/<branch>.json`) do not overlap. A branch whose stage and every "
+    "stage upstream of it ran the same code and params on the same data in both revisions (`dvc.lock`) "
+    "moved by the machine alone (a BLAS kernel, thread timing): machine noise, never bold, with the "
+    "BLAS kernels named when the revisions recorded different ones."
 )
 
 
@@ -34,14 +35,25 @@ class Verdict:
     method: str = ""
 
 
-def same_inputs(name: str, base: dict[str, Any], head: dict[str, Any]) -> bool:
-    """Whether the stage that scores ``name`` (train@<name>, or a stage called <name>) ran on the
-    same inputs in both revisions (``revisions.stage_inputs``): then any difference in its AUC
-    came from the machine."""
+def machine_only(
+    name: str, base: dict[str, Any], head: dict[str, Any], machines: tuple[list[str], list[str]] = ([], [])
+) -> str | None:
+    """Why a difference in ``name``'s AUC can only come from the machine, or None when it can
+    come from a change. It can when the stage that scores ``name`` (train@<name>, or a stage
+    called <name>) and every stage upstream of it ran the same code and params on the same
+    data in both revisions (``revisions.stage_inputs``' sources); ``machines``: what base and
+    head recorded of their machines (``revisions.recorded_machine``), named where they differ."""
     for stage in (f"train@{name}", f"train_{name}", name):
         if stage in base and stage in head:
-            return base[stage] == head[stage]
-    return False
+            if base[stage].get("sources") != head[stage].get("sources"):
+                return None
+            reason = "same code, params and data upstream (dvc.lock)"
+            old, new = machines
+            if old and new and old != new:
+                gone, came = [m for m in old if m not in new], [m for m in new if m not in old]
+                reason += f"; {', '.join(gone)} → {', '.join(came)}"
+            return reason
+    return None
 
 
 def moved(base: Score | None, head: Score | None) -> bool:
@@ -50,8 +62,9 @@ def moved(base: Score | None, head: Score | None) -> bool:
     return base is not None and head is not None and abs(head.value - base.value) >= EPSILON
 
 
-def judge(base: Score | None, head: Score | None, machine: bool, paired: tuple[float, float] | None) -> Verdict:
-    """The noise rule (``NOISE_RULE``) for one branch and split."""
+def judge(base: Score | None, head: Score | None, machine: str | None, paired: tuple[float, float] | None) -> Verdict:
+    """The noise rule (``NOISE_RULE``) for one branch and split; ``machine``: why only the
+    machine can have moved it (``machine_only``), or None."""
     if base is None:
         return Verdict("new")
     if head is None:
@@ -60,7 +73,7 @@ def judge(base: Score | None, head: Score | None, machine: bool, paired: tuple[f
     if abs(delta) < EPSILON:
         return Verdict("unchanged", 0.0)
     if machine:
-        return Verdict("machine", delta, "same inputs (dvc.lock)")
+        return Verdict("machine", delta, machine)
     if paired is not None:
         low, high = paired
         return Verdict("real" if low > 0 or high < 0 else "noise", delta, "paired bootstrap")
