@@ -118,11 +118,29 @@ def test_plots_show_renders_roc_and_training_curves(pipeline: Path) -> None:
     done = dvc(pipeline, "plots", "show", "-o", str(out))
     assert "WARNING" not in done.stderr, done.stderr
     html = (out / "index.html").read_text()
-    for name in (*BRANCHES, "ensemble"):
-        assert f"plots/roc/{name}.json" in html
+    assert "plots/roc.json" in html and "plots/thresholds.json" in html
     for branch in BRANCHES:  # every branch's run: per epoch for the Keras ones, one point for the forests
         assert f"dvclive/{branch}/plots/metrics/val/auc.tsv" in html, branch
     assert "dvclive/text_dl/plots/metrics/learning_rate.tsv" in html
+    assert "cdn.jsdelivr.net" not in html  # the offline template: Vega's scripts are in the page
+
+
+def test_plots_page_renders_every_chart_offline(pipeline: Path) -> None:
+    from helpers.browser import browser_page
+
+    out = pipeline / "plots-offline"
+    dvc(pipeline, "plots", "show", "-o", str(out))
+    html = (out / "index.html").read_text()
+    charts, images = html.count("vegaEmbed('#"), html.count('<img src="static/')
+    assert charts >= 2 + 3 * len(BRANCHES) and images == 2  # ROC, genre sets, curves per branch; the PNGs
+    with browser_page() as page:
+        page.goto((out / "index.html").as_uri())
+        page.wait_for_function(f"document.querySelectorAll('.vega-embed canvas, .vega-embed svg').length >= {charts}",
+                               timeout=60_000)  # fmt: skip
+        loaded = page.evaluate("[...document.images].map(i => i.complete && i.naturalWidth > 0)")
+        legends = page.evaluate("[...document.querySelectorAll('.vega-embed')].length")
+        assert page.blocked == [] and page.errors == []
+    assert loaded == [True, True] and legends == charts
 
 
 def test_nothing_changed_runs_nothing(pipeline: Path) -> None:
@@ -190,7 +208,9 @@ def test_predict_dataset_reproduces_the_ensemble_test_probabilities(pipeline: Pa
     predicted = pd.read_csv(pipeline / "preds.csv", dtype={"id": str}).set_index("id")
     genres = json.loads((pipeline / "data/prepared/genres.json").read_text())["genres"]
     assert len(predicted) == 120
-    assert list(predicted.columns[: len(genres) + 1]) == ["genres", *genres]
+    assert list(predicted.columns[: len(genres) + 2]) == ["title", "genres", *genres]
+    raw = pd.read_parquet(pipeline / "data/raw/movies.parquet").set_index("id")
+    assert predicted["title"].tolist() == raw.loc[predicted.index, "title"].tolist()
     thresholds = json.loads((pipeline / "models/ensemble/ensemble.json").read_text())["combiners"][0]["thresholds"]
     with_both = predicted.loc[predicted[f"image_ml:{genres[0]}"].notna()]
     expected = ["|".join(g for g, t in zip(genres, thresholds, strict=True) if row[g] >= t)
@@ -224,9 +244,31 @@ def test_predict_one_movie_by_the_branches_that_see_it(pipeline: Path) -> None:
     assert "Horror" in marked
     plot_only = moviegenre(pipeline, "predict", "--plot", "love kiss wedding", "--branches", "--top", "2").stdout
     assert plot_only.splitlines()[0] == "plot only: scored by text_ml, text_dl, text_encoder"
-    assert plot_only.splitlines()[1].startswith("genres: ")
     assert plot_only.splitlines()[2].split() == ["genre", "ensemble", "text_ml", "text_dl", "text_encoder"]
     assert len(plot_only.splitlines()) == 5
+    answer = json.loads(moviegenre(pipeline, "predict", "--plot", "love kiss wedding", "--json", "--branches").stdout)
+    assert answer["seen"] == "plot only" and answer["branches"] == ["text_ml", "text_dl", "text_encoder"]
+    ranked = list(answer["probabilities"])
+    assert len(ranked) == 5 and sorted(answer["probabilities"].values(), reverse=True) == list(
+        answer["probabilities"].values()
+    )
+    assert set(answer["by_branch"]) == set(answer["branches"])
+    shown = [row.split()[0] for row in plot_only.splitlines()[3:]]
+    in_top = [g for g in answer["genres"] if g in shown]
+    hidden = len(answer["genres"]) - len(in_top)
+    expected = ", ".join(in_top) + (f"{', ' if in_top else ''}{hidden} more below the top 2" if hidden else "")
+    assert plot_only.splitlines()[1] == "genres: " + (expected or "(none above its threshold)")
+    assert ranked[:2] == shown  # the table and the JSON rank alike
+
+
+def test_predict_prints_nothing_on_stderr(pipeline: Path) -> None:
+    """No TensorFlow start-up lines: a clean stderr is where a real warning gets noticed."""
+    (pipeline / "plot.txt").write_text("ghost blood scream haunted")
+    done = subprocess.run([sys.executable, "-m", "moviegenre.cli", "predict", "--plot-file", "plot.txt"], cwd=pipeline,
+                          env={k: v for k, v in env().items() if k != "TF_CPP_MIN_LOG_LEVEL"}, capture_output=True,
+                          text=True)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.startswith("plot only")
+    assert done.stderr == ""
 
 
 @pytest.mark.parametrize(

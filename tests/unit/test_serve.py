@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -256,6 +255,118 @@ def test_bad_requests_are_4xx_with_one_error(server: str, request_kwargs: dict, 
     assert answer.json() == {"error": error}
 
 
+DEEP_JSON = b'{"plot": ' + b"[" * 2000 + b"]" * 2000 + b"}"  # 4 KB that a recursive parser chokes on
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "request_kwargs", "status", "error"),
+    [
+        ("POST", "/predict", {"content": DEEP_JSON, "headers": {"content-type": "application/json"}}, 400,
+         "the JSON body nests deeper than 32 levels"),
+        ("POST", "/predict", {"files": [("poster", ("a.jpg", b"x", "image/jpeg"))] * 2}, 400,
+         "one poster per request, not 2"),
+        ("POST", "/predict", {"content": b"--x--", "headers": {"content-type": "multipart/form-data"}}, 400,
+         "Missing boundary in multipart."),
+        ("GET", "/predict", {}, 405, "Method Not Allowed"),
+        ("GET", "/nowhere", {}, 404, "Not Found"),
+        ("GET", "/health", {"headers": {"host": "rebound.example:8000"}}, 400,
+         "Host 'rebound.example:8000' is not one this server answers to (--allowed-host)"),
+    ],
+    ids=["deep-json", "two-posters", "no-boundary", "method", "route", "foreign-host"],
+)  # fmt: skip
+def test_every_error_is_the_documented_json(
+    server: str, method: str, path: str, request_kwargs: dict, status: int, error: str
+) -> None:
+    answer = httpx.request(method, server + path, **request_kwargs)
+    assert (answer.status_code, answer.json()) == (status, {"error": error})
+    if status == 405:
+        assert answer.headers["allow"] == "POST"
+
+
+def test_localhost_names_are_answered(server: str) -> None:
+    port = server.rsplit(":", 1)[1]
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", "localhost"):
+        assert httpx.get(f"{server}/health", headers={"host": host}).status_code == 200, host
+
+
+def test_json_depth_skips_brackets_inside_strings() -> None:
+    from moviegenre.cli.serve import json_depth
+
+    assert json_depth(b'{"plot": "[[[[ {{{{ \\" ]]"}') == 1
+    assert json_depth(b"[[[]]]") == 3 and json_depth(b'"no nesting"') == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-upload-mb", "nan"], "--max-upload-mb must be a positive number of MB, not nan"),
+        (["--max-upload-mb", "inf"], "--max-upload-mb must be a positive number of MB, not inf"),
+        (["--port", "99999"], "--port must be 1-65535, not 99999"),
+    ],
+)
+def test_bad_options_are_one_line_before_any_model_loads(tmp_path: Path, args: list[str], message: str) -> None:
+    """In a directory with no artifacts: the option's error comes first, not the missing models'."""
+    done = subprocess.run([sys.executable, "-m", "moviegenre.cli", "serve", *args], cwd=tmp_path, env=_env(),
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert (done.returncode, done.stderr.strip().splitlines()[-1]) == (2, f"error: {message}")
+
+
+def test_a_port_in_use_is_one_line_before_any_model_loads(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "moviegenre.cli", "serve", "--port", str(port)], cwd=tmp_path,
+                              env=_env(), capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip().splitlines()[-1] == f"error: 127.0.0.1:{port}: cannot listen there (Address already in use)"
+    )
+
+
+def test_sigterm_with_a_slow_client_exits_within_the_shutdown_deadline(project: Path) -> None:
+    from moviegenre.cli.serve import SHUTDOWN_S
+
+    port = _free_port()
+    command = [sys.executable, "-m", "moviegenre.cli", "serve", "--port", str(port)]
+    process = subprocess.Popen(command, cwd=project, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _wait_until_up(f"http://127.0.0.1:{port}", process)
+        slow = socket.create_connection(("127.0.0.1", port))
+        slow.sendall(b"POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n{")  # fmt: skip  # then nothing more: a body that trickles
+        time.sleep(0.5)
+        began = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=SHUTDOWN_S + 20)
+        took = time.monotonic() - began
+        slow.close()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert took < SHUTDOWN_S + 5, f"{took:.1f} s after SIGTERM"
+    stderr = process.stderr.read().decode() if process.stderr else ""
+    assert "Traceback" not in stderr and "ClientDisconnect" not in stderr, stderr[-2000:]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")}
+
+
+def _wait_until_up(url: str, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError("the server exited before it was up")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("the server did not come up")
+
+
 def test_top_must_not_be_negative(server: str) -> None:
     answer = httpx.post(f"{server}/predict?top=-1", data={"plot": PLOT})
     assert answer.status_code == 400
@@ -271,48 +382,42 @@ def test_serve_without_artifacts_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert last == "error: data/prepared/genres.json: not found (run `dvc repro prepare`)"
 
 
-def _browser() -> str | None:
-    """A Chromium for Playwright: its own download, or the system's (apt's `chromium`)."""
-    for candidate in (os.environ.get("CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser")):
-        if candidate:
-            return candidate
-    return None
-
-
 def test_the_page_predicts_in_a_real_browser(server: str, project: Path) -> None:
-    try:
-        from playwright.sync_api import Error, sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed (pip install playwright; and a Chromium)")
+    from helpers.browser import browser_page
+
     (project / "poster.jpg").write_bytes(_poster())
-    with sync_playwright() as playwright:
-        try:
-            browser = playwright.chromium.launch(headless=True)
-        except Error as exc:
-            executable = _browser()
-            if executable is None:
-                pytest.skip(f"no Chromium for playwright ({str(exc).splitlines()[0]}); apt-get install chromium")
-            browser = playwright.chromium.launch(headless=True, executable_path=executable)
-        try:
-            page = browser.new_page()
-            page.goto(server + "/")
-            page.fill("#plot", PLOT)
-            page.set_input_files("#poster", str(project / "poster.jpg"))
-            page.check("#branches")
-            page.click("button[type=submit]")
-            page.wait_for_selector("#result:not([hidden])", timeout=30_000)
-            assert page.inner_text("#scored") == "poster and plot: scored by " + ", ".join(SCORED_BY)
-            header = page.inner_text("#table tr:first-child")
-            assert all(branch in header for branch in BRANCHES)
-            assert len(page.query_selector_all("#table tr")) == 1 + len(_genres(project))
-            page.fill("#plot", "")
-            page.set_input_files("#poster", [])
-            page.click("button[type=submit]")
-            page.wait_for_function("document.getElementById('error').textContent.length > 0", timeout=30_000)
-            assert page.inner_text("#error") == "give a poster (file) and/or a plot (text)"
-            assert page.is_hidden("#result")
-        finally:
-            browser.close()
+    with browser_page() as page:
+        page.goto(server + "/")
+        page.fill("#plot", PLOT)
+        page.set_input_files("#poster", str(project / "poster.jpg"))
+        page.check("#branches")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#result:not([hidden])", timeout=30_000)
+        assert page.inner_text("#scored") == "poster and plot: scored by " + ", ".join(SCORED_BY)
+        header = page.inner_text("#table tr:first-child")
+        assert all(branch in header for branch in BRANCHES)
+        assert len(page.query_selector_all("#table tr")) == 1 + len(_genres(project))
+        genre_set = page.inner_text("#genres")
+        assert page.blocked == [] and page.errors == [], (page.blocked, page.errors)
+        page.fill("#plot", "")
+        page.set_input_files("#poster", [])
+        page.click("button[type=submit]")
+        page.wait_for_function("document.getElementById('error').textContent.length > 0", timeout=30_000)
+        assert page.inner_text("#error") == "give a poster (file) and/or a plot (text)"
+        assert page.is_hidden("#result")
+        assert page.errors == ["Failed to load resource: the server responded with a status of 400 (Bad Request)"]
+    answer = httpx.post(f"{server}/predict", data={"plot": PLOT}, files={"poster": _poster()}).json()
+    assert genre_set == (", ".join(answer["genres"]) or "(none above its threshold)")
+
+
+def test_openapi_documents_both_bodies_and_no_page_needs_a_cdn(server: str) -> None:
+    spec = httpx.get(f"{server}/openapi.json").json()
+    body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]
+    assert set(body) == {"multipart/form-data", "application/json"}
+    assert set(body["multipart/form-data"]["schema"]["properties"]) == {"poster", "plot"}
+    assert body["application/json"]["schema"]["required"] == ["plot"]
+    for page in ("/docs", "/redoc"):  # Swagger UI and ReDoc come from a CDN: off
+        assert httpx.get(server + page).status_code == 404
 
 
 def test_prediction_loads_no_training_code(project: Path) -> None:

@@ -88,18 +88,25 @@ def predict_command(
     ] = None,
     branches: Annotated[bool, typer.Option("--branches", help="Show each branch's probabilities too.")] = False,
     top: Annotated[int, typer.Option(help="Genres to show for one movie (0: all).")] = 0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One movie as a JSON object (the server's answer) instead of a table.")
+    ] = False,
 ) -> None:
     """Genres of one movie (--poster and/or --plot) or of a whole dataset (--dataset --out)."""
     from moviegenre.cli import predict_output
 
     try:
         if dataset is not None:
-            if out is None or poster or plot or plot_file:
-                raise MovieGenreError("--dataset needs --out and no --poster/--plot/--plot-file")
+            if out is None or poster or plot or plot_file or as_json:
+                raise MovieGenreError("--dataset needs --out and no --poster/--plot/--plot-file/--json")
             count = predict_output.predict_dataset(PATHS, dataset, out, with_branches=branches)
             typer.echo(f"wrote {count} movies to {out}", err=True)
         else:
-            typer.echo(predict_output.predict_one(PATHS, poster, plot, plot_file, with_branches=branches, top=top))
+            typer.echo(
+                predict_output.predict_one(
+                    PATHS, poster, plot, plot_file, with_branches=branches, top=top, as_json=as_json
+                )
+            )
     except MovieGenreError as exc:
         _fail(exc)
 
@@ -111,12 +118,16 @@ def serve_command(
     max_upload_mb: Annotated[
         float, typer.Option(help="Largest request body (poster and plot) in MB; a larger one gets 413.")
     ] = 10.0,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(help="Another Host name clients use (repeatable; '*': any). Always: --host and localhost."),
+    ] = None,
 ) -> None:
     """Serve predictions over HTTP: POST /predict, GET /health, a page at /; the artifacts load once."""
     from moviegenre.cli.serve import serve
 
     try:
-        serve(PATHS, host, port, max_upload_mb)
+        serve(PATHS, host, port, max_upload_mb, tuple(allowed_host or ()))
     except MovieGenreError as exc:
         _fail(exc)
 
@@ -140,6 +151,24 @@ def check_params_command(
         with atomic_path(stamp) as tmp:
             tmp.write_text(f"{params.name}: every section and key is valid\n")
     typer.echo(f"{params}: every section and key is valid", err=True)
+
+
+@app.command("plots-template")
+def plots_template_command(
+    out: Annotated[Path, typer.Option(help="Where to write it (.dvc/config's plots.html_template).")] = Path(
+        ".dvc/plots-template.html"
+    ),
+    node_modules: Annotated[Path, typer.Option(help="Where `npm ci` put vega, vega-lite and vega-embed.")] = Path(
+        "node_modules"
+    ),
+) -> None:
+    """Write the `dvc plots show` page template with Vega's scripts inlined (renders offline)."""
+    from moviegenre.cli.plots_template import write_template
+
+    try:
+        write_template(node_modules, out)
+    except MovieGenreError as exc:
+        _fail(exc)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@ seconds TensorFlow takes to import.
 
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,11 +52,35 @@ def check_out(out: Path) -> None:
         raise MovieGenreError(f"{out.parent}: no such directory for --out")
 
 
+def seen_text(poster: bool, plot: bool) -> str:
+    return "poster and plot" if poster and plot else ("poster only" if poster else "plot only")
+
+
+def movie_json(
+    genres: list[str], *, seen: str, branches: list[str], in_set: np.ndarray, ensemble: np.ndarray,
+    by_branch: dict[str, np.ndarray] | None, top: int = 0,
+) -> dict[str, Any]:  # fmt: skip
+    """One movie's prediction as JSON (`moviegenre predict --json`, the server's answer): the genre
+    set, then genres by ensemble probability (the ``top`` first; 0: all)."""
+    order = np.argsort(-ensemble, kind="stable")
+    shown = order[:top] if top else order
+    out: dict[str, Any] = {
+        "seen": seen,
+        "branches": branches,
+        "genres": [genres[g] for g in order if in_set[g]],
+        "probabilities": {genres[g]: float(ensemble[g]) for g in shown},
+    }
+    if by_branch is not None:
+        out["by_branch"] = {b: {genres[g]: float(p[g]) for g in shown} for b, p in by_branch.items()}
+    return out
+
+
 def predict_one(
     paths: ProjectPaths, poster: Path | None, plot: str | None, plot_file: Path | None, *, with_branches: bool,
-    top: int = 0,
+    top: int = 0, as_json: bool = False,
 ) -> str:  # fmt: skip
-    """The genre set, then a table of genres sorted by ensemble probability (``*``: in the set)."""
+    """The genre set, then a table of genres sorted by ensemble probability (``*``: in the set);
+    or the same as one JSON object."""
     if top < 0:
         raise MovieGenreError(f"--top must be 0 (all genres) or a positive number, not {top}")
     plot = read_plot(plot, plot_file)
@@ -68,6 +94,12 @@ def predict_one(
     scores = predictor.predict([str(poster) if poster else None], [plot])
     used = branches_used(scores, 0)
     in_set = predictor.genre_sets(scores)[0]
+    seen = seen_text(poster is not None, plot is not None)
+    if as_json:
+        by_branch = {b: scores[b][0] for b in used} if with_branches else None
+        answer = movie_json(predictor.genres, seen=seen, branches=used, in_set=in_set, ensemble=scores["ensemble"][0],
+                            by_branch=by_branch, top=top)  # fmt: skip
+        return json.dumps(answer, indent=2)
     table = pd.DataFrame({
         "genre": predictor.genres, "in_set": np.where(in_set, "*", ""), "ensemble": scores["ensemble"][0]
     })  # fmt: skip
@@ -77,18 +109,25 @@ def predict_one(
     table = table.sort_values("ensemble", ascending=False, kind="stable")
     if top:
         table = table.head(top)
-    seen = "poster and plot" if poster and plot else ("poster only" if poster else "plot only")
-    by_probability = np.argsort(-scores["ensemble"][0], kind="stable")
-    genre_set = ", ".join(predictor.genres[g] for g in by_probability if in_set[g]) or "(none above its threshold)"
-    header = f"{seen}: scored by {', '.join(used)}\ngenres: {genre_set}"
-    table = table.rename(columns={"in_set": ""})
-    return header + "\n" + table.to_string(index=False, float_format=lambda v: f"{v:.3f}")
+    return f"{seen}: scored by {', '.join(used)}\n{genre_line(table, int(in_set.sum()), top)}\n" + table.rename(
+        columns={"in_set": ""}
+    ).to_string(index=False, float_format=lambda v: f"{v:.3f}")
+
+
+def genre_line(shown: pd.DataFrame, set_size: int, top: int) -> str:
+    """The genre set as the table shows it (by probability), and how many of it ``--top`` hides."""
+    named = shown.loc[shown["in_set"] == "*", "genre"].tolist()
+    if not set_size:
+        return "genres: (none above its threshold)"
+    hidden = set_size - len(named)
+    more = f"{', ' if named else ''}{hidden} more below the top {top}" if hidden else ""
+    return f"genres: {', '.join(named)}{more}"
 
 
 def predict_dataset(paths: ProjectPaths, source: str, out: Path, *, with_branches: bool) -> int:
     """Fetch and validate ``source`` as the pipeline does, predict every movie, write a CSV.
 
-    Columns: id, genres (the genre set, ``|``-separated), then one probability per genre.
+    Columns: id, title, genres (the genre set, ``|``-separated), then one probability per genre.
     """
     check_out(out)
     from moviegenre.branches.registry import NAMES
@@ -117,6 +156,7 @@ def predict_dataset(paths: ProjectPaths, source: str, out: Path, *, with_branche
         for branch in (b for b in NAMES if b in scores):
             branch_frame = pd.DataFrame(scores[branch], columns=[f"{branch}:{g}" for g in predictor.genres])
             frame = pd.concat([frame, branch_frame], axis=1)
+    frame.insert(0, "title", table["title"].to_numpy())
     frame.insert(0, "id", table["id"].to_numpy())
     with atomic_path(out) as tmp_csv:
         frame.to_csv(tmp_csv, index=False, float_format="%.8f")

@@ -13,8 +13,18 @@ costs what every later one does. Then:
   commit.
 - ``GET /``: a page to upload a poster and paste a plot.
 
-A bad request is a 4xx with ``{"error": "..."}``: no poster and no plot, an empty plot, a
-poster that is not an image, a body over ``--max-upload-mb`` (413).
+Every 4xx and 5xx answer is ``{"error": "..."}``: no poster and no plot, an empty plot, a
+poster that is not an image, a body over ``--max-upload-mb`` (413, for a form's parts and a
+JSON body alike), JSON nested deeper than ``MAX_JSON_DEPTH``, a second poster or plot, an
+unknown route (404) or method (405), a Host header the server does not answer to (400: a page
+on another origin that resolves to this address cannot call it), a full queue (503 with
+``Retry-After``).
+
+What a request costs the server is bounded: the body by ``--max-upload-mb``, poster checks
+run on ``CHECK_THREADS`` threads off the event loop (a huge image cannot stall ``/health``),
+at most ``MAX_QUEUE`` movies wait for the predictor, and on SIGTERM open connections get
+``SHUTDOWN_S`` seconds before the server exits anyway. The options are checked before the
+models load (a port in use is one line, not a traceback after the load).
 
 Predictions run one at a time on one worker thread. TensorFlow already spreads one
 prediction over every core, so two at once would not finish sooner, and neither the Keras
@@ -30,7 +40,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
+import math
+import socket
 import subprocess
 import tempfile
 import time
@@ -44,9 +57,12 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
+from moviegenre.cli.predict_output import movie_json, seen_text
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.paths import ProjectPaths
 from moviegenre.data.posters import poster_problem
@@ -55,6 +71,14 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_UPLOAD_MB = 10.0
 MAX_BATCH = 16  # movies per Predictor.predict call, from requests that queued up meanwhile
+MAX_QUEUE = 64  # movies waiting for the predictor; one more is answered 503
+MAX_JSON_DEPTH = 32  # nesting of a JSON body ({"plot": "..."} needs 1)
+MAX_PLOT_CHARS = 100_000  # a synopsis, not a book: a longer one costs the encoders memory for nothing
+CHECK_THREADS = 2  # posters decoded for their check at once, off the event loop
+SHUTDOWN_S = 5  # on SIGTERM, how long open connections may take before the server exits
+KEEP_ALIVE_S = 5
+RETRY_AFTER_S = 2
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 WARM_UP_PLOT = "A young woman moves to a haunted house where her family is killed one by one."
 
 
@@ -81,15 +105,16 @@ class Batcher:
 
     predict: Callable[[list[str | None], list[str | None]], list[Scored]]
     max_batch: int = MAX_BATCH
-    queue: asyncio.Queue[_Job] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[_Job] = field(default_factory=lambda: asyncio.Queue(MAX_QUEUE))
     executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict")
     )
     done: int = 0
 
     async def submit(self, poster: str | None, plot: str | None) -> Scored:
+        """The movie's result; ``asyncio.QueueFull`` at once when ``MAX_QUEUE`` movies already wait."""
         future: asyncio.Future[Scored] = asyncio.get_running_loop().create_future()
-        await self.queue.put(_Job(poster, plot, future))
+        self.queue.put_nowait(_Job(poster, plot, future))
         return await future
 
     async def run(self) -> None:
@@ -208,9 +233,34 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+class HostCheck:
+    """Answer only requests whose Host header names an allowed host ("*": any), so that a page
+    on another origin whose name resolves to this address (DNS rebinding) gets 400, not genres."""
+
+    def __init__(self, app: Any, allowed: tuple[str, ...]) -> None:
+        self.app, self.allowed = app, {host.lower().strip("[]") for host in allowed}
+
+    async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Callable) -> None:
+        if scope["type"] == "http" and "*" not in self.allowed:
+            header = dict(scope["headers"]).get(b"host", b"").decode("latin-1").strip()
+            name = header[1 : header.find("]")] if header.startswith("[") else header.rsplit(":", 1)[0]
+            if name.lower() not in self.allowed:
+                message = f"Host {header!r} is not one this server answers to (--allowed-host)"
+                await JSONResponse({"error": message}, status_code=400)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def allowed_hosts(host: str, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The Host names the server answers to: the bind address, localhost's names and ``extra``."""
+    bound = () if host in ("0.0.0.0", "::") else (host,)
+    return tuple(dict.fromkeys((*bound, *LOCAL_HOSTS, *extra)))
+
+
 def create_app(
-    predictor: Any, paths: ProjectPaths, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, warm_up: bool = True
-) -> FastAPI:
+    predictor: Any, paths: ProjectPaths, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, warm_up: bool = True,
+    hosts: tuple[str, ...] = LOCAL_HOSTS,
+) -> FastAPI:  # fmt: skip
     """The FastAPI application over a loaded ``Predictor`` (both modalities)."""
     scratch = tempfile.TemporaryDirectory(prefix="moviegenre-serve-")
     uploads = Path(scratch.name)
@@ -233,22 +283,33 @@ def create_app(
             loop = asyncio.get_running_loop()
             poster = str(warm_up_poster(uploads))
             began = time.perf_counter()
-            await loop.run_in_executor(batcher.executor, batcher.predict, [poster, None], [WARM_UP_PLOT] * 2)
+            plots: list[str | None] = [WARM_UP_PLOT, WARM_UP_PLOT]
+            await loop.run_in_executor(batcher.executor, batcher.predict, [poster, None], plots)
             log.info("warm-up prediction: %.1f s", time.perf_counter() - began)
         worker = asyncio.create_task(batcher.run())
         try:
             yield
         finally:
             worker.cancel()
+            checker.shutdown(wait=False, cancel_futures=True)
             batcher.executor.shutdown(wait=True)
             scratch.cleanup()
 
-    app = FastAPI(title="moviegenre", summary="Genres of a movie from its poster and plot", lifespan=lifespan)
-    app.add_middleware(BodyLimit, max_bytes=int(max_upload_mb * 1e6))
+    # no /docs or /redoc: both load Swagger UI or ReDoc from a CDN, blank offline; /openapi.json
+    # documents every route, the two request bodies of POST /predict included
+    app = FastAPI(
+        title="moviegenre", summary="Genres of a movie from its poster and plot", lifespan=lifespan,
+        docs_url=None, redoc_url=None,
+    )  # fmt: skip
+    max_bytes = int(max_upload_mb * 1e6)
+    app.add_middleware(BodyLimit, max_bytes=max_bytes)
+    app.add_middleware(HostCheck, allowed=hosts)
+    checks = asyncio.Semaphore(CHECK_THREADS)
+    checker = ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="poster-check")
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's, and Starlette's own 404, 405, multipart 400
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -264,11 +325,18 @@ def create_app(
     async def page() -> str:
         return PAGE
 
-    @app.post("/predict")
-    async def predict(request: Request, branches: bool = False, top: int = 0) -> dict[str, Any]:
+    @app.post("/predict", openapi_extra={"requestBody": PREDICT_BODY}, responses=PREDICT_RESPONSES)
+    async def predict(request: Request, branches: bool = False, top: int = 0) -> Any:
         if top < 0:
             raise HTTPException(400, f"top must be 0 (all genres) or a positive number, not {top}")
-        plot, upload = await _read_movie(request)
+        try:
+            plot, upload = await _read_movie(request, max_bytes)
+        except ClientDisconnect:
+            log.info("a client went away before its request body arrived")
+            return Response(status_code=400)
+        except asyncio.CancelledError:  # the shutdown deadline passed while the body trickled in
+            log.info("shutting down: dropped a request whose body had not arrived")
+            return JSONResponse({"error": "the server is shutting down"}, status_code=503)
         poster = None
         try:
             if upload is not None:
@@ -276,7 +344,8 @@ def create_app(
                 with poster.open("wb") as out:
                     while block := await upload.read(1 << 20):
                         out.write(block)
-                problem = poster_problem(poster)
+                async with checks:  # decoding a huge image takes seconds: never on the event loop
+                    problem = await asyncio.get_running_loop().run_in_executor(checker, poster_problem, poster)
                 if problem:
                     reason = "empty file" if problem == "zero_bytes" else problem.replace("_", " ")
                     raise HTTPException(400, f"poster: not a readable image ({reason})")
@@ -284,6 +353,9 @@ def create_app(
                 raise HTTPException(400, "give a poster (file) and/or a plot (text)")
             try:
                 scored = await batcher.submit(str(poster) if poster else None, plot)
+            except asyncio.QueueFull:
+                message = f"{MAX_QUEUE} movies are waiting already; try again shortly"
+                raise HTTPException(503, message, headers={"Retry-After": str(RETRY_AFTER_S)}) from None
             except MovieGenreError as exc:
                 raise HTTPException(400, str(exc)) from exc
             except Exception as exc:
@@ -297,25 +369,56 @@ def create_app(
     return app
 
 
-async def _read_movie(request: Request) -> tuple[str | None, UploadFile | None]:
+def json_depth(raw: bytes) -> int:
+    """How deeply ``raw``'s arrays and objects nest, counted without parsing (brackets inside
+    strings skipped), so that a deep body is refused before the recursive parser sees it."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+async def _read_movie(request: Request, max_bytes: int) -> tuple[str | None, UploadFile | None]:
     """The plot (None if not given) and the poster upload (None if not given) of a request."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("application/json"):
+        raw = await request.body()
+        if json_depth(raw) > MAX_JSON_DEPTH:
+            raise HTTPException(400, f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels")
         try:
-            body = await request.json()
-        except ValueError as exc:
+            body = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
             raise HTTPException(400, f"the body is not valid JSON ({exc})") from exc
         if not isinstance(body, dict) or set(body) - {"plot"}:
             raise HTTPException(400, 'a JSON body is {"plot": "..."} (send a poster as a multipart form)')
         plot, upload = body.get("plot"), None
     elif content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-        form = await request.form()
+        # a part may be as large as the whole body may; more than two parts cannot be a movie
+        form = await request.form(max_files=2, max_fields=2, max_part_size=max_bytes)
         unknown = set(form) - {"plot", "poster"}
         if unknown:
             raise HTTPException(400, f"unknown form field(s): {', '.join(sorted(unknown))} (expected poster, plot)")
-        plot, upload = form.get("plot"), form.get("poster")
-        if upload is not None and not isinstance(upload, UploadFile):
+        for name in ("plot", "poster"):
+            if len(form.getlist(name)) > 1:
+                raise HTTPException(400, f"one {name} per request, not {len(form.getlist(name))}")
+        plot, field = form.get("plot"), form.get("poster")
+        if field is not None and not isinstance(field, UploadFile):
             raise HTTPException(400, "poster must be a file upload")
+        upload = field
         if upload is not None and not upload.filename and not upload.size:
             upload = None  # a form's file input left empty
     elif not content_type and not await request.body():
@@ -327,30 +430,78 @@ async def _read_movie(request: Request) -> tuple[str | None, UploadFile | None]:
             raise HTTPException(400, "plot must be text")
         if not plot.strip():
             raise HTTPException(400, "the plot is empty")
+        if len(plot) > MAX_PLOT_CHARS:
+            raise HTTPException(413, f"the plot has {len(plot):,} characters; the limit is {MAX_PLOT_CHARS:,}")
     return plot, upload
+
+
+PREDICT_BODY: dict[str, Any] = {
+    "required": True,
+    "description": "A poster (file) and/or a plot (text): as a multipart form, or a JSON body with the plot alone.",
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "poster": {"type": "string", "format": "binary", "description": "A poster image (JPEG, PNG)."},
+                    "plot": {"type": "string", "description": "The plot synopsis."},
+                },
+            }
+        },
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"plot": {"type": "string", "description": "The plot synopsis."}},
+                "required": ["plot"],
+                "additionalProperties": False,
+            }
+        },
+    },
+}
+ERROR_SCHEMA: dict[str, Any] = {
+    "content": {"application/json": {"schema": {"type": "object", "properties": {"error": {"type": "string"}}}}}
+}
+PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The genre set, then the genres by ensemble probability (as `moviegenre predict --json`)."},
+    400: {"description": "A bad poster or plot, or neither given.", **ERROR_SCHEMA},
+    413: {"description": "The body is larger than --max-upload-mb.", **ERROR_SCHEMA},
+    415: {"description": "Neither a multipart form nor JSON.", **ERROR_SCHEMA},
+}
 
 
 def result(
     genres: list[str], scored: Scored, poster: bool, plot: bool, with_branches: bool, top: int = 0
 ) -> dict[str, Any]:
-    """What `moviegenre predict` prints for one movie, as JSON: genres by ensemble probability."""
-    order = np.argsort(-scored.ensemble, kind="stable")
-    shown = order[:top] if top else order
-    out: dict[str, Any] = {
-        "seen": "poster and plot" if poster and plot else ("poster only" if poster else "plot only"),
-        "branches": scored.branches,
-        "genres": [genres[g] for g in order if scored.in_set[g]],
-        "probabilities": {genres[g]: float(scored.ensemble[g]) for g in shown},
-    }
-    if with_branches:
-        out["by_branch"] = {b: {genres[g]: float(p[g]) for g in shown} for b, p in scored.by_branch.items()}
-    return out
+    """What `moviegenre predict --json` prints for one movie."""
+    return movie_json(
+        genres, seen=seen_text(poster, plot), branches=scored.branches, in_set=scored.in_set,
+        ensemble=scored.ensemble, by_branch=scored.by_branch if with_branches else None, top=top,
+    )  # fmt: skip
 
 
-def serve(paths: ProjectPaths, host: str, port: int, max_upload_mb: float) -> None:
-    """Load the artifacts (an error is one line before the port opens), then serve until stopped."""
-    if max_upload_mb <= 0:
-        raise MovieGenreError(f"--max-upload-mb must be positive, not {max_upload_mb:g}")
+def check_options(host: str, port: int, max_upload_mb: float) -> None:
+    """Refuse bad options, and a port another process holds, before seconds of model loading."""
+    if not math.isfinite(max_upload_mb) or max_upload_mb <= 0:
+        raise MovieGenreError(f"--max-upload-mb must be a positive number of MB, not {max_upload_mb:g}")
+    if not 1 <= port <= 65535:
+        raise MovieGenreError(f"--port must be 1-65535, not {port}")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise MovieGenreError(f"--host {host}: not an address to listen on ({exc})") from exc
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise MovieGenreError(f"{host}:{port}: cannot listen there ({exc.strerror or exc})") from exc
+
+
+def serve(paths: ProjectPaths, host: str, port: int, max_upload_mb: float, extra_hosts: tuple[str, ...] = ()) -> None:
+    """Check the options, load the artifacts (an error is one line before the port opens), then
+    serve until stopped."""
+    check_options(host, port, max_upload_mb)
     import uvicorn
 
     from moviegenre.predict.predictor import Predictor
@@ -358,8 +509,9 @@ def serve(paths: ProjectPaths, host: str, port: int, max_upload_mb: float) -> No
     began = time.perf_counter()
     predictor = Predictor(paths, ("poster", "plot"))
     log.info("loaded %s in %.1f s", ", ".join(predictor.branches), time.perf_counter() - began)
-    app = create_app(predictor, paths, max_upload_mb)
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    app = create_app(predictor, paths, max_upload_mb, hosts=allowed_hosts(host, extra_hosts))
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False,
+                timeout_graceful_shutdown=SHUTDOWN_S, timeout_keep_alive=KEEP_ALIVE_S)  # fmt: skip
 
 
 PAGE = """<!doctype html>
