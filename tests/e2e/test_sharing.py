@@ -1,4 +1,4 @@
-"""Sharing models the way README "Sharing: DVC remotes" and "Model registry" say, end to end.
+"""Sharing models the way docs/sharing.md says ("Set up a DVC remote", "Model registry"), end to end.
 
 A tiny DVC project stands in for this one (running the real pipeline takes minutes): one stage
 writes a model file into every directory that this project's dvc.yaml `artifacts:` names, and
@@ -60,7 +60,7 @@ def publish(root: Path) -> dict[str, Path]:
     dvc_yaml = {"stages": {"train": stage}, "artifacts": project_artifacts()}
     (repo / "dvc.yaml").write_text(yaml.safe_dump(dvc_yaml, sort_keys=False))
     dvc(repo, "repro", "-q")
-    # README: the team's remote, committed, as an absolute path (or s3://...)
+    # docs/sharing.md: the team's remote, committed, as an absolute path (or s3://...)
     dvc(repo, "remote", "add", "-d", "storage", str(storage))
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "models")

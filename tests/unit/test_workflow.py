@@ -1,5 +1,5 @@
 """The pull-request workflow: actionlint where it is installed, and the review design it promises
-(README "Pull request reviews"), checked by structure rather than line by line."""
+(docs/sharing.md "Pull request reviews"), checked by structure rather than line by line."""
 
 from __future__ import annotations
 
