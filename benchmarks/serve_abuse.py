@@ -10,6 +10,7 @@ Starts the server (as benchmarks/serve.py does) on ``--root``'s artifacts, then:
 
     python benchmarks/serve_abuse.py                      # 10 bombs of 7745 px, 16 plots of 4.4 MB
     python benchmarks/serve_abuse.py --bombs 4 --side 6000 --plots 8
+    python benchmarks/serve_abuse.py --bombs 0            # the plots alone, for the peak RSS they cause
 """
 
 from __future__ import annotations
@@ -97,8 +98,10 @@ def main() -> None:
         server = start_server(args.root, port, log_file)
         try:
             wait_healthy(url, server, log_file)
-            asyncio.run(bombs(url, args.bombs, args.side))
-            asyncio.run(plots(url, args.plots, args.plot_mb, server.pid))
+            if args.bombs:
+                asyncio.run(bombs(url, args.bombs, args.side))
+            if args.plots:
+                asyncio.run(plots(url, args.plots, args.plot_mb, server.pid))
         finally:
             server.send_signal(signal.SIGTERM)
             began = time.perf_counter()
