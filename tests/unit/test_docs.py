@@ -12,7 +12,7 @@ from helpers.project import PROJECT_ROOT
 
 README = PROJECT_ROOT / "README.md"
 DOCS = PROJECT_ROOT / "docs"
-# what the repository's prose must not say: which issue asked for what, which target was met
+# what the repository's prose must not say: which ticket asked for a change, whether a goal was reached
 NARRATION = re.compile(r"issue [0-9]|target (is|was) (not )?met", re.IGNORECASE)
 PROSE = ("README.md", "docs", "src", "tests", "benchmarks")
 
