@@ -33,7 +33,7 @@ def test_no_page_or_module_narrates_issues_or_targets() -> None:
     for root in PROSE:
         path = PROJECT_ROOT / root
         for file in [path] if path.is_file() else sorted(path.rglob("*")):
-            if file.suffix not in (".md", ".py", ".yaml", ".yml", ".html") or file == Path(__file__):
+            if file.suffix not in (".md", ".py", ".yaml", ".yml", ".html"):
                 continue
             lines = file.read_text(errors="replace").splitlines()
             found += [
