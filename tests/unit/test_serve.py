@@ -103,25 +103,13 @@ def _free_port() -> int:
 def server(project: Path) -> Iterator[str]:
     """`moviegenre serve` on a free port over the project's artifacts; yields its URL."""
     port = _free_port()
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(PROJECT_ROOT / "src")}
     command = [sys.executable, "-m", "moviegenre.cli", "serve", "--port", str(port),
                "--max-upload-mb", str(MAX_UPLOAD_MB)]  # fmt: skip
     log = (project / "server.log").open("wb")
-    process = subprocess.Popen(command, cwd=project, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(command, cwd=project, env=_env(), stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
     try:
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"server exited:\n{(project / 'server.log').read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"server not up:\n{(project / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.3)
+        _wait_until_up(url, process, project / "server.log")
         yield url
     finally:
         process.send_signal(signal.SIGINT)
@@ -353,18 +341,23 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")}
 
 
-def _wait_until_up(url: str, process: subprocess.Popen) -> None:
+def _wait_until_up(url: str, process: subprocess.Popen, log: Path | None = None) -> None:
+    """Until ``/health`` answers 200; a server that exits or takes over 180 s fails the test (with its log)."""
+
+    def tail() -> str:
+        return log.read_text()[-3000:] if log is not None and log.is_file() else ""
+
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError("the server exited before it was up")
+            raise AssertionError(f"server exited:\n{tail()}")
         try:
             if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.3)
-    raise AssertionError("the server did not come up")
+    raise AssertionError(f"server not up:\n{tail()}")
 
 
 def test_top_must_not_be_negative(server: str) -> None:

@@ -36,9 +36,9 @@ PAGE = """<!DOCTYPE html>
     <title>moviegenre plots</title>
 {inline_scripts}
     <style>
-        body {{ font-family: system-ui, sans-serif; margin: 1.5em; }}
-        table {{ border-spacing: 15px; }}
-        img {{ max-width: 100%; }}
+        body { font-family: system-ui, sans-serif; margin: 1.5em; }
+        table { border-spacing: 15px; }
+        img { max-width: 100%; }
     </style>
 </head>
 <body>
@@ -68,8 +68,7 @@ def render(node_modules: Path) -> str:
     for placeholder in PLACEHOLDERS:
         if placeholder in scripts:
             raise MovieGenreError(f"{node_modules}: a script contains DVC's placeholder {placeholder}")
-    page = PAGE.replace("{inline_scripts}", "\0").replace("{{", "{").replace("}}", "}")
-    return page.replace("\0", scripts)
+    return PAGE.replace("{inline_scripts}", scripts)
 
 
 def write_template(node_modules: Path, out: Path) -> Path:
