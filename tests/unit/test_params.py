@@ -73,3 +73,53 @@ def test_check_params_refuses_an_unknown_section(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(loaded))
     with pytest.raises(MovieGenreError, match="unknown section 'trainig'"):
         check_params(path)
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("data", "max_extract_gb", float("nan"), "'data.max_extract_gb' must be a finite number, not nan"),
+        ("data", "max_compression_ratio", float("inf"), "'data.max_compression_ratio' must be a finite number"),
+        ("data", "timeout_s", float("nan"), "'data.timeout_s' must be a finite number"),
+        ("image_dl", "learning_rate", float("nan"), "'image_dl.learning_rate' must be a finite number"),
+        ("prepare", "split", {"train": 0.7, "val": 0.2, "test": 0.15}, "'prepare.split' must add up to 1, not 1.05"),
+        ("prepare", "split", {"train": 0.7, "val": 0.3}, "'prepare.split' is missing 'test'"),
+        ("prepare", "split", {"train": 0.7, "val": float("nan"), "test": 0.3}, "val must be a finite number"),
+        ("prepare", "split", {"train": 1.0, "val": 0.0, "test": 0.0}, "test must be a number > 0.0"),
+    ],
+)
+def test_non_finite_numbers_and_bad_fractions_are_refused(
+    tmp_path: Path, section: str, key: str, value: object, message: str
+) -> None:
+    path = _edited(tmp_path, section, key, value)  # safe_dump writes .nan / .inf, as a user would
+    with pytest.raises(MovieGenreError) as caught:
+        check_params(path)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("data:\n  timeout_s: 30\n  timeout_s: 5\n", "duplicate key 'timeout_s' at line 3"),
+        ("data:\n  source: &a [x, x]\n  sha256: *a\n", "alias *a at line 3: aliases are not accepted"),
+        ("data: " + "[" * 5000 + "]" * 5000 + "\n", "nested deeper than 16 levels at line 1"),
+        ("data: [\n", "not valid YAML (expected the node content"),
+        (b"data: \xff\n", "not UTF-8 text"),
+    ],
+)
+def test_params_yaml_is_read_strictly(tmp_path: Path, text: str | bytes, message: str) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(MovieGenreError) as caught:
+        check_params(path)
+    assert message in str(caught.value) and str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_an_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
+    lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    path = tmp_path / "params.yaml"
+    path.write_text("data:\n  source: x\n" + "\n".join(lines) + "\n")
+    with pytest.raises(MovieGenreError) as caught:
+        check_params(path)
+    assert "aliases are not accepted" in str(caught.value) and len(str(caught.value)) < 300

@@ -6,6 +6,7 @@ belong to a branch are declared beside the branch; the rest live in ``config.sch
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -42,7 +43,13 @@ def integer(lo: int | None = None, hi: int | None = None, nullable: bool = False
 
 
 def number(lo: float | None = None, hi: float | None = None, nullable: bool = False) -> Key:
-    return Key((int, float), _range_check(lo, hi), nullable, _range_text("a number", lo, hi))
+    """A finite number: YAML's .nan and .inf pass every comparison or none, so they are refused first."""
+    in_range = _range_check(lo, hi)
+
+    def check(value: float) -> str | None:
+        return f"must be a finite number, not {value!r}" if not math.isfinite(value) else in_range(value)
+
+    return Key((int, float), check, nullable, _range_text("a number", lo, hi))
 
 
 def boolean() -> Key:
@@ -73,15 +80,28 @@ def text(pattern: str | None = None, nullable: bool = False, describe: str = "a 
     return Key((str,), check, nullable, describe)
 
 
-def number_map(keys: tuple[str, ...] | None = None, lo: float = 0.0) -> Key:
-    """A mapping of names to non-negative numbers (branch weights, split fractions)."""
+def number_map(
+    keys: tuple[str, ...] | None = None, lo: float = 0.0, total: float | None = None, positive: bool = False
+) -> Key:
+    """A mapping of names to finite numbers >= ``lo`` (> ``lo`` if ``positive``): branch weights, split fractions.
+
+    ``keys``: the names it may hold (all of them when ``total`` is given); ``total``: what the
+    numbers must add up to.
+    """
 
     def check(value: dict) -> str | None:
         for name, weight in value.items():
             if keys is not None and name not in keys:
                 return f"has unknown name {name!r} (known: {', '.join(keys)})"
-            if isinstance(weight, bool) or not isinstance(weight, int | float) or weight < lo:
-                return f"{name} must be a number >= {lo}, not {weight!r}"
+            if isinstance(weight, bool) or not isinstance(weight, int | float) or not math.isfinite(weight):
+                return f"{name} must be a finite number >= {lo}, not {weight!r}"
+            if weight < lo or (positive and weight == lo):
+                return f"{name} must be a number {'>' if positive else '>='} {lo}, not {weight!r}"
+        missing = [name for name in keys or () if name not in value]
+        if total is not None and missing:
+            return f"is missing {missing[0]!r} (needs {', '.join(keys or ())})"
+        if total is not None and not math.isclose(sum(value.values()), total, abs_tol=1e-9):
+            return f"must add up to {total:g}, not {sum(value.values()):g}"
         return None
 
     return Key((dict,), check, describe="a mapping of names to numbers")

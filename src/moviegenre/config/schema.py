@@ -25,7 +25,7 @@ SECTIONS: dict[str, Key | Schema] = {
         "max_compression_ratio": number(1),
     },
     "prepare": {
-        "split": number_map(("train", "val", "test")),
+        "split": number_map(("train", "val", "test"), total=1.0, positive=True),
         "min_genre_count": integer(1),
     },
     "images": {
