@@ -16,17 +16,18 @@ aligned to them by movie id, and its input is ``InputParts`` (one part per model
 
 ``spec.json`` records what the model was trained on: feature set, arrays and their input
 shape, genre order, the fingerprint of the fitted features (PCA, vocabulary, ...) and the
-library versions. A model applied to features fitted differently is refused with one line.
+library versions, and the sha256 of every file in the directory: a file that differs (a damaged
+DVC cache, a truncated copy, another branch's model copied over it) is refused before it is read.
+A model applied to features fitted differently is refused with one line.
 For a branch over several feature sets, the input shape and the fingerprint are given per
 part and per set; single-set specs keep their flat form, so their files stay as they were.
 """
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
@@ -36,8 +37,9 @@ import numpy as np
 from moviegenre.config.keys import Schema
 from moviegenre.config.runtime import RuntimeSettings
 from moviegenre.config.settings import parse, schema_of
+from moviegenre.core.digests import check_digests, digests_problem, file_digests
 from moviegenre.core.errors import MovieGenreError
-from moviegenre.core.files import atomic_dir, json_text
+from moviegenre.core.files import atomic_dir, json_text, read_json
 
 SPEC = "spec.json"
 _LIBRARIES = ("numpy", "scikit-learn", "keras", "tensorflow")
@@ -61,6 +63,7 @@ class ModelSpec:
     settings: dict[str, Any]
     seed: int
     libraries: dict[str, str]
+    files: dict[str, str] = field(default_factory=dict)  # every other file of the directory -> sha256 (save fills it)
 
     @staticmethod
     def library_versions() -> dict[str, str]:
@@ -180,13 +183,16 @@ class Branch(ABC):
             raise ValueError(f"{self.name}: fitted without a spec")
         with atomic_dir(directory) as tmp:
             self.save_model(tmp)
+            self.spec = replace(self.spec, files=file_digests(tmp, exclude=(SPEC,)))
             (tmp / SPEC).write_text(json_text(asdict(self.spec)))
 
     @classmethod
     def load(cls, directory: Path) -> Branch:
+        """The branch saved in ``directory``, once its spec and every file's digest check out."""
         spec = read_spec(directory)
+        hint = restore_hint(directory, cls.name)
         if spec.branch != cls.name:
-            raise MovieGenreError(f"{directory / SPEC}: holds branch {spec.branch!r}, not {cls.name!r}")
+            raise MovieGenreError(f"{directory / SPEC}: holds branch {spec.branch!r}, not {cls.name!r}; {hint}")
         try:
             settings: Any = parse(cls.Settings, cls.name, spec.settings, directory / SPEC)
         except MovieGenreError as exc:
@@ -195,9 +201,19 @@ class Branch(ABC):
             ) from exc
         branch = cls(settings, spec.seed, spec)
         model = directory / branch.model_file
-        if not model.is_file():
-            raise MovieGenreError(f"{model}: not found (run `dvc repro` first, or `dvc checkout {directory}`)")
-        branch.load_model(directory)
+        if branch.model_file not in spec.files:
+            raise MovieGenreError(
+                f"{directory / SPEC}: records no digest of {branch.model_file} (written by an older version); "
+                f"run `dvc repro -s train@{cls.name}`"
+            )
+        check_digests(directory, spec.files, directory / SPEC, hint)
+        try:
+            branch.load_model(directory)
+        except MovieGenreError:
+            raise
+        except Exception as exc:  # a file that matches its digest yet does not load: written by another version
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise MovieGenreError(f"{model}: cannot be loaded ({reason}); run `dvc repro -s train@{cls.name}`") from exc
         return branch
 
     def check_features(
@@ -216,14 +232,67 @@ class Branch(ABC):
             )
 
 
+def restore_hint(directory: Path, branch: str) -> str:
+    """What to run when a model directory's files are not the ones its stage wrote."""
+    return (
+        f"run `dvc checkout --force {directory}`, or `dvc repro --force -s train@{branch}` "
+        "if the DVC cache holds the same bytes"
+    )
+
+
 def read_spec(directory: Path) -> ModelSpec:
+    """``directory/spec.json``, every field of the expected type (one line naming the first that is not)."""
     path = directory / SPEC
-    if not path.is_file():
-        raise MovieGenreError(f"{path}: not found (run `dvc repro` first, or `dvc checkout {directory}`)")
-    try:
-        return ModelSpec(**json.loads(path.read_text()))
-    except (ValueError, TypeError) as exc:
-        raise MovieGenreError(f"{path}: not a model spec ({exc}); run `dvc repro`") from exc
+    fix = f"run `dvc checkout {directory}` (or `dvc repro` first)"
+    data = read_json(path, fix)
+    if not isinstance(data, dict):
+        raise MovieGenreError(f"{path}: not a model spec (a JSON object); {fix}")
+    names = {f.name for f in fields(ModelSpec)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise MovieGenreError(f"{path}: not a model spec (unknown field {unknown[0]!r}); run `dvc repro`")
+    for name in names:
+        if name == "files" and name not in data:
+            continue  # an older version's spec: Branch.load names the stage that rebuilds it
+        problem = "missing" if name not in data else _SPEC_FIELDS[name](data[name])
+        if problem:
+            raise MovieGenreError(f"{path}: field {name!r} is {problem}; run `dvc repro`")
+    return ModelSpec(**data)
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _texts(value: Any) -> bool:
+    return isinstance(value, list) and all(_is_text(v) for v in value)
+
+
+def _shape(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+
+
+def _check(ok: Any, describe: str) -> Any:
+    return lambda value: None if ok(value) else f"not {describe}"
+
+
+_SPEC_FIELDS: dict[str, Any] = {
+    "branch": _check(_is_text, "a name"),
+    "feature_set": _check(_is_text, "a name"),
+    "arrays": _check(lambda v: _texts(v) and v, "a list of array names"),
+    "input_shape": _check(
+        lambda v: _shape(v) or (isinstance(v, dict) and all(_shape(p) for p in v.values())), "a shape"
+    ),
+    "input_description": _check(lambda v: isinstance(v, str), "a string"),
+    "genres": _check(lambda v: _texts(v) and v and len(set(v)) == len(v), "a list of distinct genres"),
+    "features_fingerprint": _check(
+        lambda v: _is_text(v) or (isinstance(v, dict) and all(_is_text(p) for p in v.values())), "a fingerprint"
+    ),
+    "settings": _check(lambda v: isinstance(v, dict), "a mapping of settings"),
+    "seed": _check(lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    "libraries": _check(lambda v: isinstance(v, dict) and all(_is_text(x) for x in v.values()), "a mapping"),
+    "files": lambda v: digests_problem(v),
+}
 
 
 def row_shape(x: Any) -> list[int] | dict[str, list[int]]:

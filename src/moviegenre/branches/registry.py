@@ -55,5 +55,8 @@ def branch_class(name: str) -> type[Branch]:
 
 
 def load_branch(directory: Path) -> Branch:
-    """A trained branch from its model directory, whichever branch it is."""
-    return branch_class(read_spec(directory).branch).load(directory)
+    """The trained branch of ``models/<name>/``: its spec must name the directory's branch."""
+    name = directory.name
+    if name not in entries():
+        return branch_class(read_spec(directory).branch).load(directory)  # outside models/: trust the spec's name
+    return branch_class(name).load(directory)

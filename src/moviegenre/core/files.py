@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from moviegenre.core.errors import MovieGenreError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -86,3 +88,23 @@ def write_json(path: str | Path, payload: Any) -> None:
     """Write ``payload`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json_text(payload))
+
+
+def read_json(path: str | Path, fix: str) -> Any:
+    """The JSON document in ``path``, strictly: NaN and Infinity are refused, as is deep nesting.
+
+    A missing or malformed file is one line naming it and ``fix`` (what to run).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MovieGenreError(f"{path}: not found; {fix}")
+    try:
+        return json.loads(path.read_bytes(), parse_constant=_refuse_constant)
+    except RecursionError:
+        raise MovieGenreError(f"{path}: not valid JSON (nested too deeply); {fix}") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise MovieGenreError(f"{path}: not valid JSON ({str(exc).splitlines()[0][:200]}); {fix}") from exc
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")

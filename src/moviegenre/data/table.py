@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from moviegenre.core.errors import MovieGenreError
+from moviegenre.core.files import read_json
 
 TABLE_NAME = "movies.parquet"
 GENRES_NAME = "genres.json"
@@ -30,7 +30,12 @@ def load_genres(prepared_dir: Path) -> list[str]:
     path = prepared_dir / GENRES_NAME
     if not path.is_file():
         raise MovieGenreError(f"{path}: not found (run `dvc repro prepare`)")
-    return json.loads(path.read_text())["genres"]
+    fix = f"run `dvc checkout --force {prepared_dir}` (or `dvc repro prepare`)"
+    data = read_json(path, fix)
+    genres = data.get("genres") if isinstance(data, dict) else None
+    if not isinstance(genres, list) or not genres or not all(isinstance(g, str) and g for g in genres):
+        raise MovieGenreError(f"{path}: 'genres' is not a list of genre names; {fix}")
+    return genres
 
 
 def load_prepared(prepared_dir: Path) -> tuple[pd.DataFrame, list[str]]:

@@ -6,11 +6,15 @@ the plot branches. Each combiner holds its own combination (weights, or a stacke
 own genre thresholds, fitted on val with exactly those branches, so that a plot-only
 movie's genre set is cut where plot-only probabilities are calibrated, not where the full
 ensemble's are.
+
+``digests.json`` beside it records ensemble.json's sha256, and the file is checked against a
+schema when it loads: an edited or damaged combiner (a branch left out, NaN or negative
+weights, thresholds outside [0, 1]) is refused, never used to predict.
 """
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +22,16 @@ from typing import Any
 
 import numpy as np
 
+from moviegenre.core.digests import check_digests, digests_problem, file_digests
 from moviegenre.core.errors import MovieGenreError
-from moviegenre.core.files import atomic_dir, json_text
+from moviegenre.core.files import atomic_dir, json_text, read_json
 from moviegenre.ensemble.combine import combine
 from moviegenre.ensemble.stacking import Stacker
 from moviegenre.evaluation.genre_sets import apply_thresholds
 
 MODEL_FILE = "ensemble.json"
+DIGESTS = "digests.json"
+METHODS = ("mean", "weighted", "val", "stack")  # ensemble.settings.METHODS, without importing the branch list
 
 
 @dataclass(frozen=True)
@@ -108,14 +115,91 @@ class EnsembleModel:
         data = {"method": self.method, "genres": self.genres, "combiners": [c.to_json() for c in self.combiners]}
         with atomic_dir(directory) as tmp:
             (tmp / MODEL_FILE).write_text(json_text(data))
+            (tmp / DIGESTS).write_text(json_text(file_digests(tmp, exclude=(DIGESTS,))))
 
     @staticmethod
     def load(directory: Path) -> EnsembleModel:
         path = directory / MODEL_FILE
-        if not path.is_file():
-            raise MovieGenreError(f"{path}: not found (run `dvc repro` first, or `dvc checkout {directory}`)")
-        try:
-            data = json.loads(path.read_text())
-            return EnsembleModel(data["method"], data["genres"], [Combiner.from_json(c) for c in data["combiners"]])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise MovieGenreError(f"{path}: not an ensemble model ({exc}); run `dvc repro`") from exc
+        fix = (
+            f"run `dvc checkout --force {directory}`, "
+            "or `dvc repro --force -s ensemble` if the DVC cache holds the same bytes"
+        )
+        digests = read_json(directory / DIGESTS, fix)
+        problem = digests_problem(digests)
+        if problem or MODEL_FILE not in digests:
+            raise MovieGenreError(f"{directory / DIGESTS}: {problem or 'no digest of ' + MODEL_FILE}; {fix}")
+        check_digests(directory, digests, directory / DIGESTS, fix)
+        data = read_json(path, fix)
+        problem = ensemble_problem(data)
+        if problem:
+            raise MovieGenreError(f"{path}: not an ensemble model ({problem}); run `dvc repro -s ensemble`")
+        return EnsembleModel(data["method"], data["genres"], [Combiner.from_json(c) for c in data["combiners"]])
+
+
+def ensemble_problem(data: Any) -> str | None:
+    """What is wrong with an ensemble.json document, or None."""
+    if not isinstance(data, dict) or set(data) != {"method", "genres", "combiners"}:
+        return "needs exactly method, genres and combiners"
+    if data["method"] not in METHODS:
+        return f"method {data['method']!r} is not one of {', '.join(METHODS)}"
+    genres = data["genres"]
+    if not _names(genres):
+        return "genres must be a list of distinct names"
+    combiners = data["combiners"]
+    if not isinstance(combiners, list) or not combiners:
+        return "combiners must be a non-empty list"
+    everything = combiners[0].get("branches") if isinstance(combiners[0], dict) else None
+    for i, combiner in enumerate(combiners):
+        problem = _combiner_problem(combiner, len(genres), everything)
+        if problem:
+            return f"combiners[{i}]: {problem}"
+    return None
+
+
+def _names(value: Any) -> bool:
+    return (
+        isinstance(value, list) and bool(value) and all(isinstance(v, str) and v for v in value)
+        and len(set(value)) == len(value)
+    )  # fmt: skip
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _combiner_problem(combiner: Any, n_genres: int, everything: Any) -> str | None:
+    if not isinstance(combiner, dict):
+        return "not an object"
+    if not set(combiner) <= {"branches", "weights", "stacker", "thresholds"}:
+        return f"unknown keys {sorted(set(combiner) - {'branches', 'weights', 'stacker', 'thresholds'})}"
+    branches: Any = combiner.get("branches")
+    if not _names(branches) or not _names(everything) or not set(branches) <= set(everything):
+        return "branches must be distinct names, a subset of the first combiner's"
+    thresholds = combiner.get("thresholds")
+    if not isinstance(thresholds, list) or len(thresholds) != n_genres:
+        return f"thresholds must be a list of {n_genres} numbers (one per genre)"
+    if not all(_finite(t) and 0 <= t <= 1 for t in thresholds):
+        return "thresholds must be numbers in [0, 1]"
+    if ("weights" in combiner) == ("stacker" in combiner):
+        return "needs weights or a stacker (one of them)"
+    if "weights" in combiner:
+        weights = combiner["weights"]
+        if not isinstance(weights, dict) or set(weights) != set(branches):
+            return "weights must give one number per branch"
+        if not all(_finite(w) and w >= 0 for w in weights.values()) or sum(weights.values()) <= 0:
+            return "weights must be finite, non-negative and not all zero"
+        return None
+    stacker = combiner["stacker"]
+    if not isinstance(stacker, dict) or set(stacker) != {"branches", "coef", "intercept"}:
+        return "stacker needs branches, coef and intercept"
+    if stacker["branches"] != branches:
+        return "stacker's branches differ from the combiner's"
+    coef, intercept = stacker["coef"], stacker["intercept"]
+    if not isinstance(intercept, list) or len(intercept) != n_genres or not all(_finite(v) for v in intercept):
+        return f"stacker intercept must be {n_genres} finite numbers"
+    if (
+        not isinstance(coef, list) or len(coef) != n_genres
+        or not all(isinstance(row, list) and len(row) == len(branches) and all(_finite(v) for v in row) for row in coef)
+    ):  # fmt: skip
+        return f"stacker coef must be {n_genres} rows of {len(branches)} finite numbers"
+    return None

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from moviegenre.branches.registry import NAMES
 from moviegenre.config.keys import Schema, choice, integer, number, number_map, string_list
-
-METHODS = ("mean", "weighted", "val", "stack")
+from moviegenre.ensemble.model import METHODS
 
 SCHEMA: Schema = {
     "method": choice(*METHODS),

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from moviegenre.core.errors import MovieGenreError
 from moviegenre.features import embeddings, encoder_cache, images, poster_embeddings, text
 from moviegenre.features.sets import check_feature_set
 
@@ -20,8 +21,24 @@ PREDICT_BATCH = 64  # plots per forward pass of the sentence encoder when many a
 
 
 def load_featurizer(feature_set: str, feature_dir: Path) -> Featurize:
-    """A function from new movies' inputs (poster paths or plots) to the feature set's arrays."""
+    """A function from new movies' inputs (poster paths or plots) to the feature set's arrays.
+
+    Whatever a damaged state file makes its reader raise becomes one line naming the directory.
+    """
     check_feature_set(feature_set)
+    try:
+        return _load(feature_set, feature_dir)
+    except MovieGenreError:
+        raise
+    except Exception as exc:
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise MovieGenreError(
+            f"{feature_dir}: its fitted state cannot be read ({type(exc).__name__}: {reason}); "
+            f"run `dvc checkout --force {feature_dir}`"
+        ) from exc
+
+
+def _load(feature_set: str, feature_dir: Path) -> Featurize:
     if feature_set == images.FEATURE_SET:
         posters = images.PosterFeaturizer.load(feature_dir)
         return lambda paths: posters.transform(paths, progress=len(paths) > 1)

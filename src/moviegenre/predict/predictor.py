@@ -68,6 +68,13 @@ class Predictor:
             rows = seen_rows(branch.modality, posters, plots)
             if not len(rows):
                 continue
+            fingerprint = sets_fingerprint(branch.feature_sets(), self.paths.features)
+            if branch.spec is not None and fingerprint != branch.spec.features_fingerprint:
+                sets = " + ".join(str(self.paths.features(s)) for s in branch.feature_sets())
+                raise MovieGenreError(
+                    f"{sets}: fitted state differs from what {self.paths.model(name)} was trained on "
+                    "(refitted since, or damaged): run `dvc checkout --force` on it, or `dvc repro`"
+                )
             arrays: dict[str, Any] = {}
             for key, (feature_set, array) in branch.sources().items():
                 if feature_set not in featurized:  # once per set, for every movie that has its input
@@ -77,17 +84,29 @@ class Predictor:
                 movies, set_arrays = featurized[feature_set]
                 same = len(movies) == len(rows)  # rows are a subset of movies: the same movies
                 arrays[key] = set_arrays[array] if same else set_arrays[array][np.searchsorted(movies, rows)]
-            branch.check_features(
-                self.paths.model(name), arrays, sets_fingerprint(branch.feature_sets(), self.paths.features)
-            )
-            out[name][rows] = branch.predict_proba(branch.inputs(arrays))
+            branch.check_features(self.paths.model(name), arrays, fingerprint)
+            out[name][rows] = check_probabilities(branch.predict_proba(branch.inputs(arrays)), self.paths.model(name))
         out["ensemble"], _ = self.ensemble.predict({b: out[b] for b in self.branches})
+        seen = ~np.isnan(out["ensemble"]).all(axis=1)
+        check_probabilities(out["ensemble"][seen], self.paths.model("ensemble"))
         return out
 
     def genre_sets(self, by_branch: dict[str, np.ndarray]) -> np.ndarray:
         """Boolean (n, n_genres): each movie's genre set, at the thresholds fitted on val for the
         branches that saw it."""
         return self.ensemble.predict({b: by_branch[b] for b in self.branches})[1]
+
+
+def check_probabilities(proba: np.ndarray, source: object) -> np.ndarray:
+    """``proba`` if every value is a probability; a NaN or a value outside [0, 1] is never output."""
+    bad = ~np.isfinite(proba) | (proba < 0) | (proba > 1)
+    if bad.any():
+        value = proba[bad].flat[0]
+        raise MovieGenreError(
+            f"{source}: gave {value!r} where a probability belongs (a damaged model); "
+            f"run `dvc checkout --force {source}`"
+        )
+    return proba
 
 
 def branches_used(by_branch: dict[str, np.ndarray], row: int) -> list[str]:
