@@ -284,6 +284,19 @@ def test_predict_prints_nothing_on_stderr(pipeline: Path) -> None:
         ),
         (["--plot", "a plot", "--top", "-1"], "--top must be 0 (all genres) or a positive number, not -1"),
         (["--dataset", "nowhere.tar.gz", "--out", "models"], "models: is a directory; give --out a file name"),
+        (
+            ["--dataset", "dvc.yaml", "--out", "dvc.yaml"],
+            "dvc.yaml: is part of the dataset being predicted; give --out a path outside dvc.yaml",
+        ),
+        (
+            ["--dataset", "models", "--out", "models/x.csv"],
+            "models/x.csv: is part of the dataset being predicted; give --out a path outside models",
+        ),
+        (
+            ["--dataset", "nowhere.tar.gz", "--out", "x.csv", "--timeout-s", "nan"],
+            "--timeout-s must be a finite number >= 0.1, not nan",
+        ),
+        (["--dataset", "nowhere.tar.gz", "--out", "x.csv", "--retries", "99"], "--retries must be in [0, 20], not 99"),
     ],
 )
 def test_predict_bad_input_is_one_line_and_non_zero(pipeline: Path, args: list[str], message: str) -> None:
@@ -291,6 +304,33 @@ def test_predict_bad_input_is_one_line_and_non_zero(pipeline: Path, args: list[s
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == f"error: {message}"
     assert not (pipeline / "x.csv").exists()
+
+
+@pytest.mark.parametrize("damaged", ["models/text_ml/model.joblib", "models/ensemble/ensemble.json"])
+def test_a_damaged_model_is_one_line_and_exit_2_never_an_answer(pipeline: Path, damaged: str) -> None:
+    path = pipeline / damaged
+    good = path.read_bytes()
+    flipped = bytearray(good)
+    flipped[len(flipped) // 2] ^= 0x01  # one bit, as a damaged cache object would have it
+    path.write_bytes(bytes(flipped))
+    try:
+        done = moviegenre(pipeline, "predict", "--plot", "a detective in the city at night", check=False)
+    finally:
+        path.write_bytes(good)
+    assert done.returncode == 2 and done.stdout == ""
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: {damaged}: corrupt or replaced") and "dvc checkout --force" in line
+
+
+def test_movies_without_genres_are_predicted_not_dropped(pipeline: Path, tmp_path: Path) -> None:
+    source = tmp_path / "new"
+    source.mkdir()
+    plots = ["a detective hunts a killer in the city at night", "love and war on a space ship with a robot"]
+    pd.DataFrame({"id": ["n1", "n2"], "title": ["One", "Two"], "year": ["2026", ""], "plot": plots,
+                  "genres": ["", ""]}).to_csv(source / "movies.csv", index=False)  # fmt: skip
+    done = moviegenre(pipeline, "predict", "--dataset", str(source), "--out", str(tmp_path / "p.csv"))
+    predicted = pd.read_csv(tmp_path / "p.csv", dtype={"id": str})
+    assert predicted["id"].tolist() == ["n1", "n2"] and "not predicted" not in done.stderr
 
 
 def test_predict_before_repro_says_to_run_it(tmp_path: Path) -> None:

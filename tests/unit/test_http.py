@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import socket
+import threading
+import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -275,3 +278,56 @@ def test_cached_file_of_another_size_than_recorded_is_fetched_again(http_server,
     path.write_bytes(BODY[:100])  # damaged on disk
     assert not http.is_complete(path, url)
     assert sources.fetch(url, None, timeout_s=5, retries=0, cache_dir=tmp_path / "cache").read_bytes() == BODY
+
+
+def _trickle(h: BaseHTTPRequestHandler) -> None:
+    """A server that sends one byte every 0.2 s of a body it says is 1 MB."""
+    h.send_response(200)
+    h.send_header("Content-Length", str(1 << 20))
+    h.end_headers()
+    try:
+        for _ in range(1 << 20):
+            h.wfile.write(b"x")
+            h.wfile.flush()
+            time.sleep(0.2)
+    except OSError:
+        pass
+
+
+def test_a_trickling_server_meets_the_deadline_not_just_the_read_timeout(http_server, tmp_path: Path) -> None:
+    url = http_server(_trickle) + "/slow.jpg"
+    target = tmp_path / "slow.jpg"
+    started = time.monotonic()
+    with pytest.raises(http.DownloadError, match=r"not complete within its 1\.5 s deadline"):
+        http.download(url, target, timeout_s=5, retries=3, backoff_s=0.01, progress=False, deadline_s=1.5)
+    assert time.monotonic() - started < 5  # every byte arrives well within the read timeout
+    assert not any(tmp_path.iterdir())  # nothing kept of a bounded download
+
+
+@pytest.mark.parametrize("announce", [True, False])
+def test_a_body_larger_than_max_bytes_is_refused_as_it_arrives(http_server, tmp_path: Path, announce: bool) -> None:
+    body = b"y" * 300_000
+
+    def handle(h: BaseHTTPRequestHandler) -> None:
+        h.send_response(200)
+        if announce:
+            h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        with contextlib.suppress(OSError):
+            h.wfile.write(body)
+
+    url = http_server(handle) + "/big.jpg"
+    with pytest.raises(http.DownloadError, match=r"larger than 0\.1 MB") as caught:
+        http.download(url, tmp_path / "big.jpg", retries=2, progress=False, max_bytes=100_000)
+    assert ("Content-Length 300000" in str(caught.value)) == announce
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_stop_event_cancels_a_download_in_flight(http_server, tmp_path: Path) -> None:
+    url = http_server(_trickle) + "/slow.jpg"
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(http.DownloadError, match="cancelled"):
+        http.download(url, tmp_path / "slow.jpg", timeout_s=5, retries=0, progress=False, stop=stop)
+    assert time.monotonic() - started < 3

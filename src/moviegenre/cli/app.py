@@ -91,6 +91,12 @@ def predict_command(
     as_json: Annotated[
         bool, typer.Option("--json", help="One movie as a JSON object (the server's answer) instead of a table.")
     ] = False,
+    timeout_s: Annotated[float, typer.Option(help="--dataset: seconds before a connection or read gives up.")] = 30.0,
+    retries: Annotated[int, typer.Option(help="--dataset: retries of a failed poster or archive download.")] = 4,
+    poster_deadline_s: Annotated[
+        float, typer.Option(help="--dataset: seconds one poster URL may take in all, retries included.")
+    ] = 120.0,
+    max_poster_mb: Annotated[float, typer.Option(help="--dataset: largest poster download, in MB.")] = 240.0,
 ) -> None:
     """Genres of one movie (--poster and/or --plot) or of a whole dataset (--dataset --out)."""
     from moviegenre.cli import predict_output
@@ -99,7 +105,8 @@ def predict_command(
         if dataset is not None:
             if out is None or poster or plot or plot_file or as_json:
                 raise MovieGenreError("--dataset needs --out and no --poster/--plot/--plot-file/--json")
-            count = predict_output.predict_dataset(PATHS, dataset, out, with_branches=branches)
+            bounds = predict_output.FetchBounds(timeout_s, retries, poster_deadline_s, max_poster_mb)
+            count = predict_output.predict_dataset(PATHS, dataset, out, with_branches=branches, bounds=bounds)
             typer.echo(f"wrote {count} movies to {out}", err=True)
         else:
             typer.echo(
@@ -109,6 +116,25 @@ def predict_command(
             )
     except MovieGenreError as exc:
         _fail(exc)
+    except predict_output.Terminated as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(143) from None
+
+
+@app.command("verify")
+def verify_command() -> None:
+    """Re-hash every pipeline output against dvc.lock (which `dvc status` does not) and name what differs."""
+    from moviegenre.cli.verify import verify
+
+    try:
+        checked, differences = verify(PATHS.root)
+    except MovieGenreError as exc:
+        _fail(exc)
+    for difference in differences:
+        typer.echo(f"error: {difference.line()}", err=True)
+    if differences:
+        raise typer.Exit(2)
+    typer.echo(f"{checked} outputs match dvc.lock")
 
 
 @app.command("serve")

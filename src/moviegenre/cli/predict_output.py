@@ -6,9 +6,15 @@ seconds TensorFlow takes to import.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
+import os
+import signal
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +51,61 @@ def check_poster(poster: Path | None) -> None:
         raise MovieGenreError(f"{poster}: not a readable image ({problem.replace('_', ' ')})")
 
 
-def check_out(out: Path) -> None:
+def check_out(out: Path, source: str | None = None) -> None:
+    """--out must be a new or writable file outside the input, checked before anything is fetched."""
     if out.is_dir():
         raise MovieGenreError(f"{out}: is a directory; give --out a file name")
     if out.parent != Path("") and not out.parent.is_dir():
         raise MovieGenreError(f"{out.parent}: no such directory for --out")
+    if source is not None and Path(source).exists():
+        given = Path(source).resolve()
+        if out.resolve() == given or (given.is_dir() and out.resolve().is_relative_to(given)):
+            raise MovieGenreError(f"{out}: is part of the dataset being predicted; give --out a path outside {source}")
+    try:
+        with tempfile.NamedTemporaryFile(dir=out.parent if out.parent != Path("") else Path("."), prefix=".probe-"):
+            pass
+    except OSError as exc:
+        raise MovieGenreError(f"{out.parent or Path('.')}: cannot write --out there ({exc.strerror})") from exc
+    if out.exists() and not os.access(out, os.W_OK):
+        raise MovieGenreError(f"{out}: not writable")
+
+
+@dataclass(frozen=True)
+class FetchBounds:
+    """How posters behind URLs are fetched by ``predict --dataset`` (its options)."""
+
+    timeout_s: float = 30.0
+    retries: int = 4
+    poster_deadline_s: float = 120.0
+    max_poster_mb: float = 240.0
+
+    def check(self) -> None:
+        limits = (
+            ("--timeout-s", self.timeout_s, 0.1),
+            ("--poster-deadline-s", self.poster_deadline_s, 1.0),
+            ("--max-poster-mb", self.max_poster_mb, 0.01),
+        )
+        for name, value, lo in limits:
+            if not math.isfinite(value) or value < lo:
+                raise MovieGenreError(f"{name} must be a finite number >= {lo:g}, not {value}")
+        if not 0 <= self.retries <= 20:
+            raise MovieGenreError(f"--retries must be in [0, 20], not {self.retries}")
+
+
+class Terminated(Exception):
+    """SIGTERM, raised where the program is so that every temporary is cleaned up on the way out."""
+
+
+@contextlib.contextmanager
+def terminate_cleanly() -> Iterator[None]:
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated(f"stopped by signal {signal.Signals(signum).name}; nothing was written")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def seen_text(poster: bool, plot: bool) -> str:
@@ -124,12 +180,22 @@ def genre_line(shown: pd.DataFrame, set_size: int, top: int) -> str:
     return f"genres: {', '.join(named)}{more}"
 
 
-def predict_dataset(paths: ProjectPaths, source: str, out: Path, *, with_branches: bool) -> int:
+def predict_dataset(
+    paths: ProjectPaths, source: str, out: Path, *, with_branches: bool, bounds: FetchBounds | None = None
+) -> int:
     """Fetch and validate ``source`` as the pipeline does, predict every movie, write a CSV.
 
     Columns: id, title, genres (the genre set, ``|``-separated), then one probability per genre.
+    Posters behind URLs are fetched within ``bounds``; SIGTERM removes every temporary.
     """
-    check_out(out)
+    bounds = bounds or FetchBounds()
+    bounds.check()
+    check_out(out, source)
+    with terminate_cleanly():
+        return _predict_dataset(paths, source, out, with_branches=with_branches, bounds=bounds)
+
+
+def _predict_dataset(paths: ProjectPaths, source: str, out: Path, *, with_branches: bool, bounds: FetchBounds) -> int:
     from moviegenre.branches.registry import NAMES
     from moviegenre.data.prepare import clean_movies
     from moviegenre.download.ingest import build_raw
@@ -137,9 +203,11 @@ def predict_dataset(paths: ProjectPaths, source: str, out: Path, *, with_branche
 
     with tempfile.TemporaryDirectory(prefix="moviegenre-predict-") as tmp:
         raw_dir = Path(tmp) / "raw"
-        params = {"source": source, "sha256": None, "poster_workers": 8, "timeout_s": 30, "retries": 4}
+        params = {"source": source, "sha256": None, "poster_workers": 8, "timeout_s": bounds.timeout_s,
+                  "retries": bounds.retries, "poster_deadline_s": bounds.poster_deadline_s,
+                  "max_poster_mb": bounds.max_poster_mb}  # fmt: skip
         build_raw(params, raw_dir, cache_dir=Path(tmp) / "cache")
-        table, report = clean_movies(pd.read_parquet(raw_dir / "movies.parquet"), raw_dir)
+        table, report = clean_movies(pd.read_parquet(raw_dir / "movies.parquet"), raw_dir, need_genres=False)
         dropped = sum(report.dropped.values())
         if dropped:
             log.warning("%d movie(s) not predicted: %s", dropped, dict(report.dropped))

@@ -133,17 +133,21 @@ def prepare(
     return metrics
 
 
-def clean_movies(raw: pd.DataFrame, raw_dir: Path, workers: int | None = None) -> tuple[pd.DataFrame, Report]:
+def clean_movies(
+    raw: pd.DataFrame, raw_dir: Path, workers: int | None = None, *, need_genres: bool = True
+) -> tuple[pd.DataFrame, Report]:
     """Validate a raw table (prepare and predict share this): drops counted, bad posters nulled.
 
     Poster paths in the result are ``raw_dir / poster`` (usable from the working directory).
+    ``need_genres``: a movie without a known genre is dropped (training needs labels; a new
+    movie to predict does not).
     """
     report = Report(movies_in=len(raw), posters_in=int(raw["poster"].notna().sum()))
-    table = _drop_invalid(raw, report)
+    table = _drop_invalid(raw, report, need_genres)
     return _check_posters(table, raw_dir, report, workers), report
 
 
-def _drop_invalid(raw: pd.DataFrame, report: Report) -> pd.DataFrame:
+def _drop_invalid(raw: pd.DataFrame, report: Report, need_genres: bool) -> pd.DataFrame:
     table = raw.copy()
     table["plot"] = table["plot"].fillna("").astype(str).str.strip()
     normalised = []
@@ -163,7 +167,8 @@ def _drop_invalid(raw: pd.DataFrame, report: Report) -> pd.DataFrame:
     reasons = pd.Series(None, index=table.index, dtype=object)
     reasons[table["problem"].notna()] = table["problem"]
     reasons[reasons.isna() & (table["plot"] == "")] = "empty_plot"
-    reasons[reasons.isna() & (table["genres"].map(len) == 0)] = "no_genres"
+    if need_genres:
+        reasons[reasons.isna() & (table["genres"].map(len) == 0)] = "no_genres"
     duplicate = table["id"].duplicated(keep="first")
     reasons[reasons.isna() & duplicate] = "duplicate_id"
     for reason, count in reasons.value_counts().items():

@@ -8,6 +8,11 @@ the URL, the size and the ETag / Last-Modified the server announced for the body
 written. A resume sends them back (If-Range) and checks the answer's Content-Range, ETag and
 Last-Modified against them; a resource that changed is fetched again from its first byte.
 The same record lets a finished download be reused when the server answers 304.
+
+A URL may also be bounded: ``max_bytes`` (refused from its Content-Length, or as soon as the
+body passes it) and ``deadline_s`` for the whole download, retries included. The body is read
+as it arrives (``read1``), so a server that trickles one byte at a time meets the deadline
+rather than the per-read timeout alone; ``stop`` cancels a download from another thread.
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ import json
 import logging
 import os
 import re
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import requests
+import urllib3
 from tqdm import tqdm
 
 from moviegenre.core.errors import MovieGenreError
@@ -51,6 +58,34 @@ class _Retryable(Exception):
 
 class _Restart(Exception):
     """The partial file belongs to another version of the resource: start from byte 0."""
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Limits on one download: its size, its wall-clock deadline, and an event that cancels it."""
+
+    max_bytes: int | None = None
+    deadline: float | None = None  # time.monotonic() by which it must be complete
+    deadline_s: float | None = None  # the same, as given (for the message)
+    stop: threading.Event | None = None
+
+    def check(self, url: str, written: int) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise DownloadError(url, "cancelled")
+        if self.max_bytes is not None and written > self.max_bytes:
+            raise DownloadError(url, f"larger than {_size_text(self.max_bytes)}")
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise DownloadError(url, f"not complete within its {self.deadline_s:g} s deadline")
+
+    def timeout(self, timeout_s: float) -> float:
+        """The per-read timeout, shortened so that no read outlasts the deadline."""
+        if self.deadline is None:
+            return timeout_s
+        return max(0.1, min(timeout_s, self.deadline - time.monotonic()))
+
+
+def _size_text(size: int) -> str:
+    return f"{size / 1e6:g} MB"
 
 
 @dataclass(frozen=True)
@@ -116,6 +151,9 @@ def download(
     progress: bool = True,
     session: requests.Session | None = None,
     check: Check | None = None,
+    max_bytes: int | None = None,
+    deadline_s: float | None = None,
+    stop: threading.Event | None = None,
 ) -> Path:
     """Download ``url`` to ``target``; partial bytes live in ``target.part`` until complete.
 
@@ -129,24 +167,38 @@ def download(
     target.parent.mkdir(parents=True, exist_ok=True)
     part = part_path(target)
     http = session or requests.Session()
-    if not part.exists() and _still_current(http, url, target, timeout_s):
+    deadline = time.monotonic() + deadline_s if deadline_s is not None else None
+    bounds = Bounds(max_bytes, deadline, deadline_s, stop)
+    if not part.exists() and _still_current(http, url, target, bounds.timeout(timeout_s)):
         log.info("%s: unchanged on the server (304); using %s", url, target)
         return target
     last_error = ""
-    for attempt in range(retries + 1):
-        if attempt:
-            delay = backoff_s * 2 ** (attempt - 1)
-            log.warning("retrying %s in %.1fs (%s)", url, delay, last_error)
-            time.sleep(delay)
-        try:
+    try:
+        for attempt in range(retries + 1):
+            if attempt:
+                delay = backoff_s * 2 ** (attempt - 1)
+                log.warning("retrying %s in %.1fs (%s)", url, delay, last_error)
+                if deadline is not None:
+                    delay = min(delay, max(0.0, deadline - time.monotonic()))
+                if stop is not None:
+                    stop.wait(delay)  # returns early when the download is cancelled
+                else:
+                    time.sleep(delay)
+                bounds.check(url, 0)
             try:
-                _fetch_once(http, url, target, timeout_s, progress)
-            except _Restart:
-                _fetch_once(http, url, target, timeout_s, progress)  # .part is gone: no Range this time
-            _finish(url, target, check)
-            return target
-        except (_Retryable, _Restart) as exc:
-            last_error = str(exc)
+                try:
+                    _fetch_once(http, url, target, timeout_s, progress, bounds)
+                except _Restart:
+                    _fetch_once(http, url, target, timeout_s, progress, bounds)  # .part is gone: no Range this time
+                _finish(url, target, check)
+                return target
+            except (_Retryable, _Restart) as exc:
+                last_error = str(exc)
+        bounds.check(url, 0)
+    except DownloadError:
+        if max_bytes is not None or deadline_s is not None:
+            discard(target)  # a bounded download is not resumed: its partial bytes are dropped
+        raise
     raise DownloadError(url, f"no complete answer after {retries + 1} attempt(s) ({last_error})")
 
 
@@ -178,7 +230,9 @@ def _finish(url: str, target: Path, check: Check | None) -> None:
     os.replace(part, target)
 
 
-def _fetch_once(http: requests.Session, url: str, target: Path, timeout_s: float, progress: bool) -> None:
+def _fetch_once(
+    http: requests.Session, url: str, target: Path, timeout_s: float, progress: bool, bounds: Bounds
+) -> None:
     part = part_path(target)
     saved = read_meta(target, url) if part.exists() else None
     if part.exists() and (saved is None or not (saved.etag or saved.last_modified or saved.size)):
@@ -186,9 +240,11 @@ def _fetch_once(http: requests.Session, url: str, target: Path, timeout_s: float
     have = part.stat().st_size if part.exists() else 0
     headers = _resume_headers(saved, have) if have else {}
     try:
-        with http.get(url, stream=True, timeout=timeout_s, headers=headers) as response:
+        with http.get(url, stream=True, timeout=bounds.timeout(timeout_s), headers=headers) as response:
             start, total = _accept(url, response, target, saved, have)
-            _write_body(response, part, start, total, progress, url)
+            if total is not None and bounds.max_bytes is not None and total > bounds.max_bytes:
+                raise DownloadError(url, f"larger than {_size_text(bounds.max_bytes)} (Content-Length {total})")
+            _write_body(response, part, start, total, progress, url, bounds)
     except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
         raise _Retryable(describe(exc)) from exc
     except requests.RequestException as exc:  # a malformed URL, a redirect loop: no retry will help
@@ -249,7 +305,7 @@ def _check_resume(url: str, response: requests.Response, target: Path, saved: Me
 
 
 def _write_body(
-    response: requests.Response, part: Path, start: int, total: int | None, progress: bool, url: str
+    response: requests.Response, part: Path, start: int, total: int | None, progress: bool, url: str, bounds: Bounds
 ) -> None:
     mode = "ab" if start else "wb"
     written = start
@@ -265,15 +321,28 @@ def _write_body(
             leave=False,
         ) as bar,
     ):
-        for chunk in response.iter_content(CHUNK):
+        for chunk in _arriving(response):
             sink.write(chunk)
             written += len(chunk)
             bar.update(len(chunk))
+            bounds.check(url, written)
     if total is not None and written < total:
         raise _Retryable(f"connection closed after {written} of {total} bytes")
     if total is not None and written > total:
         part.unlink()
         raise _Retryable(f"{written} bytes where {total} were announced")
+
+
+def _arriving(response: requests.Response) -> Iterator[bytes]:
+    """The body in the pieces it arrives in (up to CHUNK bytes), decoded; read errors as requests' own."""
+    raw = response.raw
+    try:
+        while chunk := raw.read1(CHUNK, decode_content=True):
+            yield chunk
+    except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError) as exc:
+        raise requests.ConnectionError(exc) from exc
+    except urllib3.exceptions.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from exc
 
 
 def describe(exc: BaseException) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -92,6 +93,10 @@ def _unpack(source: str, local: Path, files: Path, limits: Limits, cache_dir: Pa
     except CorruptArchive:
         sources.forget(local, cache_dir)
         raise
+
+
+DEFAULT_MAX_POSTER_MB = 240.0  # four bytes for each of the pixels a poster may have (data.posters)
+DEFAULT_POSTER_DEADLINE_S = 120.0  # one poster's whole download, retries included
 
 
 def poster_cache_path(cache: Path, url: str) -> Path:
@@ -173,7 +178,12 @@ def _scheme(poster: str) -> str | None:
 
 
 def _fetch_posters(urls: list[str], cache: Path, data_params: dict) -> tuple[dict[str, Path], dict[str, str]]:
-    """Each URL's cached poster (checked complete, else downloaded), or the reason it has none."""
+    """Each URL's cached poster (checked complete, else downloaded), or the reason it has none.
+
+    Each download is bounded in size and time: ``max_poster_mb`` and ``poster_deadline_s`` when
+    the caller gives them (``predict --dataset`` options), else the defaults below. An interrupt
+    (Ctrl-C, or SIGTERM turned into an exception) cancels the downloads in flight.
+    """
     fetched: dict[str, Path] = {}
     reasons: dict[str, str] = {}
     to_get = []
@@ -189,6 +199,10 @@ def _fetch_posters(urls: list[str], cache: Path, data_params: dict) -> tuple[dic
     session.mount("http://", adapter)
     session.mount("https://", adapter)
 
+    stop = threading.Event()
+    max_bytes = int(data_params.get("max_poster_mb", DEFAULT_MAX_POSTER_MB) * 1e6)
+    deadline_s = data_params.get("poster_deadline_s", DEFAULT_POSTER_DEADLINE_S)
+
     def get(url: str) -> tuple[str, Path | None, str]:
         cached = poster_cache_path(cache, url)
         try:
@@ -200,16 +214,25 @@ def _fetch_posters(urls: list[str], cache: Path, data_params: dict) -> tuple[dic
                 progress=False,
                 session=session,
                 check=check_poster,
+                max_bytes=max_bytes,
+                deadline_s=deadline_s,
+                stop=stop,
             )
             return url, cached, ""
         except http_client.DownloadError as exc:
             return url, None, exc.reason
 
-    with ThreadPoolExecutor(max_workers=data_params["poster_workers"]) as pool:
+    pool = ThreadPoolExecutor(max_workers=data_params["poster_workers"])
+    try:
         results = pool.map(get, to_get)
         for url, path, reason in tqdm(results, total=len(to_get), desc="posters", unit=" posters"):
             if path is None:
                 reasons[url] = reason
             else:
                 fetched[url] = path
+    except BaseException:
+        stop.set()  # downloads in flight end at their next piece of body
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
     return fetched, reasons
