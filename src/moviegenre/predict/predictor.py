@@ -69,18 +69,21 @@ class Predictor:
             if not len(rows):
                 continue
             fingerprint = sets_fingerprint(branch.feature_sets(), self.paths.features)
-            if branch.spec is not None and fingerprint != branch.spec.features_fingerprint:
-                sets = " + ".join(str(self.paths.features(s)) for s in branch.feature_sets())
-                raise MovieGenreError(
-                    f"{sets}: fitted state differs from what {self.paths.model(name)} was trained on "
-                    "(refitted since, or damaged): run `dvc checkout --force` on it, or `dvc repro`"
-                )
             arrays: dict[str, Any] = {}
             for key, (feature_set, array) in branch.sources().items():
                 if feature_set not in featurized:  # once per set, for every movie that has its input
                     values = given[MODALITY[feature_set]]
                     movies = np.array([i for i, v in enumerate(values) if v is not None], dtype=int)
-                    featurized[feature_set] = (movies, self._arrays(feature_set, [values[i] for i in movies]))
+                    try:
+                        featurized[feature_set] = (movies, self._arrays(feature_set, [values[i] for i in movies]))
+                    except MovieGenreError as exc:
+                        if branch.spec is None or fingerprint == branch.spec.features_fingerprint:
+                            raise
+                        raise MovieGenreError(  # unreadable, and not the state the model was trained on
+                            f"{self.paths.features(feature_set)}: fitted state differs from what "
+                            f"{self.paths.model(name)} was trained on (refitted since, or damaged): "
+                            "run `dvc checkout --force` on it, or `dvc repro`"
+                        ) from exc
                 movies, set_arrays = featurized[feature_set]
                 same = len(movies) == len(rows)  # rows are a subset of movies: the same movies
                 arrays[key] = set_arrays[array] if same else set_arrays[array][np.searchsorted(movies, rows)]
