@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from helpers.slow_http import trickle
 
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.download import http_client as http
@@ -280,22 +281,8 @@ def test_cached_file_of_another_size_than_recorded_is_fetched_again(http_server,
     assert sources.fetch(url, None, timeout_s=5, retries=0, cache_dir=tmp_path / "cache").read_bytes() == BODY
 
 
-def _trickle(h: BaseHTTPRequestHandler) -> None:
-    """A server that sends one byte every 0.2 s of a body it says is 1 MB."""
-    h.send_response(200)
-    h.send_header("Content-Length", str(1 << 20))
-    h.end_headers()
-    try:
-        for _ in range(1 << 20):
-            h.wfile.write(b"x")
-            h.wfile.flush()
-            time.sleep(0.2)
-    except OSError:
-        pass
-
-
 def test_a_trickling_server_meets_the_deadline_not_just_the_read_timeout(http_server, tmp_path: Path) -> None:
-    url = http_server(_trickle) + "/slow.jpg"
+    url = http_server(trickle) + "/slow.jpg"
     target = tmp_path / "slow.jpg"
     started = time.monotonic()
     with pytest.raises(http.DownloadError, match=r"not complete within its 1\.5 s deadline"):
@@ -324,7 +311,7 @@ def test_a_body_larger_than_max_bytes_is_refused_as_it_arrives(http_server, tmp_
 
 
 def test_a_stop_event_cancels_a_download_in_flight(http_server, tmp_path: Path) -> None:
-    url = http_server(_trickle) + "/slow.jpg"
+    url = http_server(trickle) + "/slow.jpg"
     stop = threading.Event()
     threading.Timer(0.5, stop.set).start()
     started = time.monotonic()

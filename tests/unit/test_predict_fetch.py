@@ -7,27 +7,14 @@ import signal
 import subprocess
 import sys
 import time
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pandas as pd
-
-
-def _trickle(h: BaseHTTPRequestHandler) -> None:
-    h.send_response(200)
-    h.send_header("Content-Length", str(1 << 20))
-    h.end_headers()
-    try:
-        while True:
-            h.wfile.write(b"\xff")
-            h.wfile.flush()
-            time.sleep(0.2)
-    except OSError:
-        pass
+from helpers.slow_http import trickle
 
 
 def test_sigterm_while_fetching_removes_every_temporary_and_writes_nothing(http_server, tmp_path: Path) -> None:
-    url = http_server(_trickle)
+    url = http_server(trickle)
     source = tmp_path / "new"
     source.mkdir()
     pd.DataFrame({"id": ["n1"], "title": ["One"], "year": [""], "plot": ["a plot"], "genres": [""],
