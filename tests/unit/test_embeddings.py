@@ -12,6 +12,7 @@ import pytest
 from helpers import SHARED
 from helpers.builders import LONG, SHORT, TEXTS
 
+from moviegenre.core.digests import sha256_file
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.features import embeddings
 from moviegenre.features.embeddings import SentenceEncoder, embed_text, load_encoder
@@ -120,7 +121,7 @@ def test_malformed_preset(tiny_preset: Path, tmp_path: Path, damage, expected: s
 
 
 def test_sha256_mismatch_names_both_hashes(tiny_preset: Path) -> None:
-    actual = embeddings.file_sha256(tiny_preset / "model.weights.h5")
+    actual = sha256_file(tiny_preset / "model.weights.h5")
     message = one_line_error(SentenceEncoder.load, str(tiny_preset), "0" * 64, 32)
     assert "0" * 64 in message and actual in message
     assert SentenceEncoder.load(str(tiny_preset), actual.upper(), 32).state()["weights"]["sha256"] == actual

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from moviegenre.core.digests import sha256_file
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.features import torch_checkpoint
 from moviegenre.features.torch_checkpoint import (
@@ -27,7 +28,6 @@ from moviegenre.features.torch_checkpoint import (
     LITE0_SHA256,
     installed_lite0_checkpoint,
     read_state_dict,
-    sha256_file,
 )
 
 # ---- a protocol-2 pickle emitter: the opcodes torch.save's state-dict pickles use ----

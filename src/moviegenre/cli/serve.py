@@ -63,6 +63,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from moviegenre.cli.predict_output import movie_json, seen_text
+from moviegenre.core.digests import file_digests
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.paths import ProjectPaths
 from moviegenre.data.posters import poster_problem
@@ -172,16 +173,10 @@ def scorer(predictor: Any) -> Callable[[list[str | None], list[str | None]], lis
 
 def model_fingerprints(paths: ProjectPaths, names: list[str]) -> dict[str, str]:
     """sha256 (16 hex digits) of each model directory's files, so /health says which models answer."""
-    out = {}
-    for name in names:
-        digest = hashlib.sha256()
-        for path in sorted(p for p in paths.model(name).iterdir() if p.is_file()):
-            digest.update(path.name.encode() + b"\0")
-            with path.open("rb") as fh:
-                while block := fh.read(1 << 20):
-                    digest.update(block)
-        out[name] = digest.hexdigest()[:16]
-    return out
+    return {
+        name: hashlib.sha256(json.dumps(file_digests(paths.model(name)), sort_keys=True).encode()).hexdigest()[:16]
+        for name in names
+    }
 
 
 def git_commit(root: Path) -> str | None:

@@ -13,19 +13,21 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from dvc.fs import LocalFileSystem
+from dvc.ignore import DvcIgnoreFilter
 from tqdm import tqdm
 
 from moviegenre.config.params import read_yaml
+from moviegenre.core.digests import file_digest
 from moviegenre.core.errors import MovieGenreError
 
 log = logging.getLogger(__name__)
 
-_BLOCK = 1 << 20
-_IGNORED = {"__pycache__", ".venv"}  # .dvcignore's folders
 _MD5 = re.compile(r"[0-9a-f]{32}(\.dir)?")
 
 
@@ -41,19 +43,13 @@ class Difference:
         return f"{self.path}: {self.problem} (stage {self.stage}: `dvc repro --force -s {self.stage}`)"
 
 
-def md5_file(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as stream:
-        while block := stream.read(_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _files(directory: Path) -> list[Path]:
-    return sorted(
-        p for p in directory.rglob("*")
-        if p.is_file() and not _IGNORED & set(p.relative_to(directory).parts) and p.suffix != ".pyc"
-    )  # fmt: skip
+def _files(directory: Path, ignored: DvcIgnoreFilter) -> list[Path]:
+    """The files of a directory output as DVC hashes them: what .dvcignore names left out."""
+    found = []
+    for folder, subfolders, names in os.walk(directory):
+        subfolders[:] = sorted(d for d in subfolders if not ignored.is_ignored_dir(os.path.join(folder, d)))
+        found += [Path(folder, n) for n in names if not ignored.is_ignored_file(os.path.join(folder, n))]
+    return sorted(found)
 
 
 def dir_md5(entries: list[dict[str, str]]) -> str:
@@ -95,20 +91,21 @@ def verify(root: Path) -> tuple[int, list[Difference]]:
     """How many outputs were checked, and every difference from dvc.lock."""
     checked = outputs(root)
     differences: list[Difference] = []
+    ignored = DvcIgnoreFilter(LocalFileSystem(), os.fspath(root.resolve()))
     for stage, name, expected in tqdm(checked, desc="verify", unit=" outputs", disable=None):
-        differences += _check(root, stage, name, expected)
+        differences += _check(root, stage, name, expected, ignored)
     return len(checked), differences
 
 
-def _check(root: Path, stage: str, name: str, expected: str) -> list[Difference]:
+def _check(root: Path, stage: str, name: str, expected: str, ignored: DvcIgnoreFilter) -> list[Difference]:
     path = root / name
     if not expected.endswith(".dir"):
         if not path.is_file():
             return [Difference(stage, name, "missing")]
-        return [] if md5_file(path) == expected else [Difference(stage, name, "differs from dvc.lock")]
+        return [] if file_digest(path, "md5") == expected else [Difference(stage, name, "differs from dvc.lock")]
     if not path.is_dir():
         return [Difference(stage, name, "missing")]
-    entries = [{"md5": md5_file(f), "relpath": f.relative_to(path).as_posix()} for f in _files(path)]
+    entries = [{"md5": file_digest(f, "md5"), "relpath": f.relative_to(path).as_posix()} for f in _files(path, ignored)]
     if dir_md5(entries) == expected:
         return []
     recorded = _manifest(root, expected)

@@ -1,5 +1,5 @@
-"""sha256 digests of the files a saved artifact consists of, recorded when it is written and
-checked when it is read.
+"""Digests of files: the one place the project hashes a file's bytes, and the sha256 digests of
+the files a saved artifact consists of, recorded when it is written and checked when it is read.
 
 A model directory that DVC restores from a damaged cache, a file truncated by a full disk or
 one copied over from another directory loads without complaint and gives wrong numbers; the
@@ -12,6 +12,9 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Literal
+
+from tqdm import tqdm
 
 from moviegenre.core.errors import MovieGenreError
 
@@ -19,12 +22,30 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _BLOCK = 1 << 20
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
+def file_digest(path: Path, algorithm: Literal["sha256", "md5"] = "sha256", progress: bool = False) -> str:
+    """Hex digest of a file, read in blocks (archives and checkpoints are far larger than a
+    comfortable read); ``progress`` shows a byte bar for the large ones a user waits on. md5 is
+    DVC's own hash, used only to compare with what dvc.lock records, never as a check of trust."""
+    digest = hashlib.md5(usedforsecurity=False) if algorithm == "md5" else hashlib.sha256()
+    with (
+        Path(path).open("rb") as stream,
+        tqdm(
+            total=Path(path).stat().st_size,
+            unit="B",
+            unit_scale=True,
+            desc=f"{algorithm} {Path(path).name}",
+            disable=not progress,
+            leave=False,
+        ) as bar,
+    ):
         while block := stream.read(_BLOCK):
             digest.update(block)
+            bar.update(len(block))
     return digest.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    return file_digest(path, "sha256")
 
 
 def file_digests(directory: Path, exclude: Iterable[str] = ()) -> dict[str, str]:

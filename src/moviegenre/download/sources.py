@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlparse
 
 from tqdm import tqdm
 
+from moviegenre.core.digests import file_digest
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.paths import project_root
 from moviegenre.download import http_client
@@ -23,31 +24,11 @@ from moviegenre.download import http_client
 log = logging.getLogger(__name__)
 
 
-def sha256_of(path: Path, progress: bool = True) -> str:
-    digest = hashlib.sha256()
-    size = path.stat().st_size
-    with (
-        path.open("rb") as fh,
-        tqdm(
-            total=size,
-            unit="B",
-            unit_scale=True,
-            desc=f"sha256 {path.name}",
-            disable=not progress,
-            leave=False,
-        ) as bar,
-    ):
-        while block := fh.read(1 << 20):
-            digest.update(block)
-            bar.update(len(block))
-    return digest.hexdigest()
-
-
 def verify_sha256(path: Path, expected: str | None, source: str) -> None:
     """Raise naming both hashes when ``path`` does not hash to ``expected``."""
     if not expected:
         return
-    actual = sha256_of(path)
+    actual = file_digest(path, "sha256", progress=True)
     if actual.lower() != expected.lower():
         raise MovieGenreError(
             f"{source}: checksum mismatch: expected sha256 {expected.lower()}, got {actual} "
@@ -82,6 +63,7 @@ def fetch(
     timeout_s: float,
     retries: int,
     cache_dir: Path,
+    deadline_s: float | None = None,
 ) -> Path:
     """Return a verified local path (archive file or directory) for ``source``."""
     path = local_path(source)
@@ -107,7 +89,7 @@ def fetch(
             http_client.discard(cached)
     if _scheme(source) in ("http", "https"):
         try:
-            http_client.download(source, cached, timeout_s=timeout_s, retries=retries)
+            http_client.download(source, cached, timeout_s=timeout_s, retries=retries, deadline_s=deadline_s)
         except http_client.DownloadError as exc:
             advice = "fix data.source, or fetch the file yourself and set data.source to it"
             raise MovieGenreError(f"{exc}; {advice}") from exc

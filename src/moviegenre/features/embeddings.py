@@ -29,7 +29,6 @@ reads it from a SavedModel export of that encoder (``SentenceEncoder.export``, c
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -42,6 +41,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from moviegenre.core.digests import sha256_file
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir, json_text
 from moviegenre.core.paths import project_root
@@ -83,14 +83,6 @@ def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     text = lines[0] if lines else ""
     return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _download_hf(preset: str) -> Path:
@@ -173,7 +165,7 @@ def inspect_preset(directory: Path) -> PresetFiles:
 
 def verify_weights(files: PresetFiles, expected: str | None) -> str:
     """sha256 of the weights; raise naming both hashes when it is not ``expected``."""
-    actual = file_sha256(files.weights)
+    actual = sha256_file(files.weights)
     if expected and actual != expected.strip().lower():
         raise MovieGenreError(
             f"{files.weights}: sha256 mismatch: expected {expected.strip().lower()}, got {actual} "
@@ -330,7 +322,7 @@ class SentenceEncoder:
             "preset": preset,
             "layout": files.layout,
             "weights": {"file": files.weights.name, "sha256": weights_sha},
-            "vocabulary": {"file": files.vocabulary.name, "sha256": file_sha256(files.vocabulary)},
+            "vocabulary": {"file": files.vocabulary.name, "sha256": sha256_file(files.vocabulary)},
             "lowercase": bool(tokenizer.lowercase),
             "strip_accents": bool(tokenizer.strip_accents),
         }

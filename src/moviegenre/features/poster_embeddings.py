@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from moviegenre.config.keys import choice, integer, text
 from moviegenre.config.settings import setting
+from moviegenre.core.digests import sha256_file
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir, json_text
 from moviegenre.core.paths import project_root
@@ -187,7 +188,7 @@ def _build(settings: PosterEncoderSettings, expected_sha256: str | None) -> tupl
         model = efficientnet_lite.build_lite0(size, include_top=False, pooling="avg")
         efficientnet_lite.load_lite0_weights(model, state)
     elif file is not None:
-        sha256 = torch_checkpoint.sha256_file(file)
+        sha256 = sha256_file(file)
         if expected_sha256 is not None and sha256 != expected_sha256:
             raise MovieGenreError(f"{file}: sha256 {sha256}, but the embeddings were made with {expected_sha256}")
         model = keras.saving.load_model(file, compile=False)

@@ -24,7 +24,6 @@ owns its memory, in native byte order.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import io
 import logging
@@ -39,6 +38,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from moviegenre.core.digests import sha256_file
 from moviegenre.core.errors import MovieGenreError
 
 log = logging.getLogger(__name__)
@@ -186,15 +186,6 @@ class RestrictedUnpickler(pickle.Unpickler):
             raise
         except Exception as exc:  # truncated streams, bad opcodes, wrong argument types all mean "unreadable"
             raise MovieGenreError(f"{self.path}: unreadable checkpoint pickle ({_first_line(exc)})") from exc
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in blocks: checkpoints can be far larger than a comfortable read."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _storage_array(raw: bytes, ref: StorageRef, big_endian: bool, path: Path) -> np.ndarray:
