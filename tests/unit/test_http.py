@@ -16,6 +16,7 @@ from helpers.slow_http import trickle
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.download import http_client as http
 from moviegenre.download import sources
+from moviegenre.download.ingest import build_raw
 
 BODY = bytes(range(256)) * 400  # 100 KiB
 
@@ -289,6 +290,16 @@ def test_a_trickling_server_meets_the_deadline_not_just_the_read_timeout(http_se
         http.download(url, target, timeout_s=5, retries=3, backoff_s=0.01, progress=False, deadline_s=1.5)
     assert time.monotonic() - started < 5  # every byte arrives well within the read timeout
     assert not any(tmp_path.iterdir())  # nothing kept of a bounded download
+
+
+def test_an_archive_source_that_trickles_stops_at_data_deadline_s(http_server, tmp_path: Path) -> None:
+    url = http_server(trickle) + "/mmimdb.tar.gz"
+    params = {"source": url, "sha256": None, "poster_workers": 2, "timeout_s": 5, "retries": 2, "deadline_s": 1.5}
+    started = time.monotonic()
+    with pytest.raises(MovieGenreError, match=r"mmimdb\.tar\.gz.*not complete within its 1\.5 s deadline.*source"):
+        build_raw(params, tmp_path / "raw", tmp_path / "cache")
+    assert time.monotonic() - started < 5
+    assert not (tmp_path / "raw").exists() and not any((tmp_path / "cache").rglob("*.part"))
 
 
 @pytest.mark.parametrize("announce", [True, False])

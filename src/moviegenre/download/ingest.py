@@ -56,6 +56,7 @@ def build_raw(data_params: dict, out_dir: Path, cache_dir: Path) -> RawSummary:
         data_params["sha256"],
         timeout_s=data_params["timeout_s"],
         retries=data_params["retries"],
+        deadline_s=data_params.get("deadline_s"),
         cache_dir=cache_dir,
     )
     # Absolute, so that poster paths resolved inside the source compare with it.
@@ -180,8 +181,8 @@ def _scheme(poster: str) -> str | None:
 def _fetch_posters(urls: list[str], cache: Path, data_params: dict) -> tuple[dict[str, Path], dict[str, str]]:
     """Each URL's cached poster (checked complete, else downloaded), or the reason it has none.
 
-    Each download is bounded in size and time: ``max_poster_mb`` and ``poster_deadline_s`` when
-    the caller gives them (``predict --dataset`` options), else the defaults below. An interrupt
+    Each download is bounded in size and time: ``max_poster_mb`` and ``poster_deadline_s`` from
+    params.yaml's data section (or ``predict --dataset``'s options), else the defaults below. An interrupt
     (Ctrl-C, or SIGTERM turned into an exception) cancels the downloads in flight.
     """
     fetched: dict[str, Path] = {}
