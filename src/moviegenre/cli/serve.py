@@ -20,10 +20,11 @@ unknown route (404) or method (405), a Host header the server does not answer to
 on another origin that resolves to this address cannot call it), a full queue (503 with
 ``Retry-After``).
 
-What a request costs the server is bounded: the body by ``--max-upload-mb``, poster checks
-run on ``CHECK_THREADS`` threads off the event loop (a huge image cannot stall ``/health``),
-at most ``MAX_QUEUE`` movies wait for the predictor, and on SIGTERM open connections get
-``SHUTDOWN_S`` seconds before the server exits anyway. The options are checked before the
+What a request costs the server is bounded: the body by ``--max-upload-mb``, its headers in
+time (``http_protocol.HEADER_TIMEOUT_S``) and its body too (``BODY_TIMEOUT_S``; both 408),
+poster checks run on ``CHECK_THREADS`` threads off the event loop (a huge image cannot stall
+``/health``), at most ``MAX_QUEUE`` movies wait for the predictor, and on SIGTERM open
+connections get ``SHUTDOWN_S`` seconds before the server exits anyway. The options are checked before the
 models load (a port in use is one line, not a traceback after the load).
 
 Predictions run one at a time on one worker thread. TensorFlow already spreads one
@@ -77,6 +78,7 @@ MAX_JSON_DEPTH = 32  # nesting of a JSON body ({"plot": "..."} needs 1)
 MAX_PLOT_CHARS = 100_000  # a synopsis, not a book: a longer one costs the encoders memory for nothing
 CHECK_THREADS = 2  # posters decoded for their check at once, off the event loop
 SHUTDOWN_S = 5  # on SIGTERM, how long open connections may take before the server exits
+BODY_TIMEOUT_S = 60.0  # a request's whole body, from its headers: --max-upload-mb at 170 KB/s or faster
 KEEP_ALIVE_S = 5
 RETRY_AFTER_S = 2
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -199,11 +201,12 @@ def warm_up_poster(directory: Path) -> Path:
 
 
 class BodyLimit:
-    """Refuse a request body over ``max_bytes`` with 413: at once when Content-Length says so,
-    else as soon as that many bytes have arrived (a chunked upload)."""
+    """Bound a request body in size and time: 413 when it is over ``max_bytes`` (at once when
+    Content-Length says so, else as soon as that many bytes have arrived: a chunked upload), 408
+    when it is not all there ``timeout_s`` after its headers (a client sending a byte a second)."""
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: Any, max_bytes: int, timeout_s: float = BODY_TIMEOUT_S) -> None:
+        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
 
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Callable) -> None:
         if scope["type"] != "http":
@@ -214,13 +217,20 @@ class BodyLimit:
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             await JSONResponse({"error": message}, status_code=413)(scope, receive, send)
             return
-        received = 0
+        received, complete = 0, False
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
 
         async def limited() -> dict:
-            nonlocal received
-            event = await receive()
+            nonlocal received, complete
+            if complete:  # after the body, receive() only waits for the client to go away
+                return await receive()
+            try:
+                event = await asyncio.wait_for(receive(), deadline - asyncio.get_running_loop().time())
+            except TimeoutError:
+                raise HTTPException(408, f"request body not complete within {self.timeout_s:g} s") from None
             if event["type"] == "http.request":
                 received += len(event.get("body", b""))
+                complete = not event.get("more_body", False)
                 if received > self.max_bytes:
                     raise HTTPException(413, message)
             return event
@@ -254,12 +264,12 @@ def allowed_hosts(host: str, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
 
 def create_app(
     predictor: Any, paths: ProjectPaths, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, warm_up: bool = True,
-    hosts: tuple[str, ...] = LOCAL_HOSTS,
+    hosts: tuple[str, ...] = LOCAL_HOSTS, max_queue: int = MAX_QUEUE, body_timeout_s: float = BODY_TIMEOUT_S,
 ) -> FastAPI:  # fmt: skip
     """The FastAPI application over a loaded ``Predictor`` (both modalities)."""
     scratch = tempfile.TemporaryDirectory(prefix="moviegenre-serve-")
     uploads = Path(scratch.name)
-    batcher = Batcher(scorer(predictor))
+    batcher = Batcher(scorer(predictor), queue=asyncio.Queue(max_queue))
     started = time.time()
     models = [*predictor.branches, "ensemble"]
     health = {
@@ -297,7 +307,7 @@ def create_app(
         docs_url=None, redoc_url=None,
     )  # fmt: skip
     max_bytes = int(max_upload_mb * 1e6)
-    app.add_middleware(BodyLimit, max_bytes=max_bytes)
+    app.add_middleware(BodyLimit, max_bytes=max_bytes, timeout_s=body_timeout_s)
     app.add_middleware(HostCheck, allowed=hosts)
     checks = asyncio.Semaphore(CHECK_THREADS)
     checker = ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="poster-check")
@@ -349,7 +359,7 @@ def create_app(
             try:
                 scored = await batcher.submit(str(poster) if poster else None, plot)
             except asyncio.QueueFull:
-                message = f"{MAX_QUEUE} movies are waiting already; try again shortly"
+                message = f"{max_queue} movies are waiting already; try again shortly"
                 raise HTTPException(503, message, headers={"Retry-After": str(RETRY_AFTER_S)}) from None
             except MovieGenreError as exc:
                 raise HTTPException(400, str(exc)) from exc
@@ -459,8 +469,10 @@ ERROR_SCHEMA: dict[str, Any] = {
 PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The genre set, then the genres by ensemble probability (as `moviegenre predict --json`)."},
     400: {"description": "A bad poster or plot, or neither given.", **ERROR_SCHEMA},
+    408: {"description": "The headers or the body did not arrive in time.", **ERROR_SCHEMA},
     413: {"description": "The body is larger than --max-upload-mb.", **ERROR_SCHEMA},
     415: {"description": "Neither a multipart form nor JSON.", **ERROR_SCHEMA},
+    503: {"description": "MAX_QUEUE movies wait already (see Retry-After), or the server is stopping.", **ERROR_SCHEMA},
 }
 
 
@@ -505,8 +517,17 @@ def serve(paths: ProjectPaths, host: str, port: int, max_upload_mb: float, extra
     predictor = Predictor(paths, ("poster", "plot"))
     log.info("loaded %s in %.1f s", ", ".join(predictor.branches), time.perf_counter() - began)
     app = create_app(predictor, paths, max_upload_mb, hosts=allowed_hosts(host, extra_hosts))
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False,
-                timeout_graceful_shutdown=SHUTDOWN_S, timeout_keep_alive=KEEP_ALIVE_S)  # fmt: skip
+    uvicorn.Server(server_config(app, host, port)).run()
+
+
+def server_config(app: FastAPI, host: str, port: int) -> Any:
+    """uvicorn's settings for ``app``: the header deadline's protocol, keep-alive, shutdown deadline."""
+    import uvicorn
+
+    from moviegenre.cli.http_protocol import HeaderDeadlineProtocol
+
+    return uvicorn.Config(app, host=host, port=port, http=HeaderDeadlineProtocol, log_level="info", access_log=False,
+                          timeout_graceful_shutdown=SHUTDOWN_S, timeout_keep_alive=KEEP_ALIVE_S)  # fmt: skip
 
 
 PAGE = """<!doctype html>

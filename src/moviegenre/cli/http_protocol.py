@@ -1,0 +1,83 @@
+"""The server's HTTP/1.1 connections: uvicorn's h11 protocol with a deadline on each request's headers.
+
+uvicorn closes a keep-alive connection that stays idle, but not one that has sent part of a
+request line or of its headers: such a client (slowloris) holds its connection, and a file
+descriptor, for as long as it likes. Here a request's headers must be complete within
+``HEADER_TIMEOUT_S`` of the connection opening or of the previous response; otherwise the client
+gets 408 and the connection closes. The same deadline closes a connection whose client goes on
+sending a body the server has already answered (a 413, say). The body's own deadline is the
+application's (``serve.BodyLimit``), which answers in the documented JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+log = logging.getLogger(__name__)
+
+HEADER_TIMEOUT_S = 10.0
+
+
+def timeout_response(message: str) -> bytes:
+    """A whole 408 answer, written straight to the socket: no request exists to answer through."""
+    body = json.dumps({"error": message}, separators=(",", ":")).encode()  # as the application writes it
+    head = (
+        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+class HeaderDeadlineProtocol(H11Protocol):
+    """uvicorn's h11 protocol, with a timer running while a request's headers are awaited."""
+
+    header_timeout_s = HEADER_TIMEOUT_S
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._follow()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._follow()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._follow()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel()
+        super().connection_lost(exc)
+
+    def _awaiting_headers(self) -> bool:
+        their, ours = self.conn.their_state, self.conn.our_state
+        return their is h11.IDLE or (their is h11.SEND_BODY and ours in (h11.DONE, h11.MUST_CLOSE))
+
+    def _follow(self) -> None:
+        """Arm the timer while headers are awaited (or an answered body still arrives), else cancel it."""
+        if self._awaiting_headers():
+            if self._header_timer is None and not self.transport.is_closing():
+                self._header_timer = self.loop.call_later(self.header_timeout_s, self._expire)
+        else:
+            self._cancel()
+
+    def _cancel(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _expire(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing() or not self._awaiting_headers():
+            return
+        if self.conn.our_state is h11.IDLE:
+            peer = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
+            log.info("%s sent no complete request headers within %g s; closed", peer, self.header_timeout_s)
+            self.transport.write(timeout_response(f"request headers not complete within {self.header_timeout_s:g} s"))
+        self.transport.close()
