@@ -13,7 +13,7 @@ from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import write_json
 from moviegenre.core.paths import ProjectPaths
 from moviegenre.data.table import label_matrix, load_prepared
-from moviegenre.ensemble.combine import choose_weights, load_branches
+from moviegenre.ensemble.combine import choose_weights, combine, load_branches
 from moviegenre.ensemble.model import EnsembleModel
 from moviegenre.ensemble.run import run_ensemble
 from moviegenre.ensemble.stacking import fit_stacker, out_of_fold
@@ -25,8 +25,8 @@ PATHS = ProjectPaths(Path("."))
 PREDICTIONS = Path("data/predictions")
 
 BRANCHES = ["image_ml", "text_ml", "image_dl", "text_dl"]
-SETTINGS = {"method": "val", "weights": dict.fromkeys(BRANCHES, 1.0), "branches": BRANCHES, "stack_C": 1.0,
-            "stack_folds": 3}  # fmt: skip
+SETTINGS = {"method": "val", "average": "probabilities", "weights": dict.fromkeys(BRANCHES, 1.0), "branches": BRANCHES,
+            "stack_C": 1.0, "stack_folds": 3}  # fmt: skip
 
 
 @pytest.fixture
@@ -70,11 +70,35 @@ def test_weights_by_method(branch_files: dict[str, np.ndarray]) -> None:
     assert unnamed == {"image_ml": 0.2, "text_ml": 0.2, "image_dl": 0.4, "text_dl": 0.2}  # text_dl: 1 by default
 
 
+def test_a_mean_of_logits_is_a_probability_that_a_confident_branch_moves_further() -> None:
+    by_branch = {"a": np.array([[0.99, 0.5], [np.nan, np.nan]]), "b": np.array([[0.5, 0.2], [0.3, 0.6]])}
+    weights = {"a": 0.75, "b": 0.25}
+    by_logits = combine(by_branch, weights, "logits")
+    logit = np.log(0.99 / 0.01) * 0.75  # b's 0.5 adds a logit of 0
+    np.testing.assert_allclose(by_logits[0, 0], 1 / (1 + np.exp(-logit)))
+    assert by_logits[0, 0] > combine(by_branch, weights)[0, 0]  # 0.985 against 0.8675
+    np.testing.assert_allclose(by_logits[1], [0.3, 0.6])  # a saw nothing: b's alone, renormalised
+    assert np.isnan(combine({"a": np.full((1, 2), np.nan)}, {"a": 1.0}, "logits")).all()
+
+
+def test_weights_fitted_on_logits_favour_the_good_branches(branch_files: dict[str, np.ndarray]) -> None:
+    table, genres = load_prepared(PATHS.prepared)
+    scored = table[table["split"].isin(["val", "test"])]
+    is_val = (scored["split"] == "val").to_numpy()
+    y_val = label_matrix(scored.loc[is_val, "genres"], genres)
+    fitted = choose_weights("val", {}, {b: p[is_val] for b, p in branch_files.items()}, y_val, "logits")
+    assert sum(fitted.values()) == pytest.approx(1.0) and min(fitted.values()) >= 0
+    assert fitted["text_ml"] + fitted["text_dl"] > fitted["image_ml"] + fitted["image_dl"]
+    metrics = run_ensemble(SETTINGS | {"average": "logits"}, 0, PATHS)
+    assert metrics["average"] == "logits" and EnsembleModel.load(PATHS.model("ensemble")).average == "logits"
+    assert metrics["test"]["roc_auc_macro"] > 0.8
+
+
 def test_ensemble_writes_metrics_table_roc_and_figures(branch_files: dict[str, np.ndarray]) -> None:
     metrics = run_ensemble(SETTINGS, 0, PATHS)
     written = json.loads(Path("metrics/ensemble.json").read_text())
     assert written == metrics
-    assert set(written) == {"test", "val", "method", "weights"}
+    assert set(written) == {"test", "val", "method", "average", "weights"}
     low, high = written["test"]["roc_auc_macro_ci95"]
     assert 0.5 < low <= written["test"]["roc_auc_macro"] <= high <= 1.0
     summary = json.loads(Path("metrics/summary.json").read_text())

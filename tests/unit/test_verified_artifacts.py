@@ -108,7 +108,7 @@ def _ensemble(directory: Path) -> EnsembleModel:
     model = EnsembleModel(
         "weighted", ["A", "B"],
         [Combiner(["text_ml", "image_ml"], [0.3, 0.5], weights={"text_ml": 0.6, "image_ml": 0.4}),
-         Combiner(["text_ml"], [0.4, 0.4], weights={"text_ml": 1.0})],
+         Combiner(["text_ml"], [0.4, 0.4], weights={"text_ml": 1.0})], "logits",
     )  # fmt: skip
     model.save(directory)
     return model
@@ -125,6 +125,8 @@ def test_a_saved_ensemble_loads_as_it_was(tmp_path: Path) -> None:
         (lambda d: d["combiners"][0]["weights"].update(text_ml=-1), "weights must be finite, non-negative"),
         (lambda d: d["combiners"][0]["branches"].remove("image_ml"), "weights must give one number per branch"),
         (lambda d: d.update(method="bogus"), "method 'bogus' is not one of"),
+        (lambda d: d.update(average="median"), "average 'median' is not one of probabilities, logits"),
+        (lambda d: d.pop("average"), "needs exactly method, average, genres and combiners"),
         (lambda d: d.update(combiners=[]), "combiners must be a non-empty list"),
         (lambda d: d["combiners"][1].update(thresholds=[0.5]), "combiners[1]: thresholds must be a list of 2"),
         (lambda d: d["combiners"][1].update(thresholds=[0.5, 1.5]), "thresholds must be numbers in [0, 1]"),

@@ -276,7 +276,11 @@ def create_app(
         "status": "ok",
         "genres": len(predictor.genres),
         "branches": list(predictor.branches),
-        "ensemble": {"method": predictor.ensemble.method, "branches": list(predictor.ensemble.branches)},
+        "ensemble": {
+            "method": predictor.ensemble.method,
+            "average": predictor.ensemble.average,
+            "branches": list(predictor.ensemble.branches),
+        },
         "models": model_fingerprints(paths, models),
         "git_commit": git_commit(paths.root),
         "max_upload_mb": max_upload_mb,

@@ -1,5 +1,10 @@
 """Combine the branches' probabilities: plain mean, fixed weights, or weights fitted on val.
 
+The mean is taken of the probabilities, or of their logits (``ensemble.average``) and turned
+back into a probability: in logit space a branch that is confident (0.99 against 0.5) moves
+the result further than one that hedges, where a mean of probabilities caps what any one
+branch can add.
+
 All branches must describe the same movies (same ids, splits and order) and the same genres;
 anything else is an error, because averaging misaligned rows produces plausible nonsense.
 """
@@ -15,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from moviegenre.core.errors import MovieGenreError
+from moviegenre.ensemble.stacking import logits
 from moviegenre.evaluation import probabilities
 from moviegenre.evaluation.metrics import macro_auc_ranks
 
@@ -47,8 +53,11 @@ def load_branches(branches: list[str], genres: list[str], directory: Path) -> Br
     )
 
 
-def combine(by_branch: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
-    """Weighted mean of the branches' probabilities.
+AVERAGES = ("probabilities", "logits")
+
+
+def combine(by_branch: dict[str, np.ndarray], weights: dict[str, float], average: str = "probabilities") -> np.ndarray:
+    """Weighted mean of the branches' probabilities (``average``: or of their logits, as a probability).
 
     A NaN row means the branch could not see that movie (predict: no poster, or no plot);
     the weights are then renormalised over the branches that did, and a movie no branch
@@ -56,17 +65,23 @@ def combine(by_branch: dict[str, np.ndarray], weights: dict[str, float]) -> np.n
     """
     names = [b for b in weights if b in by_branch]
     stacked = np.stack([by_branch[b] for b in names])  # (branches, n, genres)
+    if average == "logits":
+        stacked = logits(stacked)  # NaN stays NaN
     seen = ~np.isnan(stacked)
     w = np.array([weights[b] for b in names], dtype=np.float64)[:, None, None] * seen
     total = w.sum(axis=0)
     combined = (np.where(seen, stacked, 0.0) * w).sum(axis=0) / np.where(total > 0, total, 1.0)
+    if average == "logits":
+        combined = 1 / (1 + np.exp(-combined))
     return np.where(total > 0, combined, np.nan)
 
 
 MAX_GRID = 60_000  # weight vectors searched exhaustively; a larger grid is climbed instead
 
 
-def fit_weights(by_branch: dict[str, np.ndarray], y_val: np.ndarray, step: float = 0.05) -> dict[str, float]:
+def fit_weights(
+    by_branch: dict[str, np.ndarray], y_val: np.ndarray, step: float = 0.05, average: str = "probabilities"
+) -> dict[str, float]:
     """Non-negative weights on a ``step`` grid summing to 1 that maximise val macro ROC-AUC.
 
     The grid is searched whole while it is small (``MAX_GRID``: six branches at 0.05), which is
@@ -75,6 +90,8 @@ def fit_weights(by_branch: dict[str, np.ndarray], y_val: np.ndarray, step: float
     time (ensemble selection with replacement), then moves of one step from one branch to another
     while any raises val AUC. Both are deterministic: ties keep the branch listed first.
     """
+    if average == "logits":  # the sigmoid keeps each genre's order: the search runs on the logits' mean
+        by_branch = {b: logits(p) for b, p in by_branch.items()}
     names = list(by_branch)
     units = round(1 / step)
     if math.comb(units + len(names) - 1, len(names) - 1) <= MAX_GRID:
@@ -129,8 +146,9 @@ def _climb(
 
 
 def choose_weights(
-    method: str, settings_weights: dict[str, float], by_branch: dict[str, np.ndarray], y_val: np.ndarray
-) -> dict[str, float]:
+    method: str, settings_weights: dict[str, float], by_branch: dict[str, np.ndarray], y_val: np.ndarray,
+    average: str = "probabilities",
+) -> dict[str, float]:  # fmt: skip
     """Weights per branch, normalised to sum to 1, for ``ensemble.method``."""
     if method == "mean":
         weights = dict.fromkeys(by_branch, 1.0)
@@ -139,6 +157,6 @@ def choose_weights(
         if not sum(weights.values()) > 0:
             raise MovieGenreError("params.yaml: 'ensemble.weights' of the chosen branches sum to 0")
     else:
-        weights = fit_weights(by_branch, y_val)
+        weights = fit_weights(by_branch, y_val, average=average)
     total = sum(weights.values())
     return {b: round(w / total, 6) for b, w in weights.items()}

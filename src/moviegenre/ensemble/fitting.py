@@ -47,8 +47,8 @@ def fit_combiner(
         stacker = fit_stacker(part, y_val, settings["stack_C"])
         val_proba = out_of_fold(part, y_val, settings["stack_C"], settings["stack_folds"], seed)
         return Combiner(branches, fit_thresholds(y_val, val_proba), stacker=stacker), val_proba
-    weights = choose_weights(settings["method"], settings["weights"], part, y_val)
-    val_proba = combine(part, weights)
+    weights = choose_weights(settings["method"], settings["weights"], part, y_val, settings["average"])
+    val_proba = combine(part, weights, settings["average"])
     return Combiner(branches, fit_thresholds(y_val, val_proba), weights=weights), val_proba
 
 
@@ -63,4 +63,4 @@ def fit_ensemble(
         full_val = val_proba if full_val is None else full_val
         log.info("ensemble over %s fitted on %d val movies", ", ".join(branches), len(y_val))
     assert full_val is not None
-    return EnsembleModel(settings["method"], genres, combiners), full_val
+    return EnsembleModel(settings["method"], genres, combiners, settings["average"]), full_val

@@ -25,7 +25,7 @@ import numpy as np
 from moviegenre.core.digests import check_digests, digests_problem, file_digests
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir, json_text, read_json
-from moviegenre.ensemble.combine import combine
+from moviegenre.ensemble.combine import AVERAGES, combine
 from moviegenre.ensemble.stacking import Stacker
 from moviegenre.evaluation.genre_sets import apply_thresholds
 
@@ -43,11 +43,11 @@ class Combiner:
     weights: dict[str, float] | None = None
     stacker: Stacker | None = None
 
-    def proba(self, by_branch: dict[str, np.ndarray]) -> np.ndarray:
+    def proba(self, by_branch: dict[str, np.ndarray], average: str = "probabilities") -> np.ndarray:
         if self.stacker is not None:
             return self.stacker.predict(by_branch)
         assert self.weights is not None
-        return combine({b: by_branch[b] for b in self.branches}, self.weights)
+        return combine({b: by_branch[b] for b in self.branches}, self.weights, average)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"branches": self.branches}
@@ -70,6 +70,7 @@ class EnsembleModel:
     method: str
     genres: list[str]
     combiners: list[Combiner]  # the first one uses every branch
+    average: str = "probabilities"  # what weights average: probabilities or logits (ensemble.average)
 
     @property
     def branches(self) -> list[str]:
@@ -104,15 +105,16 @@ class EnsembleModel:
             part = {b: by_branch[b][rows] for b in present}
             combiner = self.combiner_for(present)
             if combiner is not None:
-                proba[rows] = combiner.proba(part)
+                proba[rows] = combiner.proba(part, self.average)
                 sets[rows] = apply_thresholds(proba[rows], combiner.thresholds)
             elif self.weights is not None:
-                proba[rows] = combine(part, {b: self.weights[b] for b in present})
+                proba[rows] = combine(part, {b: self.weights[b] for b in present}, self.average)
                 sets[rows] = apply_thresholds(proba[rows], self.combiners[0].thresholds)
         return proba, sets
 
     def save(self, directory: Path) -> None:
-        data = {"method": self.method, "genres": self.genres, "combiners": [c.to_json() for c in self.combiners]}
+        data = {"method": self.method, "average": self.average, "genres": self.genres,
+                "combiners": [c.to_json() for c in self.combiners]}  # fmt: skip
         with atomic_dir(directory) as tmp:
             (tmp / MODEL_FILE).write_text(json_text(data))
             (tmp / DIGESTS).write_text(json_text(file_digests(tmp, exclude=(DIGESTS,))))
@@ -133,15 +135,18 @@ class EnsembleModel:
         problem = ensemble_problem(data)
         if problem:
             raise MovieGenreError(f"{path}: not an ensemble model ({problem}); run `dvc repro -s ensemble`")
-        return EnsembleModel(data["method"], data["genres"], [Combiner.from_json(c) for c in data["combiners"]])
+        combiners = [Combiner.from_json(c) for c in data["combiners"]]
+        return EnsembleModel(data["method"], data["genres"], combiners, data["average"])
 
 
 def ensemble_problem(data: Any) -> str | None:
     """What is wrong with an ensemble.json document, or None."""
-    if not isinstance(data, dict) or set(data) != {"method", "genres", "combiners"}:
-        return "needs exactly method, genres and combiners"
+    if not isinstance(data, dict) or set(data) != {"method", "average", "genres", "combiners"}:
+        return "needs exactly method, average, genres and combiners"
     if data["method"] not in METHODS:
         return f"method {data['method']!r} is not one of {', '.join(METHODS)}"
+    if data["average"] not in AVERAGES:
+        return f"average {data['average']!r} is not one of {', '.join(AVERAGES)}"
     genres = data["genres"]
     if not _names(genres):
         return "genres must be a list of distinct names"

@@ -93,6 +93,7 @@ def run_ensemble(settings: dict[str, Any], seed: int, paths: ProjectPaths) -> di
     metrics = scores_by_split(labels, proba, loaded.split, seed)
     metrics["test"] |= set_scores(labels[test], test_sets)
     metrics["method"] = settings["method"]
+    metrics["average"] = settings["average"]
     if model.weights is not None:
         metrics["weights"] = model.weights
     model.save(paths.model("ensemble"))

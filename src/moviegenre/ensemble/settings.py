@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from moviegenre.branches.registry import NAMES
 from moviegenre.config.keys import Schema, choice, integer, number, number_map, string_list
+from moviegenre.ensemble.combine import AVERAGES
 from moviegenre.ensemble.model import METHODS
 
 SCHEMA: Schema = {
     "method": choice(*METHODS),
+    "average": choice(*AVERAGES),
     "weights": number_map(NAMES),
     "branches": string_list(NAMES),
     "stack_C": number(1e-6, 1e6),
