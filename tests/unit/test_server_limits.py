@@ -34,7 +34,7 @@ class HeldPredictor:
 
     def __init__(self) -> None:
         self.genres, self.branches = GENRES, ["text_ml"]
-        self.ensemble = SimpleNamespace(method="mean", branches=["text_ml"])
+        self.ensemble = SimpleNamespace(method="mean", average="probabilities", branches=["text_ml"])
         self.release, self.busy = threading.Event(), threading.Event()
 
     def predict(self, posters: list[str | None], plots: list[str | None]) -> dict[str, np.ndarray]:
