@@ -31,18 +31,17 @@ sys.path.insert(0, str(ROOT / "src"))
 from moviegenre.core.paths import ProjectPaths  # noqa: E402
 from moviegenre.data.table import labels_for, load_prepared  # noqa: E402
 from moviegenre.ensemble.combine import combine, fit_weights, load_branches  # noqa: E402
-from moviegenre.ensemble.stacking import fit_stacker, logits  # noqa: E402
+from moviegenre.ensemble.stacking import fit_stacker  # noqa: E402
 from moviegenre.evaluation.metrics import macro_auc  # noqa: E402
 
 Scores = dict[str, np.ndarray]
 Method = Callable[[Scores, np.ndarray], Callable[[Scores], np.ndarray]]  # fit on val rows -> predictor
 
 
-def weighted(transform: Callable[[np.ndarray], np.ndarray], fit: bool) -> Method:
+def weighted(average: str, fit: bool) -> Method:
     def method(train: Scores, y: np.ndarray) -> Callable[[Scores], np.ndarray]:
-        moved = {b: transform(p) for b, p in train.items()}
-        weights = fit_weights(moved, y) if fit else dict.fromkeys(train, 1.0)
-        return lambda rows: combine({b: transform(p) for b, p in rows.items()}, weights)
+        weights = fit_weights(train, y, average=average) if fit else dict.fromkeys(train, 1.0)
+        return lambda rows: combine(rows, weights, average)
 
     return method
 
@@ -97,19 +96,16 @@ def main() -> None:
     test = {b: p[is_test] for b, p in loaded.by_branch.items()}
     y_val, y_test = labels[is_val], labels[is_test]
 
-    def identity(p: np.ndarray) -> np.ndarray:
-        return p
-
     methods: dict[str, Method] = {
-        "mean of probabilities": weighted(identity, fit=False),
-        "mean of logits": weighted(logits, fit=False),
-        "val weights, probabilities (default)": weighted(identity, fit=True),
-        "val weights, logits": weighted(logits, fit=True),
+        "mean of probabilities": weighted("probabilities", fit=False),
+        "mean of logits": weighted("logits", fit=False),
+        "val weights, probabilities (default)": weighted("probabilities", fit=True),
+        "val weights, logits": weighted("logits", fit=True),
         **{f"stack, C={c:g}": stacked(c) for c in (0.003, 0.01, 0.03, 0.1)},
     }
     for dropped in args.drop:  # six branches or fewer are searched on the whole grid: minutes per fit
         kept = [b for b in branches if b not in dropped.split(",")]
-        methods[f"val weights, probabilities, without {dropped}"] = subset(kept, weighted(identity, fit=True))
+        methods[f"val weights, probabilities, without {dropped}"] = subset(kept, weighted("probabilities", fit=True))
     print(f"{len(y_val)} val movies, {len(y_test)} test movies, {len(genres)} genres, branches: {', '.join(branches)}")
     print(f"{'method':<52} {'val out of fold, pooled':>26} {'val folds mean':>26} {'test':>8}")
     for name, method in methods.items():
