@@ -99,8 +99,8 @@ def main() -> None:
     methods: dict[str, Method] = {
         "mean of probabilities": weighted("probabilities", fit=False),
         "mean of logits": weighted("logits", fit=False),
-        "val weights, probabilities (default)": weighted("probabilities", fit=True),
-        "val weights, logits": weighted("logits", fit=True),
+        "val weights, probabilities": weighted("probabilities", fit=True),
+        "val weights, logits (default)": weighted("logits", fit=True),
         **{f"stack, C={c:g}": stacked(c) for c in (0.003, 0.01, 0.03, 0.1)},
     }
     for dropped in args.drop:  # six branches or fewer are searched on the whole grid: minutes per fit
