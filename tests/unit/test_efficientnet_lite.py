@@ -49,6 +49,18 @@ def test_logits_match_the_pytorch_reference(logits: np.ndarray, reference: tuple
 
 
 @needs_weights
+def test_the_folded_network_computes_the_same_logits(
+    logits: np.ndarray, reference: tuple[np.ndarray, np.ndarray]
+) -> None:
+    folded = lite0(include_top=True, fold_batch_norm=True)
+    assert not any(layer.__class__.__name__ == "BatchNormalization" for layer in folded.layers)
+    folded_logits = np.asarray(folded(reference[0], training=False))
+    assert float(np.abs(folded_logits - reference[1]).max()) <= TOLERANCE
+    assert float(np.abs(folded_logits - logits).max()) <= TOLERANCE
+    assert folded_logits.argmax(axis=1).tolist() == TOP1
+
+
+@needs_weights
 def test_saved_keras_file_loads_without_custom_objects(
     tmp_path: Path, classifier: Any, logits: np.ndarray, reference: tuple[np.ndarray, np.ndarray]
 ) -> None:
@@ -65,6 +77,30 @@ def test_headless_model_gives_1280_features_and_covers_every_weighted_layer() ->
     assert model.output_shape == (None, 1280)
     weighted = {layer.name for layer in model.layers if layer.weights}
     assert weighted == set(layer_table(include_top=False))
+
+
+def test_a_folded_network_has_no_batch_norm_layers_and_folds_each_into_its_convolution() -> None:
+    folded = build_lite0(input_shape=(32, 32, 3), include_top=True, fold_batch_norm=True)
+    table = layer_table(include_top=True)
+    weighted = {layer.name for layer in folded.layers if layer.weights}
+    assert weighted == {name for name, (_, kind) in table.items() if kind != "batch_norm"}
+    state = _complete_state(include_top=True)
+    rng = np.random.default_rng(0)
+    state = {key: rng.uniform(0.5, 1.5, value.shape).astype(value.dtype) for key, value in state.items()}
+    plain = build_lite0(input_shape=(32, 32, 3), include_top=True)
+    load_lite0_weights(plain, state)
+    load_lite0_weights(folded, state)
+    x = rng.normal(size=(2, 32, 32, 3)).astype(np.float32)
+    expected = np.asarray(plain(x, training=False))
+    np.testing.assert_allclose(np.asarray(folded(x, training=False)), expected, rtol=1e-4, atol=1e-4)
+    kernel, bias = folded.get_layer("stem_conv").get_weights()
+    gamma, beta, mean, variance = (state[f"_bn0.{p}"] for p in ("weight", "bias", "running_mean", "running_var"))
+    scale = gamma / np.sqrt(variance + 1e-3)
+    np.testing.assert_allclose(kernel, state["_conv_stem.weight"].transpose(2, 3, 1, 0) * scale, rtol=1e-6)
+    np.testing.assert_allclose(bias, beta - mean * scale, rtol=1e-5, atol=1e-6)
+    missing = r"^state dict: _bn0\.running_var is missing \(for Keras layer stem_conv\)$"
+    with pytest.raises(MovieGenreError, match=missing):
+        load_lite0_weights(folded, {k: v for k, v in state.items() if k != "_bn0.running_var"})
 
 
 def test_a_complete_state_loads_and_a_missing_leftover_or_misshapen_tensor_fails_loudly() -> None:

@@ -133,8 +133,14 @@ def _relu6(x: Any, name: str) -> Any:
     return layers.ReLU(max_value=6.0, name=name)(x)
 
 
-def _conv_bn(x: Any, filters: int, kernel: int, stride: int, name: str, activate: bool = True) -> Any:
-    """Convolution without bias, BatchNormalization, then ReLU6 unless it is a block's projection."""
+def _normalised(x: Any, conv: Any, name: str, folded: bool) -> Any:
+    """A convolution then its BatchNormalization, or (folded) the convolution alone, whose bias then
+    carries the normalisation."""
+    return conv(x) if folded else _batch_norm(conv(x), f"{name}_bn")
+
+
+def _conv_bn(x: Any, filters: int, kernel: int, stride: int, name: str, folded: bool, activate: bool = True) -> Any:
+    """Convolution, BatchNormalization (or folded into it), then ReLU6 unless it is a block's projection."""
     from keras import layers
 
     conv = layers.Conv2D(
@@ -142,31 +148,31 @@ def _conv_bn(x: Any, filters: int, kernel: int, stride: int, name: str, activate
         kernel,
         strides=stride,
         padding="same",
-        use_bias=False,
+        use_bias=folded,
         data_format="channels_last",
         name=f"{name}_conv",
     )
-    x = _batch_norm(conv(x), f"{name}_bn")
+    x = _normalised(x, conv, name, folded)
     return _relu6(x, f"{name}_relu") if activate else x
 
 
-def _mbconv(x: Any, block: Block) -> Any:
+def _mbconv(x: Any, block: Block, folded: bool) -> Any:
     """Expand (when the ratio is not 1), depthwise, project; the input added back when shapes allow."""
     from keras import layers
 
     name, inputs = f"block{block.index}", x
     if block.expand != 1:
-        x = _conv_bn(x, block.filters_in * block.expand, 1, 1, f"{name}_expand")
+        x = _conv_bn(x, block.filters_in * block.expand, 1, 1, f"{name}_expand", folded)
     depthwise = layers.DepthwiseConv2D(
         block.kernel,
         strides=block.stride,
         padding="same",
-        use_bias=False,
+        use_bias=folded,
         data_format="channels_last",
         name=f"{name}_depthwise_conv",
     )
-    x = _relu6(_batch_norm(depthwise(x), f"{name}_depthwise_bn"), f"{name}_depthwise_relu")
-    x = _conv_bn(x, block.filters_out, 1, 1, f"{name}_project", activate=False)
+    x = _relu6(_normalised(x, depthwise, f"{name}_depthwise", folded), f"{name}_depthwise_relu")
+    x = _conv_bn(x, block.filters_out, 1, 1, f"{name}_project", folded, activate=False)
     return layers.Add(name=f"{name}_add")([x, inputs]) if block.residual else x
 
 
@@ -190,9 +196,15 @@ def build_lite0(
     include_top: bool = False,
     pooling: str | None = "avg",
     name: str = "efficientnet_lite0",
+    fold_batch_norm: bool = False,
 ) -> keras.Model:
     """An untrained Lite0 on normalised RGB: logits with the top, else 1280-d features (``pooling`` avg or max)
-    or the 1280-channel map (``pooling=None``); ``pooling`` is ignored with the top, which always averages."""
+    or the 1280-channel map (``pooling=None``); ``pooling`` is ignored with the top, which always averages.
+
+    ``fold_batch_norm``: for a frozen network, each BatchNormalization is folded into the
+    convolution before it (a bias added), which computes the same function in fewer passes over
+    the activations; such a model cannot be fine-tuned as the checkpoint was trained.
+    """
     import keras
 
     if pooling not in POOLINGS:
@@ -200,10 +212,10 @@ def build_lite0(
     if input_shape[-1] != 3:
         raise MovieGenreError(f"input_shape: {input_shape}; Lite0 takes RGB, channels last (..., 3)")
     inputs = keras.Input(shape=input_shape, name="normalised_rgb")
-    x = _conv_bn(inputs, STEM_FILTERS, 3, 2, "stem")
+    x = _conv_bn(inputs, STEM_FILTERS, 3, 2, "stem", fold_batch_norm)
     for block in blocks():
-        x = _mbconv(x, block)
-    x = _conv_bn(x, HEAD_FILTERS, 1, 1, "head")
+        x = _mbconv(x, block, fold_batch_norm)
+    x = _conv_bn(x, HEAD_FILTERS, 1, 1, "head", fold_batch_norm)
     return keras.Model(inputs, _top(x, include_top, pooling), name=name)
 
 
@@ -218,20 +230,23 @@ def _keras_value(tensor: np.ndarray, kind: str, param: str) -> np.ndarray:
     return tensor
 
 
-def _layer_values(layer: Any, prefix: str, kind: str, state: Mapping[str, np.ndarray], used: set[str]) -> list:
-    """The Keras weights of one layer from its PyTorch tensors, shapes checked, each key taken once."""
+def _layer_values(
+    layer_name: str, variables: list[Any], prefix: str, kind: str, state: Mapping[str, np.ndarray], used: set[str]
+) -> list:
+    """The Keras weights of one layer (``variables``, for their shapes) from its PyTorch tensors, shapes
+    checked, each key taken once."""
     values = []
-    for param, variable in zip(TORCH_PARAMS[kind], layer.weights, strict=True):
+    for param, variable in zip(TORCH_PARAMS[kind], variables, strict=True):
         key = f"{prefix}.{param}"
         if key not in state:
-            raise MovieGenreError(f"state dict: {key} is missing (for Keras layer {layer.name})")
+            raise MovieGenreError(f"state dict: {key} is missing (for Keras layer {layer_name})")
         if key in used:
-            raise MovieGenreError(f"state dict: {key} would load twice (again for Keras layer {layer.name})")
+            raise MovieGenreError(f"state dict: {key} would load twice (again for Keras layer {layer_name})")
         value = _keras_value(np.asarray(state[key], dtype=np.float32), kind, param)
         if tuple(value.shape) != tuple(variable.shape):
             raise MovieGenreError(
                 f"state dict: {key} has shape {tuple(state[key].shape)}, which does not fit Keras layer "
-                f"{layer.name}'s {variable.name} {tuple(variable.shape)}"
+                f"{layer_name}'s {variable.name} {tuple(variable.shape)}"
             )
         used.add(key)
         values.append(value)
@@ -247,10 +262,34 @@ def _check_all_used(state: Mapping[str, np.ndarray], used: set[str], include_top
         raise MovieGenreError(f"state dict: {len(left)} tensor(s) not used by EfficientNet-Lite0: {shown}")
 
 
+def _batch_norm_name(conv_name: str) -> str:
+    """The Keras name of the BatchNormalization after convolution ``conv_name`` (stem_conv -> stem_bn)."""
+    return conv_name.removesuffix("_conv") + "_bn"
+
+
+def _folded_values(
+    layer: Any, table: Mapping[str, tuple[str, str]], state: Mapping[str, np.ndarray], used: set[str]
+) -> list[np.ndarray]:
+    """A convolution's kernel and bias with its BatchNormalization folded in: the kernel scaled per
+    output channel by gamma / sqrt(variance + epsilon), the bias beta - mean * that scale."""
+    prefix, kind = table[layer.name]
+    kernel_variable, bias_variable = layer.weights
+    norm_prefix, _ = table[_batch_norm_name(layer.name)]
+    norm = _layer_values(layer.name, [bias_variable] * 4, norm_prefix, BATCH_NORM, state, used)
+    gamma, beta, mean, variance = (value.astype(np.float64) for value in norm)
+    (kernel,) = _layer_values(layer.name, [kernel_variable], prefix, kind, state, used)
+    scale = gamma / np.sqrt(variance + BN_EPSILON)
+    kernel = kernel * (scale[None, None, :, None] if kind == DEPTHWISE else scale)
+    return [kernel.astype(np.float32), (beta - mean * scale).astype(np.float32)]
+
+
 def load_lite0_weights(model: keras.Model, state_dict: Mapping[str, np.ndarray]) -> None:
-    """Copy a reference ``state_dict`` into a ``build_lite0`` model; every weight set, every tensor used once."""
+    """Copy a reference ``state_dict`` into a ``build_lite0`` model (folded or not); every weight set,
+    every tensor used once."""
     include_top = any(layer.name == "predictions" for layer in model.layers)
     table = layer_table(include_top)
+    names = {layer.name for layer in model.layers}
+    folded = not any(_batch_norm_name(name) in names for name in table if table[name][1] in (CONV, DEPTHWISE))
     used: set[str] = set()
     for layer in model.layers:
         if not layer.weights:
@@ -260,17 +299,25 @@ def load_lite0_weights(model: keras.Model, state_dict: Mapping[str, np.ndarray])
                 f"model: layer {layer.name} is not an EfficientNet-Lite0 layer (build it with build_lite0)"
             )
         prefix, kind = table[layer.name]
-        layer.set_weights(_layer_values(layer, prefix, kind, state_dict, used))
-    missing = sorted(set(table) - {layer.name for layer in model.layers})
+        if folded and kind in (CONV, DEPTHWISE):
+            layer.set_weights(_folded_values(layer, table, state_dict, used))
+        else:
+            layer.set_weights(_layer_values(layer.name, layer.weights, prefix, kind, state_dict, used))
+    expected = {name for name, (_, kind) in table.items() if not (folded and kind == BATCH_NORM)}
+    missing = sorted(expected - names)
     if missing:
         raise MovieGenreError(f"model: lacks EfficientNet-Lite0 layer(s) {', '.join(missing[:5])}")
     _check_all_used(state_dict, used, include_top)
     log.info("loaded %d tensors into %s", len(used), model.name)
 
 
-def lite0(include_top: bool = False, input_shape: tuple[int | None, int | None, int] = INPUT_SHAPE) -> keras.Model:
+def lite0(
+    include_top: bool = False,
+    input_shape: tuple[int | None, int | None, int] = INPUT_SHAPE,
+    fold_batch_norm: bool = False,
+) -> keras.Model:
     """Lite0 with its ImageNet weights, from the installed checkpoint package, its sha256 checked first."""
     state = read_state_dict(installed_lite0_checkpoint(), LITE0_SHA256)
-    model = build_lite0(input_shape, include_top=include_top)
+    model = build_lite0(input_shape, include_top=include_top, fold_batch_norm=fold_batch_norm)
     load_lite0_weights(model, state)
     return model

@@ -185,7 +185,7 @@ def _build(settings: PosterEncoderSettings, expected_sha256: str | None) -> tupl
         checkpoint = torch_checkpoint.installed_lite0_checkpoint()
         sha256 = expected_sha256 or torch_checkpoint.LITE0_SHA256
         state = torch_checkpoint.read_state_dict(checkpoint, sha256)
-        model = efficientnet_lite.build_lite0(size, include_top=False, pooling="avg")
+        model = efficientnet_lite.build_lite0(size, include_top=False, pooling="avg", fold_batch_norm=True)
         efficientnet_lite.load_lite0_weights(model, state)
     elif file is not None:
         sha256 = sha256_file(file)
