@@ -12,6 +12,7 @@ match today's features is refused with one line. Nothing here imports a training
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -52,30 +53,36 @@ class Predictor:
             self.branches[name] = branch
         self.featurizers: dict[str, Featurize] = {}
 
-    def _arrays(self, feature_set: str, inputs: list[str]) -> dict[str, Any]:
+    def _featurize(self, feature_set: str, values: list[str | None]) -> tuple[np.ndarray, dict[str, Any]]:
+        """The movies that have the set's input, and their arrays (the featurizer loaded on first use)."""
+        movies = np.array([i for i, v in enumerate(values) if v is not None], dtype=int)
         if feature_set not in self.featurizers:
             self.featurizers[feature_set] = load_featurizer(feature_set, self.paths.features(feature_set))
-        return self.featurizers[feature_set](inputs)
+        return movies, self.featurizers[feature_set]([str(values[i]) for i in movies])
 
     def predict(self, posters: list[str | None], plots: list[str | None]) -> dict[str, np.ndarray]:
         """Probabilities (n, n_genres) per branch and 'ensemble'; NaN rows where a branch cannot see the movie
-        (a poster branch: no poster; a plot branch: no plot; fusion: either missing)."""
+        (a poster branch: no poster; a plot branch: no plot; fusion: either missing).
+
+        The feature sets are computed in threads, one each: loading and running the poster and
+        the sentence encoder is mostly TensorFlow's C++ work, so the two overlap rather than
+        queue. Each featurizer still loads once, and the arrays do not depend on the threads.
+        """
         n, n_genres = len(posters), len(self.genres)
         given = {"poster": posters, "plot": plots}
         out = {name: np.full((n, n_genres), np.nan) for name in self.branches}
-        featurized: dict[str, tuple[np.ndarray, dict[str, Any]]] = {}  # feature set -> (its movies, their arrays)
-        for name, branch in self.branches.items():
-            rows = seen_rows(branch.modality, posters, plots)
-            if not len(rows):
-                continue
-            fingerprint = sets_fingerprint(branch.feature_sets(), self.paths.features)
-            arrays: dict[str, Any] = {}
-            for key, (feature_set, array) in branch.sources().items():
-                if feature_set not in featurized:  # once per set, for every movie that has its input
-                    values = given[MODALITY[feature_set]]
-                    movies = np.array([i for i, v in enumerate(values) if v is not None], dtype=int)
+        scored = {name: rows for name, branch in self.branches.items()
+                  if len(rows := seen_rows(branch.modality, posters, plots))}  # fmt: skip
+        wanted = list(dict.fromkeys(fs for name in scored for fs, _ in self.branches[name].sources().values()))
+        with ThreadPoolExecutor(max(1, len(wanted)), thread_name_prefix="featurize") as pool:
+            pending = {fs: pool.submit(self._featurize, fs, given[MODALITY[fs]]) for fs in wanted}
+            for name, rows in scored.items():
+                branch = self.branches[name]
+                fingerprint = sets_fingerprint(branch.feature_sets(), self.paths.features)
+                arrays: dict[str, Any] = {}
+                for key, (feature_set, array) in branch.sources().items():
                     try:
-                        featurized[feature_set] = (movies, self._arrays(feature_set, [values[i] for i in movies]))
+                        movies, set_arrays = pending[feature_set].result()
                     except MovieGenreError as exc:
                         if branch.spec is None or fingerprint == branch.spec.features_fingerprint:
                             raise
@@ -84,11 +91,11 @@ class Predictor:
                             f"{self.paths.model(name)} was trained on (refitted since, or damaged): "
                             "run `dvc checkout --force` on it, or `dvc repro`"
                         ) from exc
-                movies, set_arrays = featurized[feature_set]
-                same = len(movies) == len(rows)  # rows are a subset of movies: the same movies
-                arrays[key] = set_arrays[array] if same else set_arrays[array][np.searchsorted(movies, rows)]
-            branch.check_features(self.paths.model(name), arrays, fingerprint)
-            out[name][rows] = check_probabilities(branch.predict_proba(branch.inputs(arrays)), self.paths.model(name))
+                    same = len(movies) == len(rows)  # rows are a subset of movies: the same movies
+                    arrays[key] = set_arrays[array] if same else set_arrays[array][np.searchsorted(movies, rows)]
+                branch.check_features(self.paths.model(name), arrays, fingerprint)
+                proba = branch.predict_proba(branch.inputs(arrays))
+                out[name][rows] = check_probabilities(proba, self.paths.model(name))
         out["ensemble"], _ = self.ensemble.predict({b: out[b] for b in self.branches})
         seen = ~np.isnan(out["ensemble"]).all(axis=1)
         check_probabilities(out["ensemble"][seen], self.paths.model("ensemble"))
