@@ -12,8 +12,8 @@ branches and the encoder fusion from the workspace's metrics (run ``dvc repro`` 
     python benchmarks/poster_encoder.py --baseline-src /tmp/old/src  # and another version of the code
 
 A variant is a precision and a batch size (each default: params.yaml's); ``--baseline-src``
-(a ``src`` directory holding another version of the ``moviegenre`` package) adds params.yaml's
-settings run by that code, so before and after alternate too.
+(a ``src`` directory holding another version of the ``moviegenre`` package) adds each batch
+size run by that code, so before and after alternate too.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def main() -> None:
     if args.baseline_src:
         if not (args.baseline_src / "moviegenre" / "__init__.py").is_file():
             raise SystemExit(f"{args.baseline_src}: not a src directory holding the moviegenre package")
-        variants.append(Variant(src=args.baseline_src.resolve()))
+        variants += [Variant(precisions[0], b, args.baseline_src.resolve()) for b in batch_sizes]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     runs: dict[Variant, list[dict]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory() as scratch:
