@@ -30,7 +30,7 @@ from moviegenre.core.paths import ProjectPaths  # noqa: E402
 from moviegenre.data.table import labels_for, load_prepared  # noqa: E402
 from moviegenre.ensemble.combine import combine, load_branches  # noqa: E402
 from moviegenre.ensemble.model import EnsembleModel  # noqa: E402
-from moviegenre.evaluation.genre_sets import apply_thresholds, best_threshold, fit_thresholds, set_scores  # noqa: E402
+from moviegenre.evaluation.genre_sets import apply_thresholds, fit_thresholds, set_scores  # noqa: E402
 
 Fit = Callable[[np.ndarray, np.ndarray], list[float]]  # (labels, probabilities) -> one cut per genre
 
@@ -42,7 +42,7 @@ def bagged_thresholds(y: np.ndarray, p: np.ndarray, bootstraps: int, seed: int) 
     cuts = np.empty((bootstraps, y.shape[1]))
     for b in range(bootstraps):
         rows = rng.integers(0, len(y), len(y))
-        cuts[b] = [best_threshold(y[rows, g], p[rows, g]) for g in range(y.shape[1])]
+        cuts[b] = fit_thresholds(y[rows], p[rows])
     return list(cuts.mean(axis=0))
 
 
