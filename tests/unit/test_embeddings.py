@@ -64,6 +64,53 @@ def test_truncation_keeps_at_most_sequence_length_tokens(encoder: SentenceEncode
     assert rows[1].tolist() == encoder.token_ids([SHORT])[0].tolist()  # lower-cased
 
 
+@pytest.fixture(scope="module")
+def windowed(tiny_preset: Path) -> SentenceEncoder:
+    return SentenceEncoder.load(str(tiny_preset), None, 32, long_texts="windows")
+
+
+def test_windows_split_a_long_text_into_equal_rows_that_fit(windowed: SentenceEncoder) -> None:
+    whole = windowed._pieces([LONG])[0]
+    rows, owners = windowed.windows([SHORT, LONG, ""])
+    long_rows = [row for row, owner in zip(rows, owners, strict=True) if owner == 1]
+    assert len(long_rows) == -(-len(whole) // 30) > 1 and owners.tolist() == [0] + [1] * len(long_rows) + [2]
+    assert all(len(row) <= 32 and row[0] == windowed._cls and row[-1] == windowed._sep for row in long_rows)
+    assert max(map(len, long_rows)) - min(map(len, long_rows)) <= 1  # equal lengths: no short tail
+    assert np.concatenate([row[1:-1] for row in long_rows]).tolist() == whole.tolist()  # every token, in order, once
+
+
+def test_windows_stop_at_max_windows(windowed: SentenceEncoder) -> None:
+    huge = " ".join([LONG] * 40)
+    rows, owners = windowed.windows([huge])
+    assert len(rows) == windowed.max_windows == embeddings.MAX_WINDOWS and set(owners.tolist()) == {0}
+    assert all(len(row) == 32 for row in rows)  # the first MAX_WINDOWS full windows' worth of tokens
+    kept = windowed._pieces([huge])[0][: 30 * len(rows)]
+    assert np.concatenate([row[1:-1] for row in rows]).tolist() == kept.tolist()
+
+
+def test_windows_embed_a_long_text_as_the_mean_of_its_windows(
+    windowed: SentenceEncoder, encoder: SentenceEncoder
+) -> None:
+    rows, _ = windowed.windows([LONG])
+    parts = []
+    for row in rows:
+        ids, mask = windowed._padded([row])
+        parts.append(windowed._embed_batch(ids, mask).numpy()[0])
+    expected = np.mean(parts, axis=0) / np.linalg.norm(np.mean(parts, axis=0))
+    vectors = windowed.encode(TEXTS, batch_size=4, progress=False)
+    np.testing.assert_allclose(vectors[TEXTS.index(LONG)], expected, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    cut = encoder.encode(TEXTS, batch_size=4, progress=False)
+    short = [i for i, text in enumerate(TEXTS) if text != LONG]
+    assert vectors[short].tobytes() == cut[short].tobytes()  # a text that fits is encoded as cut encodes it
+    assert not np.allclose(vectors[TEXTS.index(LONG)], cut[TEXTS.index(LONG)], atol=1e-3)
+
+
+def test_unknown_long_texts_setting(tiny_preset: Path) -> None:
+    message = one_line_error(lambda: SentenceEncoder.load(str(tiny_preset), None, 32, long_texts="truncate"))
+    assert "embed.long_texts" in message and "windows" in message
+
+
 def test_same_input_gives_the_same_bytes(encoder: SentenceEncoder) -> None:
     first = encoder.encode(TEXTS * 3, batch_size=4, progress=False)
     second = encoder.encode(TEXTS * 3, batch_size=4, progress=False)
@@ -77,7 +124,8 @@ def test_embed_text_writes_the_feature_directory_and_repeats_byte_for_byte(
     shutil.copytree(tiny_preset, tmp_path / "models" / "tiny")
     table = pd.DataFrame({"id": [f"m{i}" for i in range(len(TEXTS))], "split": ["train", "val", "test"] * 2})
     table["plot"] = TEXTS
-    settings = {"preset": "models/tiny", "sha256": None, "sequence_length": 32, "batch_size": 4}
+    settings = {"preset": "models/tiny", "sha256": None, "sequence_length": 32, "batch_size": 4,
+                "long_texts": "windows"}  # fmt: skip
     out = tmp_path / "features" / "embeddings"
 
     assert embed_text(table, settings, out) == {"embeddings": (len(TEXTS), 16)}
@@ -87,6 +135,7 @@ def test_embed_text_writes_the_feature_directory_and_repeats_byte_for_byte(
     state = json.loads(files["encoder.json"])
     assert state["preset"] == "models/tiny"  # as given: the same in a DVC experiment copy
     assert state["sequence_length"] == 32 and state["pooling"] == "mean" and state["normalisation"] == "l2"
+    assert state["long_texts"] == "windows"
     assert set(embeddings.STATE_FILES[embeddings.FEATURE_SET]) == {"encoder.json"}
 
     embed_text(table, settings, out)

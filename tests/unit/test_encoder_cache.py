@@ -22,14 +22,16 @@ from moviegenre.predict.featurizers import load_featurizer
 
 @pytest.fixture
 def features(tiny_preset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A project whose plot embeddings were written by the tiny preset; its own empty cache."""
+    """A project whose plot embeddings were written by the tiny preset (long plots in windows); its own empty cache."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MOVIEGENRE_CACHE", str(tmp_path / "cache"))
     shutil.copytree(tiny_preset, tmp_path / "models" / "tiny")
     table = pd.DataFrame({"id": [f"m{i}" for i in range(len(TEXTS))], "split": ["train", "val", "test"] * 2})
     table["plot"] = TEXTS
     out = tmp_path / "features" / "embeddings"
-    embed_text(table, {"preset": "models/tiny", "sha256": None, "sequence_length": 32, "batch_size": 4}, out)
+    settings = {"preset": "models/tiny", "sha256": None, "sequence_length": 32, "batch_size": 4}
+    settings["long_texts"] = "windows"  # TEXTS' long one is several windows
+    embed_text(table, settings, out)
     return out
 
 

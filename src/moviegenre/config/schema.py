@@ -61,6 +61,7 @@ SECTIONS: dict[str, Key | Schema] = {
         "preset": text(describe="a directory or hf://owner/name"),
         "sha256": text(r"[0-9a-fA-F]{64}", nullable=True, describe="64 hex digits"),
         "sequence_length": integer(8, 512),
+        "long_texts": choice("cut", "windows"),
         "batch_size": integer(1, 4096),
         "precision": choice("auto", "float32", "mixed_bfloat16"),
     },

@@ -4,6 +4,12 @@ Each plot becomes one L2-normalised vector: lower-cased WordPiece tokens (at mos
 ``sequence_length`` with [CLS] and [SEP]), the encoder's last hidden states averaged over the
 non-padding tokens, then scaled to unit length, as sentence-transformers does.
 
+A plot longer than that is either cut (``long_texts: cut``, what sentence-transformers does) or
+split into the fewest windows of equal length that fit (``long_texts: windows``), each encoded
+as above with its own [CLS] and [SEP], and the plot's vector is the mean of its windows'
+vectors, scaled to unit length again: the end of a long synopsis, where a thriller's twist or a
+romance's wedding tends to be, then counts as much as its opening.
+
 Encoding is the slow part of the pipeline on a CPU, so ``SentenceEncoder.encode``:
 
 - tokenizes every text once, in a graph traced once (several times faster than calling the
@@ -29,6 +35,7 @@ reads it from a SavedModel export of that encoder (``SentenceEncoder.export``, c
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import time
@@ -57,6 +64,8 @@ HF_SCHEME = "hf://"
 DEFAULT_PRESET = "hf://sentence-transformers/all-MiniLM-L6-v2"
 PRECISIONS = ("float32", "mixed_bfloat16")
 POOLING = "mean"  # mean of the last hidden states over non-padding tokens, [CLS] and [SEP] included
+LONG_TEXTS = ("cut", "windows")  # what becomes of a text longer than sequence_length (module docstring)
+MAX_WINDOWS = 16  # windows: a text beyond this many windows' worth is cut there (bounds one request's cost)
 NORMALISATION = "l2"
 BUCKET = 16  # padded lengths are multiples of this: few distinct shapes, little padding
 TOKENIZE_CHUNK = 1024  # texts per tokenizer call: bounds the ragged tensors' memory
@@ -260,6 +269,8 @@ class SentenceEncoder:
         self._cls, self._sep, self._pad = special_ids
         self._state = state
         self.sequence_length, self.precision, self.dim = state["sequence_length"], state["precision"], state["dim"]
+        self.long_texts = state.get("long_texts", "cut")  # states written before windows existed were cut
+        self.max_windows = int(state.get("max_windows", 1))
         self.identity = {key: state[key] for key in IDENTITY_KEYS}
         # the KerasHub backbone and tokenizer when built from the preset (export needs them)
         self.backbone: Any = keras_parts[0] if keras_parts else None
@@ -268,7 +279,13 @@ class SentenceEncoder:
 
     @classmethod
     def from_keras(
-        cls, backbone: Any, tokenizer: Any, sequence_length: int, identity: dict[str, Any], precision: str
+        cls,
+        backbone: Any,
+        tokenizer: Any,
+        sequence_length: int,
+        identity: dict[str, Any],
+        precision: str,
+        long_texts: str = "cut",
     ) -> SentenceEncoder:
         """Wrap a KerasHub backbone and tokenizer: the pooled forward pass and the tokenizer traced once each."""
         import tensorflow as tf
@@ -279,6 +296,8 @@ class SentenceEncoder:
         state = {
             **identity,
             "sequence_length": int(sequence_length),
+            "long_texts": long_texts,
+            "max_windows": MAX_WINDOWS if long_texts == "windows" else 1,
             "pooling": POOLING,
             "normalisation": NORMALISATION,
             "precision": precision,
@@ -305,11 +324,19 @@ class SentenceEncoder:
 
     @classmethod
     def load(
-        cls, preset: str, sha256: str | None, sequence_length: int, *, precision: str = "float32"
+        cls,
+        preset: str,
+        sha256: str | None,
+        sequence_length: int,
+        *,
+        precision: str = "float32",
+        long_texts: str = "cut",
     ) -> SentenceEncoder:
         """Check and load ``preset``; ``sha256`` (of the weights file) pins the exact checkpoint."""
         if precision not in PRECISIONS:
             raise MovieGenreError(f"embed.precision: {precision!r}; expected one of {', '.join(PRECISIONS)}")
+        if long_texts not in LONG_TEXTS:
+            raise MovieGenreError(f"embed.long_texts: {long_texts!r}; expected one of {', '.join(LONG_TEXTS)}")
         files = inspect_preset(resolve_preset(preset))
         weights_sha = verify_weights(files, sha256)
         backbone, tokenizer = _load_keras_hub(files, precision)
@@ -329,7 +356,7 @@ class SentenceEncoder:
         log.info(
             "sentence encoder %s: %s layers, dim %s, %s", preset, backbone.num_layers, backbone.hidden_dim, precision
         )
-        return cls.from_keras(backbone, tokenizer, int(sequence_length), identity, precision)
+        return cls.from_keras(backbone, tokenizer, int(sequence_length), identity, precision, long_texts)
 
     def export(self, directory: Path) -> None:
         """Write this encoder as a SavedModel (``saved_model/``) and its state (``export.json``) into ``directory``."""
@@ -383,14 +410,39 @@ class SentenceEncoder:
         """Everything that decides the embeddings, nothing machine- or run-specific (goes into encoder.json)."""
         return dict(self._state)
 
+    def _pieces(self, texts: list[str]) -> list[np.ndarray]:
+        """Each text's WordPiece ids, whole, without [CLS] and [SEP]."""
+        pieces: list[np.ndarray] = []
+        for begin in range(0, len(texts), TOKENIZE_CHUNK):
+            pieces.extend(self._tokenize(texts[begin : begin + TOKENIZE_CHUNK]))
+        return pieces
+
+    def _wrapped(self, ids: np.ndarray) -> np.ndarray:
+        return np.concatenate(([self._cls], ids, [self._sep])).astype(np.int32)
+
     def token_ids(self, texts: list[str]) -> list[np.ndarray]:
         """WordPiece ids of each text with [CLS] and [SEP], truncated to ``sequence_length``."""
         keep = self.sequence_length - 2
+        return [self._wrapped(piece[:keep]) for piece in self._pieces(texts)]
+
+    def windows(self, texts: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
+        """The token-id rows to encode, each with [CLS] and [SEP] and at most ``sequence_length`` long,
+        and the index of the text each belongs to. Cut: one row per text. Windows: a text of n ids
+        becomes ceil(n / (sequence_length - 2)) consecutive rows of equal length (within one id), so
+        no row is a short tail, at most ``max_windows`` of them (a longer text is cut there); a
+        text that fits is one row, the same as cut's."""
+        if self.long_texts == "cut":
+            return self.token_ids(texts), np.arange(len(texts))
+        keep = self.sequence_length - 2
         rows: list[np.ndarray] = []
-        for begin in range(0, len(texts), TOKENIZE_CHUNK):
-            for piece in self._tokenize(texts[begin : begin + TOKENIZE_CHUNK]):
-                rows.append(np.concatenate(([self._cls], piece[:keep], [self._sep])).astype(np.int32))
-        return rows
+        owners: list[int] = []
+        for owner, whole in enumerate(self._pieces(texts)):
+            piece = whole[: keep * self.max_windows]
+            count = max(1, -(-len(piece) // keep))
+            bounds = [len(piece) * k // count for k in range(count + 1)]
+            rows.extend(self._wrapped(piece[a:b]) for a, b in itertools.pairwise(bounds))
+            owners.extend([owner] * count)
+        return rows, np.asarray(owners, dtype=int)
 
     def _padded(self, rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         width = _bucketed(max(len(r) for r in rows), self.sequence_length)
@@ -409,17 +461,34 @@ class SentenceEncoder:
         if not texts:
             return out
         start = time.perf_counter()
-        rows = self.token_ids(texts)
+        rows, owners = self.windows(texts)
+        vectors = out if len(rows) == len(texts) else np.zeros((len(rows), self.dim), dtype=np.float32)
         order = np.argsort([-len(r) for r in rows], kind="stable")  # longest first: the slowest batches show early
-        with tqdm(total=len(texts), desc="encode plots", unit=" plots", disable=not progress) as bar:
+        unit = " plots" if vectors is out else " windows"
+        with tqdm(total=len(rows), desc="encode plots", unit=unit, disable=not progress) as bar:
             for begin in range(0, len(order), batch_size):
                 chosen = order[begin : begin + batch_size]
                 ids, mask = self._padded([rows[i] for i in chosen])
-                out[chosen] = self._embed_batch(ids, mask).numpy()
+                vectors[chosen] = self._embed_batch(ids, mask).numpy()
                 bar.update(len(chosen))
+        if vectors is not out:
+            out = mean_of_windows(vectors, owners, len(texts))
         elapsed = time.perf_counter() - start
-        log.info("encoded %d texts in %.1f s (%.1f texts/s)", len(texts), elapsed, len(texts) / max(elapsed, 1e-9))
+        log.info(
+            "encoded %d texts (%d windows) in %.1f s (%.1f texts/s)",
+            len(texts), len(rows), elapsed, len(texts) / max(elapsed, 1e-9),
+        )  # fmt: skip
         return out
+
+
+def mean_of_windows(vectors: np.ndarray, owners: np.ndarray, count: int) -> np.ndarray:
+    """(count, dim) unit rows: each text's windows averaged and scaled back to unit length. A text of
+    one window keeps its vector bit for bit (it is added to zeros, and not rescaled)."""
+    out = np.zeros((count, vectors.shape[1]), dtype=np.float32)
+    np.add.at(out, owners, vectors)
+    several = np.bincount(owners, minlength=count) > 1
+    out[several] /= np.linalg.norm(out[several], axis=1, keepdims=True)
+    return out
 
 
 def pooled_output(backbone: Any, token_ids: Any, padding_mask: Any) -> Any:
@@ -443,6 +512,7 @@ def embed_text(table: pd.DataFrame, settings: dict, out_dir: Path) -> dict:
         settings.get("sha256"),
         settings["sequence_length"],
         precision=resolve_precision(settings.get("precision", "float32")),
+        long_texts=settings.get("long_texts", "cut"),
     )
     embeddings = encoder.encode(table["plot"].fillna("").astype(str).tolist(), settings["batch_size"])
     with atomic_dir(out_dir) as tmp:
@@ -465,7 +535,13 @@ def load_encoder(feature_dir: Path) -> SentenceEncoder:
         sequence_length = state["sequence_length"]
     except (KeyError, TypeError) as exc:
         raise MovieGenreError(f"{path}: incomplete encoder state ({_first_line(exc)}); rerun the stage") from exc
-    encoder = SentenceEncoder.load(preset, weights_sha, sequence_length, precision=state.get("precision", "float32"))
+    encoder = SentenceEncoder.load(
+        preset,
+        weights_sha,
+        sequence_length,
+        precision=state.get("precision", "float32"),
+        long_texts=state.get("long_texts", "cut"),
+    )
     if encoder.identity["vocabulary"]["sha256"] != vocabulary_sha:
         raise MovieGenreError(
             f"{preset}: vocabulary sha256 {encoder.identity['vocabulary']['sha256']} differs from {vocabulary_sha} "
