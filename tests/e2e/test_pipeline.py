@@ -16,7 +16,9 @@ from helpers.project import copy_project, dvc, env, git
 
 pytestmark = pytest.mark.e2e
 
-BRANCHES = ("image_ml", "text_ml", "image_dl", "text_dl", "text_encoder", "image_encoder", "encoder_fusion", "fusion")
+BRANCHES = ("image_ml", "text_ml", "text_linear", "image_dl", "text_dl", "text_encoder", "image_encoder",
+            "encoder_fusion", "fusion")  # fmt: skip
+PLOT_BRANCHES = ("text_ml", "text_linear", "text_dl", "text_encoder")
 # Small but real settings so the whole pipeline runs in about a minute on generated data.
 TINY = {
     "prepare": {"min_genre_count": 2},
@@ -101,7 +103,10 @@ def test_every_branch_and_the_ensemble_write_metrics_in_the_contract(pipeline: P
         assert 0.0 < ensemble["test"][key] <= 1.0, key
     model = json.loads((pipeline / "models/ensemble/ensemble.json").read_text())
     assert [c["branches"] for c in model["combiners"]] == [
-        list(BRANCHES), ["image_ml", "image_dl", "image_encoder"], ["text_ml", "text_dl", "text_encoder"]]  # fmt: skip
+        list(BRANCHES),
+        ["image_ml", "image_dl", "image_encoder"],
+        list(PLOT_BRANCHES),
+    ]
     # fusion sees only movies with both, so the poster and plot combiners leave it out
     assert all(len(c["thresholds"]) == 5 for c in model["combiners"])
     # the headline view is the only metrics file: branch by split, nothing else
@@ -234,7 +239,7 @@ def test_predict_one_movie_by_the_branches_that_see_it(pipeline: Path) -> None:
     (pipeline / "poster.jpg").write_bytes(poster_bytes(["Horror"], 7))
     both = moviegenre(pipeline, "predict", "--poster", "poster.jpg", "--plot", "ghost blood scream haunted").stdout
     assert both.startswith(
-        "poster and plot: scored by image_ml, image_dl, image_encoder, text_ml, text_dl, text_encoder, "
+        "poster and plot: scored by image_ml, image_dl, image_encoder, text_ml, text_linear, text_dl, text_encoder, "
         "encoder_fusion, fusion"
     )
     rows = [line.split() for line in both.splitlines()[3:]]
@@ -243,11 +248,11 @@ def test_predict_one_movie_by_the_branches_that_see_it(pipeline: Path) -> None:
     assert both.splitlines()[1] == "genres: " + (", ".join(marked) or "(none above its threshold)")
     assert "Horror" in marked
     plot_only = moviegenre(pipeline, "predict", "--plot", "love kiss wedding", "--branches", "--top", "2").stdout
-    assert plot_only.splitlines()[0] == "plot only: scored by text_ml, text_dl, text_encoder"
-    assert plot_only.splitlines()[2].split() == ["genre", "ensemble", "text_ml", "text_dl", "text_encoder"]
+    assert plot_only.splitlines()[0] == "plot only: scored by " + ", ".join(PLOT_BRANCHES)
+    assert plot_only.splitlines()[2].split() == ["genre", "ensemble", *PLOT_BRANCHES]
     assert len(plot_only.splitlines()) == 5
     answer = json.loads(moviegenre(pipeline, "predict", "--plot", "love kiss wedding", "--json", "--branches").stdout)
-    assert answer["seen"] == "plot only" and answer["branches"] == ["text_ml", "text_dl", "text_encoder"]
+    assert answer["seen"] == "plot only" and answer["branches"] == list(PLOT_BRANCHES)
     ranked = list(answer["probabilities"])
     assert len(ranked) == 5 and sorted(answer["probabilities"].values(), reverse=True) == list(
         answer["probabilities"].values()
