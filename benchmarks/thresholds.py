@@ -42,26 +42,13 @@ def bagged_thresholds(y: np.ndarray, p: np.ndarray, bootstraps: int, seed: int) 
     cuts = np.empty((bootstraps, y.shape[1]))
     for b in range(bootstraps):
         rows = rng.integers(0, len(y), len(y))
-        cuts[b] = fit_thresholds(y[rows], p[rows])
+        cuts[b] = fit_thresholds(y[rows], p[rows], "per_genre")
     return list(cuts.mean(axis=0))
-
-
-def rate_cuts(y: np.ndarray, p: np.ndarray, factor: float) -> list[float]:
-    """Per genre, the cut that predicts ``factor`` times the genre's val prevalence."""
-    rates = np.clip(factor * y.mean(axis=0), 1.0 / len(y), 1.0)
-    return [float(np.quantile(p[:, g], 1.0 - rates[g])) for g in range(y.shape[1])]
-
-
-def one_rate(y: np.ndarray, p: np.ndarray) -> list[float]:
-    """One factor for every genre (a single fitted number), chosen for val macro F1."""
-    factors = np.round(np.arange(0.5, 3.01, 0.1), 2)
-    best = max(factors, key=lambda f: set_scores(y, apply_thresholds(p, rate_cuts(y, p, f)))["f1_macro"])
-    return rate_cuts(y, p, best)
 
 
 def halfway(y: np.ndarray, p: np.ndarray) -> list[float]:
     """The mean of the per-genre best cut and the one-factor cut."""
-    return list((np.asarray(fit_thresholds(y, p)) + np.asarray(one_rate(y, p))) / 2)
+    return list((np.asarray(fit_thresholds(y, p, "per_genre")) + np.asarray(fit_thresholds(y, p, "rate"))) / 2)
 
 
 def out_of_fold(fit: Fit, proba: np.ndarray, y: np.ndarray, folds: int, seed: int) -> tuple[float, float]:
@@ -91,12 +78,14 @@ def main() -> None:
     is_val, is_test = loaded.split == "val", loaded.split == "test"
     val, y_val, test, y_test = proba[is_val], labels[is_val], proba[is_test], labels[is_test]
 
-    methods: dict[str, Fit] = {"best per genre (ensemble stage)": fit_thresholds}
+    methods: dict[str, Fit] = {
+        "best per genre (per_genre)": lambda y, p: fit_thresholds(y, p, "per_genre"),
+        "one rate factor (rate)": lambda y, p: fit_thresholds(y, p, "rate"),
+    }
     for bootstraps in (25, 100):
         methods[f"bagged, {bootstraps} bootstraps"] = lambda y, p, b=bootstraps: bagged_thresholds(
             y, p, bootstraps=b, seed=0
         )
-    methods["one rate factor"] = one_rate
     methods["halfway best / rate"] = halfway
     print(f"{len(y_val)} val movies, {len(y_test)} test movies, {len(genres)} genres; ensemble {model.method}")
     print(f"{'thresholds':<36} {'val out of fold, pooled':>26} {'val folds mean':>26} {'test':>8}")

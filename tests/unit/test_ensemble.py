@@ -18,7 +18,13 @@ from moviegenre.ensemble.model import EnsembleModel
 from moviegenre.ensemble.run import run_ensemble
 from moviegenre.ensemble.stacking import fit_stacker, out_of_fold
 from moviegenre.evaluation import probabilities
-from moviegenre.evaluation.genre_sets import apply_thresholds, best_threshold, set_scores
+from moviegenre.evaluation.genre_sets import (
+    apply_thresholds,
+    best_threshold,
+    fit_thresholds,
+    rate_thresholds,
+    set_scores,
+)
 from moviegenre.evaluation.metrics import bootstrap_interval, macro_auc_ranks, scores_by_split, split_scores
 
 PATHS = ProjectPaths(Path("."))
@@ -166,6 +172,35 @@ def test_threshold_maximises_f1_and_sits_between_scores() -> None:
     assert best_threshold(np.zeros(4), np.arange(4.0)) == 1.0  # no positive: never predicted
     tied = best_threshold(np.array([1, 0, 1, 0]), np.array([0.5, 0.5, 0.5, 0.1]))
     assert 0.1 < tied < 0.5  # equal scores are cut together, never split
+
+
+def test_rate_thresholds_predict_each_genre_at_factor_times_its_prevalence() -> None:
+    rng = np.random.default_rng(0)
+    y = np.zeros((200, 3), dtype=int)
+    y[:20, 0], y[:100, 1] = 1, 1  # prevalence 0.1 and 0.5; genre 2 has no positive
+    proba = rng.random((200, 3))
+    cuts = rate_thresholds(y, proba, factor=1.5)
+    predicted = apply_thresholds(proba, cuts)
+    assert predicted[:, 0].sum() == 30 and predicted[:, 1].sum() == 150  # 1.5 x 20, 1.5 x 100 movies
+    assert cuts[2] == 1.0 and not predicted[:, 2].any()  # no positive: never predicted
+    assert apply_thresholds(proba, rate_thresholds(y, proba, factor=0.001))[:, 0].sum() == 1  # at least one movie
+    assert apply_thresholds(proba, rate_thresholds(y, proba, factor=3.0))[:, 1].all()  # at most all
+
+
+def test_rate_fit_chooses_the_factor_with_the_best_macro_f1() -> None:
+    rng = np.random.default_rng(1)
+    y = (rng.random((300, 4)) < [0.05, 0.1, 0.3, 0.5]).astype(int)
+    proba = np.clip(y * 0.3 + rng.random(y.shape) * 0.8, 0, 1)
+    fitted = fit_thresholds(y, proba, "rate")
+
+    def f1(cuts: list[float]) -> float:
+        return set_scores(y, apply_thresholds(proba, cuts))["f1_macro"]
+
+    assert all(f1(fitted) >= f1(rate_thresholds(y, proba, f / 10)) for f in range(5, 31))
+    assert fitted in [rate_thresholds(y, proba, f / 10) for f in range(5, 31)]
+    assert fit_thresholds(y, proba, "per_genre") == [best_threshold(y[:, g], proba[:, g]) for g in range(4)]
+    with pytest.raises(ValueError, match="per_genre"):
+        fit_thresholds(y, proba, "quantile")
 
 
 def test_genre_sets_scores_match_sklearn_and_nan_rows_are_empty() -> None:

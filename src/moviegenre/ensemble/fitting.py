@@ -43,13 +43,14 @@ def fit_combiner(
 ) -> tuple[Combiner, np.ndarray]:
     """A combiner for ``branches`` and its val probabilities (out of fold under stacking)."""
     part = {b: val[b] for b in branches}
+    thresholds = settings.get("thresholds", "rate")
     if settings["method"] == "stack":
         stacker = fit_stacker(part, y_val, settings["stack_C"])
         val_proba = out_of_fold(part, y_val, settings["stack_C"], settings["stack_folds"], seed)
-        return Combiner(branches, fit_thresholds(y_val, val_proba), stacker=stacker), val_proba
+        return Combiner(branches, fit_thresholds(y_val, val_proba, thresholds), stacker=stacker), val_proba
     weights = choose_weights(settings["method"], settings["weights"], part, y_val, settings["average"])
     val_proba = combine(part, weights, settings["average"])
-    return Combiner(branches, fit_thresholds(y_val, val_proba), weights=weights), val_proba
+    return Combiner(branches, fit_thresholds(y_val, val_proba, thresholds), weights=weights), val_proba
 
 
 def fit_ensemble(

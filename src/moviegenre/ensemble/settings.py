@@ -6,6 +6,7 @@ from moviegenre.branches.registry import NAMES
 from moviegenre.config.keys import Schema, choice, integer, number, number_map, string_list
 from moviegenre.ensemble.combine import AVERAGES
 from moviegenre.ensemble.model import METHODS
+from moviegenre.evaluation.genre_sets import THRESHOLD_METHODS
 
 SCHEMA: Schema = {
     "method": choice(*METHODS),
@@ -14,4 +15,5 @@ SCHEMA: Schema = {
     "branches": string_list(NAMES),
     "stack_C": number(1e-6, 1e6),
     "stack_folds": integer(2, 20),
+    "thresholds": choice(*THRESHOLD_METHODS),
 }
