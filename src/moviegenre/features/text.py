@@ -8,18 +8,26 @@ rows follow the prepared table (``index.csv``). Sparse matrices stay sparse (CSR
 The vectorisers are saved as JSON (settings, terms in column order, idf weights) rather
 than pickled: scikit-learn's pickle carries a memory address (``_stop_words_id``), so two
 identical fits would give different bytes and DVC would retrain both text branches.
+
+The TF-IDF and count matrices are the same bytes on any x86-64 CPU: numpy picks its sort and
+its ``log`` by the CPU's SIMD extensions (AVX2, AVX-512), and scikit-learn cuts the vocabulary
+to ``max_features`` with an unstable sort and weighs terms with that ``log``. So the cut breaks
+ties by term (a stable sort), and the logarithms come from ``portable_log``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from decimal import Context, Decimal
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.preprocessing import normalize
 
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir, json_text
@@ -33,8 +41,64 @@ TFIDF_MODEL, COUNTS_MODEL, TOKENIZER = "tfidf.json", "counts.json", "tokenizer.j
 STATE_FILES = {"tfidf": (TFIDF_MODEL,), "counts": (COUNTS_MODEL,), "sequences": (TOKENIZER,)}
 
 
+LOG_CONTEXT = Context(prec=40)  # digits of each logarithm before it is rounded to a float64
+
+
+def portable_log(values: np.ndarray) -> np.ndarray:
+    """The natural logarithm of positive ``values`` as float64, the same bits on every CPU.
+
+    Computed in decimal arithmetic (no SIMD, no libm) once per distinct value: the values
+    here are term counts and document-frequency ratios, a few thousand distinct ones at most.
+    """
+    distinct, positions = np.unique(np.asarray(values, dtype=np.float64), return_inverse=True)
+    logs = np.array([float(Decimal(float(v)).ln(LOG_CONTEXT)) for v in distinct], dtype=np.float64)
+    return logs[positions.reshape(np.shape(values))]
+
+
+class PortableTfidfVectorizer(TfidfVectorizer):
+    """scikit-learn's TF-IDF (smooth idf, optional sublinear tf, L2 rows) with ``portable_log``.
+
+    The counting, the vocabulary and the row normalisation are scikit-learn's own; only the
+    two logarithms (idf and sublinear tf) are computed here.
+    """
+
+    def fit(self, raw_documents: Any, y: Any = None) -> PortableTfidfVectorizer:
+        counts = CountVectorizer.fit_transform(self, raw_documents)
+        documents = np.bincount(sp.csr_matrix(counts).indices, minlength=counts.shape[1])
+        self.idf_ = portable_log((counts.shape[0] + 1) / (documents + 1.0)) + 1.0
+        return self
+
+    def fit_transform(self, raw_documents: Any, y: Any = None) -> sp.csr_matrix:
+        return self.fit(raw_documents).transform(raw_documents)
+
+    def transform(self, raw_documents: Any) -> sp.csr_matrix:
+        weights = sp.csr_matrix(CountVectorizer.transform(self, raw_documents), dtype=self.dtype)
+        if self.sublinear_tf:
+            weights.data = (portable_log(weights.data) + 1.0).astype(self.dtype)
+        weights.data *= np.asarray(self.idf_, dtype=np.float64)[weights.indices]
+        return normalize(weights, norm="l2", copy=False)
+
+
+def fit_vectoriser(vectoriser: CountVectorizer, plots: Any) -> CountVectorizer:
+    """Fit ``vectoriser`` on ``plots``, its ``max_features`` most frequent terms chosen with ties to the earlier term.
+
+    scikit-learn's own cut sorts the counts with numpy's unstable sort, whose order of equal
+    counts follows the CPU's SIMD sort; here the cut is a stable sort over the terms in
+    alphabetical order, and the vectoriser is then fitted on exactly those terms.
+    """
+    shared = {k: v for k, v in vectoriser.get_params().items() if k in CountVectorizer().get_params()}
+    counter = CountVectorizer(**shared | {"max_features": None, "vocabulary": None})
+    counts = sp.csr_matrix(counter.fit_transform(plots))
+    terms = counter.get_feature_names_out()  # alphabetical: scikit-learn sorts an uncut vocabulary
+    limit = vectoriser.max_features
+    if limit is not None and len(terms) > limit:
+        totals = np.bincount(counts.indices, weights=counts.data.astype(np.float64), minlength=len(terms))
+        terms = terms[np.sort(np.argsort(-totals, kind="stable")[:limit])]
+    return vectoriser.set_params(vocabulary=[str(term) for term in terms]).fit(plots)
+
+
 def make_tfidf(settings: dict) -> TfidfVectorizer:
-    return TfidfVectorizer(
+    return PortableTfidfVectorizer(
         ngram_range=(1, settings["ngram_max"]),
         min_df=settings["min_df"],
         max_df=settings["max_df"],
@@ -87,8 +151,8 @@ class PlotFeaturizer:
         sequences = settings["sequences"]
         return cls(
             settings,
-            make_tfidf(settings["tfidf"]).fit(train_plots),
-            make_counts(settings["counts"]).fit(train_plots),
+            fit_vectoriser(make_tfidf(settings["tfidf"]), train_plots),
+            fit_vectoriser(make_counts(settings["counts"]), train_plots),
             Tokenizer(sequences["vocab_size"], sequences["length"]).fit(train_plots),
         )
 
