@@ -53,6 +53,12 @@ def stage_names(repo: Path) -> list[str]:
     return dvc(repo, "stage", "list", "--names-only").stdout.split()
 
 
+def reset_to_commit(repo: Path) -> None:
+    """Back to the committed run: params, lock, metrics and logs from git, the rest from the DVC cache."""
+    git(repo, "reset", "-q", "--hard")
+    dvc(repo, "checkout", "-q", "--force")
+
+
 def set_param(repo: Path, section: str, key: str, value: object) -> None:
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params[section][key] = value
@@ -382,11 +388,25 @@ def _status_after_edit(repo: Path, module: str) -> str:
         path.write_text(original)
 
 
+def _out_hashes(repo: Path) -> dict[str, str]:
+    """Every output's hash in dvc.lock, but the timings (which record wall time, so move every run)."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    return {
+        f"{name}:{out['path']}": out["md5"]
+        for name, stage in lock.items()
+        for out in stage.get("outs", [])
+        if not out["path"].startswith("metrics/timings/")
+    }
+
+
 def test_forcing_any_stage_again_changes_no_output(pipeline: Path) -> None:
+    reset_to_commit(pipeline)
+    committed = _out_hashes(pipeline)
     for stage in stage_names(pipeline):
         dvc(pipeline, "repro", "--force", "--single-item", stage)
-        status = dvc(pipeline, "status", "--json").stdout.strip()
-        assert status == "{}", f"after forcing {stage}: {status}"
+        moved = {out for out, md5 in _out_hashes(pipeline).items() if committed[out] != md5}
+        assert not moved, f"forcing {stage} changed {sorted(moved)}"
+    git(pipeline, "checkout", "--", "metrics/timings", "dvc.lock")
 
 
 def test_an_unknown_key_anywhere_stops_repro_naming_it(pipeline: Path) -> None:
@@ -401,22 +421,102 @@ def test_an_unknown_key_anywhere_stops_repro_naming_it(pipeline: Path) -> None:
         (pipeline / "params.yaml").write_text(original)
 
 
-def test_a_failed_stage_keeps_the_last_metrics_and_the_model_comes_back(pipeline: Path) -> None:
-    before = (pipeline / "metrics/image_ml.json").read_bytes()
+def test_a_failed_stage_leaves_no_half_written_log_and_checkout_restores_it(pipeline: Path) -> None:
+    """No output is persisted (every stage is run-cacheable), so DVC clears a stage's outputs before
+    it runs; a failed run writes none, and the last good ones come back from the DVC cache and git."""
+    reset_to_commit(pipeline)
+    kept = ("metrics/image_ml.json", "dvclive/image_ml/params.yaml", "dvclive/image_ml/metrics.json",
+            "dvclive/image_ml/plots/metrics/val/auc.tsv", "models/image_ml/model.joblib")  # fmt: skip
+    before = {name: (pipeline / name).read_bytes() for name in kept}
     original = (pipeline / "params.yaml").read_text()
     try:
         set_param(pipeline, "image_ml", "n_estimators", 0)
         failed = dvc(pipeline, "repro", "--single-item", "train@image_ml", check=False)
         assert failed.returncode != 0
         assert "'image_ml.n_estimators' must be in [1, 5000], not 0" in failed.stderr
-        assert (pipeline / "metrics/image_ml.json").read_bytes() == before
     finally:
         (pipeline / "params.yaml").write_text(original)
-    assert not (pipeline / "models/image_ml").exists()  # DVC clears cached outputs before a run
-    dvc(pipeline, "checkout", "models/image_ml")
-    assert (pipeline / "models/image_ml/model.joblib").is_file()
-    dvc(pipeline, "checkout")
+    assert not any((pipeline / name).exists() for name in kept)
+    dvc(pipeline, "checkout")  # docs/reproducibility.md: after a failed stage
+    git(pipeline, "checkout", "--", "dvclive")
+    assert {name: (pipeline / name).read_bytes() for name in kept} == before
     assert dvc(pipeline, "status", "--json").stdout.strip() == "{}"
+
+
+def _outputs(repo: Path, paths: tuple[str, ...]) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for name in paths:
+        path = repo / name
+        for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if file.is_file():
+                files[str(file.relative_to(repo))] = file.read_bytes()
+    return files
+
+
+def test_a_param_changed_back_restores_the_branch_from_the_run_cache(pipeline: Path) -> None:
+    reset_to_commit(pipeline)
+    outputs = ("models/text_linear", "data/predictions/text_linear.parquet", "metrics/text_linear.json",
+               "dvclive/text_linear", "models/ensemble", "metrics/ensemble.json")  # fmt: skip
+    before = _outputs(pipeline, outputs)
+    set_param(pipeline, "text_linear", "C", 0.5)
+    assert {"train@text_linear", "ensemble"} <= ran(dvc(pipeline, "repro").stdout)
+    assert _outputs(pipeline, outputs) != before
+    git(pipeline, "checkout", "--", "params.yaml")
+    back = dvc(pipeline, "repro").stdout
+    assert ran(back) == set(), back
+    for stage in ("train@text_linear", "ensemble"):
+        assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in back
+    assert _outputs(pipeline, outputs) == before
+    assert git(pipeline, "status", "--porcelain", "--untracked-files=no") == ""  # the lock and logs as committed
+
+
+def test_a_teammate_pulls_the_run_cache_and_restores_a_run_instead_of_training(pipeline: Path, tmp_path: Path) -> None:
+    """docs/sharing.md: one clone runs and pushes its run history; another pulls it, and `dvc repro`
+    of a run someone already did checks it out from the cache instead of running it."""
+    reset_to_commit(pipeline)
+    storage = tmp_path / "storage"
+    set_param(pipeline, "text_linear", "C", 0.5)
+    dvc(pipeline, "repro")  # the run the teammate will not have to do
+    ran_there = _outputs(pipeline, ("models/text_linear", "metrics/text_linear.json", "models/ensemble"))
+    reset_to_commit(pipeline)
+    dvc(pipeline, "remote", "add", "--local", "-d", "storage", str(storage))
+    dvc(pipeline, "push", "--run-cache")
+
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(pipeline), str(clone))
+    dvc(clone, "remote", "add", "--local", "-d", "storage", str(storage))
+    dvc(clone, "pull", "--run-cache")
+    assert ran(dvc(clone, "repro").stdout) == set()
+    set_param(clone, "text_linear", "C", 0.5)
+    restored = dvc(clone, "repro").stdout
+    assert ran(restored) == set(), restored
+    assert "Stage 'train@text_linear' is cached - skipping run, checking out outputs" in restored
+    assert _outputs(clone, ("models/text_linear", "metrics/text_linear.json", "models/ensemble")) == ran_there
+
+
+POSTER_BRANCHES = ("image_ml", "image_dl", "image_encoder")
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "stage", "untouched"),
+    [
+        ("embed_posters", "input_size", 48, "embed_posters", PLOT_BRANCHES),
+        ("embed", "sequence_length", 24, "embed_text", POSTER_BRANCHES),
+    ],
+)
+def test_an_encoder_change_reruns_no_branch_of_the_other_modality(
+    pipeline: Path, section: str, key: str, value: int, stage: str, untouched: tuple[str, ...]
+) -> None:
+    reset_to_commit(pipeline)
+    set_param(pipeline, section, key, value)
+    try:
+        changed = ran(dvc(pipeline, "repro").stdout)
+    finally:
+        git(pipeline, "checkout", "--", "params.yaml")
+    assert {stage, "train@encoder_fusion", "ensemble"} <= changed
+    assert not changed & {f"train@{branch}" for branch in untouched}, changed
+    assert ran(dvc(pipeline, "repro").stdout) == set()  # back: every stage restored from the run-cache
+    assert git(pipeline, "status", "--porcelain", "--untracked-files=no") == ""
 
 
 def test_a_model_trained_on_other_features_is_refused_in_one_line(pipeline: Path) -> None:

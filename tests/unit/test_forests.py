@@ -78,7 +78,7 @@ def test_growing_the_forest_in_batches_gives_the_one_shot_forest(
 
 def test_text_branch_writes_documented_outputs(prepared_project: Path) -> None:
     table, genres = load_prepared(PATHS.prepared)
-    featurize_text(table, TEXT, out_dir=Path("data/features/text"))
+    featurize_text(table, TEXT, out_dir=PATHS.features("text"))
     metrics = train_branch(TextForest(SETTINGS, 0), PATHS, CPU)
 
     predictions = pd.read_parquet("data/predictions/text_ml.parquet")
@@ -104,14 +104,14 @@ def test_text_branch_writes_documented_outputs(prepared_project: Path) -> None:
     assert spec["genres"] == genres and len(spec["features_fingerprint"]) == 16
     # the model loads itself from its directory and predicts what the stage stored
     loaded = load_branch(Path("models/text_ml"))
-    tfidf = load_array(Path("data/features/text"), "tfidf")
+    tfidf = load_array(PATHS.features("text"), "tfidf")
     rows = table.index[table["split"].isin(["val", "test"])].to_numpy()
     np.testing.assert_allclose(loaded.predict_proba(tfidf[rows]), values, atol=1e-12)
 
 
 def test_model_trained_on_other_features_is_refused_in_one_line(prepared_project: Path) -> None:
     table, _ = load_prepared(PATHS.prepared)
-    images = Path("data/features/images")
+    images = PATHS.features("images")
     featurize_images(table, IMAGES, seed=0, out_dir=images)
     settings = SETTINGS | {"features": "pca+color"}
     train_branch(ImageForest(settings, 0), PATHS, CPU)

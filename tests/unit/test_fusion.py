@@ -136,7 +136,9 @@ def test_refitted_plot_features_are_refused(featurized: Path) -> None:
     loaded = load_branch(Path("models/fusion"))
     arrays = {"images/rgb": load_array(PATHS.features("images"), "rgb")[:3],
               "text/counts": load_array(PATHS.features("text"), "counts")[:3]}  # fmt: skip
-    with pytest.raises(MovieGenreError, match=r"data/features/images \+ data/features/text now gives .* text "):
+    with pytest.raises(
+        MovieGenreError, match=r"data/features/poster/images \+ data/features/plot/text now gives .* text "
+    ):
         loaded.check_features(Path("models/fusion"), arrays, sets_fingerprint(loaded.feature_sets(), PATHS.features))
 
 

@@ -54,7 +54,7 @@ def test_probabilities_are_scikit_learns_and_a_genre_absent_from_training_is_zer
 
 def test_text_linear_writes_documented_outputs_and_the_same_bytes_twice(prepared_project: Path) -> None:
     table, genres = load_prepared(PATHS.prepared)
-    featurize_text(table, TEXT, out_dir=Path("data/features/text"))
+    featurize_text(table, TEXT, out_dir=PATHS.features("text"))
     metrics = train_branch(TextLinear(SETTINGS, 0), PATHS, CPU)
 
     predictions = pd.read_parquet("data/predictions/text_linear.parquet")
@@ -71,7 +71,7 @@ def test_text_linear_writes_documented_outputs_and_the_same_bytes_twice(prepared
     first = {p.name: p.read_bytes() for p in model.iterdir()}
 
     loaded = load_branch(model)
-    tfidf = load_array(Path("data/features/text"), "tfidf")
+    tfidf = load_array(PATHS.features("text"), "tfidf")
     rows = table.index[table["split"].isin(["val", "test"])].to_numpy()
     np.testing.assert_array_equal(loaded.predict_proba(tfidf[rows]), values)
 
@@ -81,7 +81,7 @@ def test_text_linear_writes_documented_outputs_and_the_same_bytes_twice(prepared
 
 def test_a_damaged_model_file_is_refused_before_it_is_read(prepared_project: Path) -> None:
     table, _ = load_prepared(PATHS.prepared)
-    featurize_text(table, TEXT, out_dir=Path("data/features/text"))
+    featurize_text(table, TEXT, out_dir=PATHS.features("text"))
     train_branch(TextLinear(SETTINGS, 0), PATHS, CPU)
     coef = Path("models/text_linear/coef.npy")
     damaged = np.load(coef)
@@ -98,3 +98,23 @@ def test_arrays_that_do_not_fit_are_one_error(tmp_path: Path) -> None:
     np.save(tmp_path / "intercept.npy", np.zeros(4))
     with pytest.raises(MovieGenreError, match="do not fit"):
         TextLinear(SETTINGS, 0).load_model(tmp_path)
+
+
+def test_a_fit_that_fails_leaves_the_last_good_dvclive_run(
+    prepared_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table, _ = load_prepared(PATHS.prepared)
+    featurize_text(table, TEXT, out_dir=PATHS.features("text"))
+    train_branch(TextLinear(SETTINGS, 0), PATHS, CPU)
+    live = PATHS.live("text_linear")
+    good = {p.relative_to(live): p.read_bytes() for p in sorted(live.rglob("*")) if p.is_file()}
+    assert "C: 2.0" in (live / "params.yaml").read_text()
+
+    def disk_full(self: TextLinear, directory: Path) -> None:
+        raise OSError(28, "No space left on device", str(directory / "coef.npy"))
+
+    monkeypatch.setattr(TextLinear, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        train_branch(TextLinear(SETTINGS | {"C": 5.0}, 0), PATHS, CPU)
+    assert {p.relative_to(live): p.read_bytes() for p in sorted(live.rglob("*")) if p.is_file()} == good
+    assert sorted(p.name for p in live.parent.iterdir()) == ["text_linear"]  # no temporary left behind

@@ -33,7 +33,7 @@ MODEL = Path("models/text_ml")
 @pytest.fixture
 def text_model(prepared_project: Path) -> Path:
     table, _ = load_prepared(PATHS.prepared)
-    featurize_text(table, TEXT, out_dir=Path("data/features/text"))
+    featurize_text(table, TEXT, out_dir=PATHS.features("text"))
     train_branch(TextForest(FOREST | {"features": "tfidf"}, 0), PATHS, CPU)
     return MODEL
 

@@ -40,6 +40,7 @@ from moviegenre.config.settings import parse, schema_of
 from moviegenre.core.digests import check_digests, digests_problem, file_digests
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir, json_text, read_json
+from moviegenre.core.paths import PATHS
 
 SPEC = "spec.json"
 _LIBRARIES = ("numpy", "scikit-learn", "keras", "tensorflow")
@@ -223,7 +224,7 @@ class Branch(ABC):
         assert self.spec is not None
         shape = row_shape(self.inputs(arrays))
         if shape != self.spec.input_shape or features_fingerprint != self.spec.features_fingerprint:
-            sets = " + ".join(f"data/features/{feature_set}" for feature_set in self.feature_sets())
+            sets = " + ".join(str(PATHS.features(feature_set)) for feature_set in self.feature_sets())
             raise MovieGenreError(
                 f"{directory} was trained on {_shape_text(self.spec.input_shape)} features "
                 f"({self.spec.input_description}) fitted as {_fingerprint_text(self.spec.features_fingerprint)}; "

@@ -5,13 +5,19 @@ and spec), ``data/predictions/<branch>.parquet`` (val and test movies),
 ``metrics/<branch>.json`` (the metrics contract plus what the fit reports), its dvclive run
 ``dvclive/<branch>/`` (params and the train/val summary, plus per-epoch curves for a Keras
 branch), and its timings apart in ``metrics/timings/<branch>.json``: they move every run,
-the scores do not.
+the scores do not. The dvclive run is written aside and moved into place last, so a stage that
+fails or is interrupted leaves no log of a fit that has no model.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import shutil
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,48 +68,71 @@ def train_branch(branch: Branch, paths: ProjectPaths, runtime: RuntimeSettings) 
     split = index["split"].to_numpy()
     scored = np.flatnonzero(np.isin(split, SCORED_SPLITS))
 
-    with Live(str(paths.live(branch.name)), save_dvc_exp=False, dvcyaml=None, report=None) as live:
-        live.log_params(to_dict(branch.settings))
-        context = FitContext(genres, runtime, feature_dir, live)
-        started = time.perf_counter()
-        extra = branch.fit(x, labels, split, context)
-        fit_s = time.perf_counter() - started
-        started = time.perf_counter()
-        proba = branch.predict_proba(x[scored])
-        predict_s = time.perf_counter() - started
-        if not live.summary:  # fitted without epochs: the fitted model's train and val AUC, as one step
-            live.summary = _summary(branch, x, labels, split)
-            for part in ("train", "val"):
-                live.log_metric(f"{part}/auc", live.summary[part]["auc"])
-            live.next_step()
+    with staged_log(paths.live(branch.name)) as live_dir:  # the last good log stays until this run succeeds
+        with Live(str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
+            live.log_params(to_dict(branch.settings))
+            context = FitContext(genres, runtime, feature_dir, live)
+            started = time.perf_counter()
+            extra = branch.fit(x, labels, split, context)
+            fit_s = time.perf_counter() - started
+            started = time.perf_counter()
+            proba = branch.predict_proba(x[scored])
+            predict_s = time.perf_counter() - started
+            if not live.summary:  # fitted without epochs: the fitted model's train and val AUC, as one step
+                live.summary = _summary(branch, x, labels, split)
+                for part in ("train", "val"):
+                    live.log_metric(f"{part}/auc", live.summary[part]["auc"])
+                live.next_step()
 
-    branch.spec = ModelSpec(
-        branch=branch.name,
-        feature_set=branch.feature_set,
-        arrays=list(branch.reads()),
-        input_shape=row_shape(x),
-        input_description=branch.describe_input(arrays),
-        genres=genres,
-        features_fingerprint=sets_fingerprint(branch.feature_sets(), paths.features),
-        settings=to_dict(branch.settings),
-        seed=branch.seed,
-        libraries=ModelSpec.library_versions(),
-    )
-    branch.save(paths.model(branch.name))
-    probabilities.write(
-        paths.predictions / f"{branch.name}.parquet", index["id"].iloc[scored], split[scored], proba, genres
-    )
-    timings: dict[str, Any] = {"seconds": {"fit": round(fit_s, 3), "predict": round(predict_s, 3)}}
-    if "throughput" in extra:
-        timings["throughput"] = extra.pop("throughput")
-    metrics = scores_by_split(labels[scored], proba, split[scored], branch.seed) | extra
-    write_json(paths.metrics / f"{branch.name}.json", metrics)
-    write_json(paths.timings / f"{branch.name}.json", timings | {"machine": machine()})
-    log.info(
-        "%s: test macro ROC-AUC %.4f, val %.4f (fit %.1fs)",
-        branch.name, metrics["test"]["roc_auc_macro"], metrics["val"]["roc_auc_macro"], fit_s,
-    )  # fmt: skip
+        branch.spec = ModelSpec(
+            branch=branch.name,
+            feature_set=branch.feature_set,
+            arrays=list(branch.reads()),
+            input_shape=row_shape(x),
+            input_description=branch.describe_input(arrays),
+            genres=genres,
+            features_fingerprint=sets_fingerprint(branch.feature_sets(), paths.features),
+            settings=to_dict(branch.settings),
+            seed=branch.seed,
+            libraries=ModelSpec.library_versions(),
+        )
+        branch.save(paths.model(branch.name))
+        probabilities.write(
+            paths.predictions / f"{branch.name}.parquet", index["id"].iloc[scored], split[scored], proba, genres
+        )
+        timings: dict[str, Any] = {"seconds": {"fit": round(fit_s, 3), "predict": round(predict_s, 3)}}
+        if "throughput" in extra:
+            timings["throughput"] = extra.pop("throughput")
+        metrics = scores_by_split(labels[scored], proba, split[scored], branch.seed) | extra
+        write_json(paths.metrics / f"{branch.name}.json", metrics)
+        write_json(paths.timings / f"{branch.name}.json", timings | {"machine": machine()})
+        log.info(
+            "%s: test macro ROC-AUC %.4f, val %.4f (fit %.1fs)",
+            branch.name, metrics["test"]["roc_auc_macro"], metrics["val"]["roc_auc_macro"], fit_s,
+        )  # fmt: skip
     return metrics
+
+
+@contextlib.contextmanager
+def staged_log(target: Path) -> Iterator[Path]:
+    """A fresh folder for this run's dvclive log; its entries replace ``target``'s when the block succeeds.
+
+    Entry by entry rather than the whole folder: DVC keeps a ``.gitignore`` there for the
+    log's cached files, and it must stay.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{target.name}.*.tmp"):  # a killed run's
+        shutil.rmtree(stale, ignore_errors=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield staged
+        for entry in sorted(staged.iterdir()):
+            replaced = target / entry.name
+            if replaced.is_dir() and not replaced.is_symlink():
+                shutil.rmtree(replaced)
+            os.replace(entry, replaced)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
 
 
 def load_aligned(branch: Branch, paths: ProjectPaths, ids: pd.Series) -> dict[str, Any]:

@@ -9,6 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+# Each feature set lives under the folder of the movies' input it is computed from, so a stage
+# that reads one modality depends on that folder alone: a poster change reruns no plot branch.
+FEATURE_MODALITY = {
+    "images": "poster",
+    "poster_embeddings": "poster",
+    "text": "plot",
+    "word2vec": "plot",
+    "embeddings": "plot",
+}
+
 
 @dataclass(frozen=True)
 class ProjectPaths:
@@ -33,7 +43,8 @@ class ProjectPaths:
         return self.root / "data" / "prepared"
 
     def features(self, feature_set: str) -> Path:
-        return self.root / "data" / "features" / feature_set
+        """``data/features/<modality>/<feature_set>``; a set no modality claims is a programming error."""
+        return self.root / "data" / "features" / FEATURE_MODALITY[feature_set] / feature_set
 
     @property
     def predictions(self) -> Path:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from moviegenre.core.errors import MovieGenreError
+from moviegenre.core.paths import FEATURE_MODALITY
 from moviegenre.features import embeddings, images, poster_embeddings, text
 from moviegenre.features.store import fingerprint
 
@@ -20,13 +21,9 @@ STATE_FILES: dict[str, Mapping[str, tuple[str, ...]]] = {
     poster_embeddings.FEATURE_SET: poster_embeddings.STATE_FILES,
 }
 
-# What each set featurizes, so what a movie needs to be in it: a poster or a plot.
-MODALITY: dict[str, str] = {
-    images.FEATURE_SET: "poster",
-    text.FEATURE_SET: "plot",
-    embeddings.FEATURE_SET: "plot",
-    poster_embeddings.FEATURE_SET: "poster",
-}
+# What each set featurizes, so what a movie needs to be in it (a poster or a plot); the same
+# map lays out data/features/<modality>/<set>.
+MODALITY: Mapping[str, str] = {name: FEATURE_MODALITY[name] for name in STATE_FILES}
 
 
 def check_feature_set(feature_set: str) -> None:
