@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from moviegenre.core.errors import MovieGenreError
-from moviegenre.core.files import atomic_path
+from moviegenre.core.files import atomic_path, check_output
 from moviegenre.core.paths import ProjectPaths
 from moviegenre.data.posters import poster_problem
 
@@ -52,22 +52,33 @@ def check_poster(poster: Path | None) -> None:
 
 
 def check_out(out: Path, source: str | None = None) -> None:
-    """--out must be a new or writable file outside the input, checked before anything is fetched."""
-    if out.is_dir():
-        raise MovieGenreError(f"{out}: is a directory; give --out a file name")
-    if out.parent != Path("") and not out.parent.is_dir():
-        raise MovieGenreError(f"{out.parent}: no such directory for --out")
-    if source is not None and Path(source).exists():
-        given = Path(source).resolve()
-        if out.resolve() == given or (given.is_dir() and out.resolve().is_relative_to(given)):
-            raise MovieGenreError(f"{out}: is part of the dataset being predicted; give --out a path outside {source}")
-    try:
-        with tempfile.NamedTemporaryFile(dir=out.parent if out.parent != Path("") else Path("."), prefix=".probe-"):
-            pass
-    except OSError as exc:
-        raise MovieGenreError(f"{out.parent or Path('.')}: cannot write --out there ({exc.strerror})") from exc
+    """--out must be a new or regular writable file, neither the input nor inside it; checked
+    before anything is fetched.
+
+    The input is located as the download will locate it (``~``, ``file://``, a path relative
+    to the project, links followed), so no spelling of the dataset's own path slips past.
+    """
+    check_output(out, "--out")
+    if source is not None and _is_input(out, source):
+        raise MovieGenreError(f"{out}: is part of the dataset being predicted; give --out a path outside {source}")
     if out.exists() and not os.access(out, os.W_OK):
         raise MovieGenreError(f"{out}: not writable")
+
+
+def _is_input(out: Path, source: str) -> bool:
+    """Whether writing ``out`` would replace ``source`` or a file inside it (a remote source: never)."""
+    from moviegenre.download.sources import local_path
+
+    try:
+        given = local_path(source)
+    except MovieGenreError:
+        return False  # not a path or URL: the download names the problem
+    if given is None or not given.exists():
+        return False
+    target = out.parent.resolve() / out.name  # out itself is no link (check_output)
+    if target == given.resolve() or target.is_relative_to(given.resolve()):
+        return True
+    return out.exists() and os.path.samefile(out, given)  # a hard link of the archive
 
 
 @dataclass(frozen=True)
