@@ -1,5 +1,5 @@
 """Files a command writes where the user says: only regular files are replaced, never an input,
-and a failed write is one line with nothing left."""
+spreadsheet formulas in the CSV are defused, and a failed write is one line with nothing left."""
 
 from __future__ import annotations
 
@@ -215,6 +215,44 @@ def test_out_inside_a_dataset_folder_given_as_a_file_url_is_refused(project: Pat
     code, stderr = _run("predict", "--dataset", (project / "movies").as_uri(), "--out", "movies/movies.csv")
     assert code == 2 and "is part of the dataset being predicted" in _one_error(stderr)
     assert keep.read_text() == "id,title\n"
+
+
+# --- spreadsheet formulas --------------------------------------------------------------------
+
+
+def test_text_cells_and_headers_that_start_a_formula_get_a_quote_numbers_do_not() -> None:
+    from moviegenre.cli.predict_output import spreadsheet_safe
+
+    frame = pd.DataFrame({
+        "id": ["=1+1", "+1", "-1", "@x", "\tx", "\rx", "ok", "a=b"],
+        "=genre": [-0.5, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
+        "n": [-1, 2, 3, 4, 5, 6, 7, 8],
+    })  # fmt: skip
+    safe = spreadsheet_safe(frame)
+    assert safe["id"].tolist() == ["'=1+1", "'+1", "'-1", "'@x", "'\tx", "'\rx", "ok", "a=b"]
+    assert list(safe.columns) == ["id", "'=genre", "n"]
+    assert safe["'=genre"].tolist() == frame["=genre"].tolist() and safe["n"].tolist() == frame["n"].tolist()
+    assert frame["id"].iloc[0] == "=1+1"  # the caller's frame is left as it was
+
+
+def test_predict_csv_defuses_formulas_by_default_and_raw_csv_keeps_them(project: Path) -> None:
+    _dataset(project / "movies.zip")
+    assert _run("predict", "--dataset", "movies.zip", "--out", "safe.csv")[0] == 0
+    assert _run("predict", "--dataset", "movies.zip", "--out", "raw.csv", "--raw-csv")[0] == 0
+    safe = pd.read_csv(project / "safe.csv", dtype=str, keep_default_na=False).set_index("title")
+    raw = pd.read_csv(project / "raw.csv", dtype=str, keep_default_na=False).set_index("title")
+    assert set(safe.index) == {"'-2+3", "'=1+1", "'@SUM(1+1)", "'+SUM(1;2)", "Plain"}
+    assert set(raw.index) == {"+SUM(1;2)", "-2+3", "=1+1", "@SUM(1+1)", "Plain"}
+    assert safe.loc["'@SUM(1+1)", "id"] == "'" + HOSTILE_MOVIES[1]["id"]
+    assert safe.loc["Plain", "id"] == "0000005"
+    assert safe["Comedy"].astype(float).tolist() == [0.75] * 5  # probabilities stay numbers
+
+
+def test_raw_csv_without_dataset_is_refused(project: Path) -> None:
+    code, stderr = _run("predict", "--plot", "a dog in the city", "--raw-csv")
+    assert code == 2 and _one_error(stderr) == (
+        "error: --out and --raw-csv are for --dataset; one movie's answer is printed"
+    )
 
 
 # --- a failed write: one line, nothing left ----------------------------------------------------

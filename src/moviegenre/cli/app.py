@@ -100,6 +100,14 @@ def predict_command(
         typer.Option(help="CSV for --dataset: id, genres (the predicted set) and one probability column per genre."),
     ] = None,
     branches: Annotated[bool, typer.Option("--branches", help="Show each branch's probabilities too.")] = False,
+    raw_csv: Annotated[
+        bool,
+        typer.Option(
+            "--raw-csv",
+            help="--out: write text exactly as the dataset gives it, without the ' that keeps a spreadsheet "
+            "from running a cell starting with = + - @ as a formula (for programs, not spreadsheets).",
+        ),
+    ] = False,
     top: Annotated[int, typer.Option(help="Genres to show for one movie (0: all).")] = 0,
     as_json: Annotated[
         bool, typer.Option("--json", help="One movie as a JSON object (the server's answer) instead of a table.")
@@ -119,8 +127,12 @@ def predict_command(
             if out is None or poster or plot or plot_file or as_json:
                 raise MovieGenreError("--dataset needs --out and no --poster/--plot/--plot-file/--json")
             bounds = predict_output.FetchBounds(timeout_s, retries, poster_deadline_s, max_poster_mb)
-            count = predict_output.predict_dataset(PATHS, dataset, out, with_branches=branches, bounds=bounds)
+            count = predict_output.predict_dataset(
+                PATHS, dataset, out, with_branches=branches, bounds=bounds, raw_csv=raw_csv
+            )
             typer.echo(f"wrote {count} movies to {out}", err=True)
+        elif out is not None or raw_csv:
+            raise MovieGenreError("--out and --raw-csv are for --dataset; one movie's answer is printed")
         else:
             typer.echo(
                 predict_output.predict_one(
