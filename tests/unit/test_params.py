@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import resource
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -123,3 +128,44 @@ def test_an_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
     with pytest.raises(MovieGenreError) as caught:
         check_params(path)
     assert "aliases are not accepted" in str(caught.value) and len(str(caught.value)) < 300
+
+
+def _alias_bomb(levels: int = 8, width: int = 9) -> str:
+    """A valid-looking params file whose last anchor expands to ``width ** (levels + 1)`` values."""
+    lines = ["data:", "  source: x", "a0: &a0 [" + ", ".join(["lol"] * width) + "]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * width) + "]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def _two_gib_of_memory() -> None:
+    """Expanding the bomb would need far more: the command then dies of MemoryError, never hangs."""
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+
+def test_check_params_command_refuses_an_alias_bomb_in_one_line_within_bounded_memory(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(_alias_bomb())
+    done = subprocess.run(
+        [sys.executable, "-m", "moviegenre.cli", "check-params", "--params", str(path)],
+        capture_output=True, text=True, preexec_fn=_two_gib_of_memory,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"error: {path}: not valid YAML (alias *a0 at line 4: aliases are not accepted; write the value out)"
+    ]
+
+
+def test_the_pre_commit_hook_checks_params_yaml_with_check_params(tmp_path: Path) -> None:
+    config = yaml.safe_load((PROJECT_ROOT / ".pre-commit-config.yaml").read_text())
+    hook = next(h for repo in config["repos"] for h in repo["hooks"] if h["id"] == "check-params")
+    assert re.search(hook["files"], "params.yaml") and not re.search(hook["files"], "tests/params.yaml")
+    assert hook.get("pass_filenames", True)
+    command = shlex.split(hook["entry"])
+    if not (PROJECT_ROOT / command[0]).exists():
+        pytest.skip(f"{command[0]}: not installed (make install)")
+    bomb = tmp_path / "params.yaml"
+    bomb.write_text(_alias_bomb())
+    refused = subprocess.run([*command, str(bomb)], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert refused.returncode == 2 and "aliases are not accepted" in refused.stderr
+    shipped = subprocess.run([*command, "params.yaml"], cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert shipped.returncode == 0, shipped.stderr

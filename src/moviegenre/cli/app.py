@@ -21,6 +21,16 @@ def _fail(exc: MovieGenreError) -> None:
     raise typer.Exit(2)
 
 
+def _write_stdout(text: str) -> None:
+    """Write ``text`` to stdout now, so that a full or closed stdout is an error line, not a
+    traceback when the interpreter flushes it on the way out."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except OSError as exc:
+        raise MovieGenreError(f"stdout: cannot write the report ({exc.strerror or exc})") from exc
+
+
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False) -> None:
     setup_logging(logging.INFO if verbose else logging.WARNING)
@@ -51,16 +61,19 @@ def report(
 ) -> None:
     """Markdown review since BASE: macro ROC-AUC by branch judged against noise, params, figures."""
     from moviegenre.cli.report import build_report
+    from moviegenre.core.files import atomic_path, check_output
 
     try:
+        if out is not None:
+            check_output(out, "--out", make_parents=True)
         text = build_report(base, out=out, figures=figures, paired=paired, base_predictions=base_predictions)
+        if out is None:
+            _write_stdout(text)
+        else:
+            with atomic_path(out) as tmp:
+                tmp.write_text(text)
     except MovieGenreError as exc:
         _fail(exc)
-    if out is None:
-        sys.stdout.write(text)
-    else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
 
 
 @app.command("experiments")
@@ -87,6 +100,14 @@ def predict_command(
         typer.Option(help="CSV for --dataset: id, genres (the predicted set) and one probability column per genre."),
     ] = None,
     branches: Annotated[bool, typer.Option("--branches", help="Show each branch's probabilities too.")] = False,
+    raw_csv: Annotated[
+        bool,
+        typer.Option(
+            "--raw-csv",
+            help="--out: write text exactly as the dataset gives it, without the ' that keeps a spreadsheet "
+            "from running a cell starting with = + - @ as a formula (for programs, not spreadsheets).",
+        ),
+    ] = False,
     top: Annotated[int, typer.Option(help="Genres to show for one movie (0: all).")] = 0,
     as_json: Annotated[
         bool, typer.Option("--json", help="One movie as a JSON object (the server's answer) instead of a table.")
@@ -106,8 +127,12 @@ def predict_command(
             if out is None or poster or plot or plot_file or as_json:
                 raise MovieGenreError("--dataset needs --out and no --poster/--plot/--plot-file/--json")
             bounds = predict_output.FetchBounds(timeout_s, retries, poster_deadline_s, max_poster_mb)
-            count = predict_output.predict_dataset(PATHS, dataset, out, with_branches=branches, bounds=bounds)
+            count = predict_output.predict_dataset(
+                PATHS, dataset, out, with_branches=branches, bounds=bounds, raw_csv=raw_csv
+            )
             typer.echo(f"wrote {count} movies to {out}", err=True)
+        elif out is not None or raw_csv:
+            raise MovieGenreError("--out and --raw-csv are for --dataset; one movie's answer is printed")
         else:
             typer.echo(
                 predict_output.predict_one(
@@ -167,15 +192,17 @@ def check_params_command(
 ) -> None:
     """Validate every section and key of params.yaml (what the check_params stage runs)."""
     from moviegenre.cli.check import check_params
-    from moviegenre.core.files import atomic_path
+    from moviegenre.core.files import atomic_path, check_output
 
     try:
+        if stamp is not None:
+            check_output(stamp, "--stamp", make_parents=True)
         check_params(params)
+        if stamp is not None:
+            with atomic_path(stamp) as tmp:
+                tmp.write_text(f"{params.name}: every section and key is valid\n")
     except MovieGenreError as exc:
         _fail(exc)
-    if stamp is not None:
-        with atomic_path(stamp) as tmp:
-            tmp.write_text(f"{params.name}: every section and key is valid\n")
     typer.echo(f"{params}: every section and key is valid", err=True)
 
 
@@ -190,8 +217,10 @@ def plots_template_command(
 ) -> None:
     """Write the `dvc plots show` page template with Vega's scripts inlined (renders offline)."""
     from moviegenre.cli.plots_template import write_template
+    from moviegenre.core.files import check_output
 
     try:
+        check_output(out, "--out", make_parents=True)
         write_template(node_modules, out)
     except MovieGenreError as exc:
         _fail(exc)

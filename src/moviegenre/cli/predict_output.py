@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from moviegenre.core.errors import MovieGenreError
-from moviegenre.core.files import atomic_path
+from moviegenre.core.files import atomic_path, check_output
 from moviegenre.core.paths import ProjectPaths
 from moviegenre.data.posters import poster_problem
 
@@ -52,22 +52,33 @@ def check_poster(poster: Path | None) -> None:
 
 
 def check_out(out: Path, source: str | None = None) -> None:
-    """--out must be a new or writable file outside the input, checked before anything is fetched."""
-    if out.is_dir():
-        raise MovieGenreError(f"{out}: is a directory; give --out a file name")
-    if out.parent != Path("") and not out.parent.is_dir():
-        raise MovieGenreError(f"{out.parent}: no such directory for --out")
-    if source is not None and Path(source).exists():
-        given = Path(source).resolve()
-        if out.resolve() == given or (given.is_dir() and out.resolve().is_relative_to(given)):
-            raise MovieGenreError(f"{out}: is part of the dataset being predicted; give --out a path outside {source}")
-    try:
-        with tempfile.NamedTemporaryFile(dir=out.parent if out.parent != Path("") else Path("."), prefix=".probe-"):
-            pass
-    except OSError as exc:
-        raise MovieGenreError(f"{out.parent or Path('.')}: cannot write --out there ({exc.strerror})") from exc
+    """--out must be a new or regular writable file, neither the input nor inside it; checked
+    before anything is fetched.
+
+    The input is located as the download will locate it (``~``, ``file://``, a path relative
+    to the project, links followed), so no spelling of the dataset's own path slips past.
+    """
+    check_output(out, "--out")
+    if source is not None and _is_input(out, source):
+        raise MovieGenreError(f"{out}: is part of the dataset being predicted; give --out a path outside {source}")
     if out.exists() and not os.access(out, os.W_OK):
         raise MovieGenreError(f"{out}: not writable")
+
+
+def _is_input(out: Path, source: str) -> bool:
+    """Whether writing ``out`` would replace ``source`` or a file inside it (a remote source: never)."""
+    from moviegenre.download.sources import local_path
+
+    try:
+        given = local_path(source)
+    except MovieGenreError:
+        return False  # not a path or URL: the download names the problem
+    if given is None or not given.exists():
+        return False
+    target = out.parent.resolve() / out.name  # out itself is no link (check_output)
+    if target == given.resolve() or target.is_relative_to(given.resolve()):
+        return True
+    return out.exists() and os.path.samefile(out, given)  # a hard link of the archive
 
 
 @dataclass(frozen=True)
@@ -180,22 +191,50 @@ def genre_line(shown: pd.DataFrame, set_size: int, top: int) -> str:
     return f"genres: {', '.join(named)}{more}"
 
 
+# The first characters that make a spreadsheet read a cell as a formula (OWASP, "CSV Injection"):
+# a title such as =HYPERLINK(...) from someone else's dataset would run when the CSV is opened.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with a ``'`` before every text cell and header that starts like a formula.
+
+    Spreadsheets show the ``'`` as the start of text and run nothing. Numeric columns are left
+    alone: a number is never read as a formula, and a probability written as ``'0.5`` would no
+    longer be one.
+    """
+    safe = frame.copy()
+    for column in safe.columns:
+        if not pd.api.types.is_numeric_dtype(safe[column]):
+            safe[column] = safe[column].map(_defused)
+    safe.columns = [_defused(column) for column in safe.columns]
+    return safe
+
+
+def _defused(value: Any) -> Any:
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
 def predict_dataset(
-    paths: ProjectPaths, source: str, out: Path, *, with_branches: bool, bounds: FetchBounds | None = None
-) -> int:
+    paths: ProjectPaths, source: str, out: Path, *, with_branches: bool, bounds: FetchBounds | None = None,
+    raw_csv: bool = False,
+) -> int:  # fmt: skip
     """Fetch and validate ``source`` as the pipeline does, predict every movie, write a CSV.
 
     Columns: id, title, genres (the genre set, ``|``-separated), then one probability per genre.
+    Text that a spreadsheet would run as a formula is escaped unless ``raw_csv``.
     Posters behind URLs are fetched within ``bounds``; SIGTERM removes every temporary.
     """
     bounds = bounds or FetchBounds()
     bounds.check()
     check_out(out, source)
     with terminate_cleanly():
-        return _predict_dataset(paths, source, out, with_branches=with_branches, bounds=bounds)
+        return _predict_dataset(paths, source, out, with_branches=with_branches, bounds=bounds, raw_csv=raw_csv)
 
 
-def _predict_dataset(paths: ProjectPaths, source: str, out: Path, *, with_branches: bool, bounds: FetchBounds) -> int:
+def _predict_dataset(
+    paths: ProjectPaths, source: str, out: Path, *, with_branches: bool, bounds: FetchBounds, raw_csv: bool
+) -> int:
     from moviegenre.branches.registry import NAMES
     from moviegenre.data.prepare import clean_movies
     from moviegenre.download.ingest import build_raw
@@ -227,6 +266,6 @@ def _predict_dataset(paths: ProjectPaths, source: str, out: Path, *, with_branch
     frame.insert(0, "title", table["title"].to_numpy())
     frame.insert(0, "id", table["id"].to_numpy())
     with atomic_path(out) as tmp_csv:
-        frame.to_csv(tmp_csv, index=False, float_format="%.8f")
+        (frame if raw_csv else spreadsheet_safe(frame)).to_csv(tmp_csv, index=False, float_format="%.8f")
     log.info("predicted %d movies (%d with a poster)", len(frame), int(np.sum([p is not None for p in posters])))
     return len(frame)

@@ -5,20 +5,101 @@ notice, and the next stage would read it. Temporaries are siblings named
 ``.<target>.<random>.tmp``; the ones a killed run left behind are swept by the next write
 of the same target. Files end up 0644 and folders 0755 (less the umask), as ``open`` and
 ``mkdir`` would make them, not the 0600/0700 of ``tempfile``.
+
+A write that fails (a full disk, a read-only file system) is one ``MovieGenreError`` naming the
+target, with nothing left behind: the caller's one-line error contract holds for the disk too.
+A path the user names as an output is checked first (``check_output``): only a new or a regular
+file is replaced, never a symbolic link, a device or a FIFO, whose replacement would break what
+they stand for (``/dev/null``) or write somewhere other than the name says.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from moviegenre.core.errors import MovieGenreError
+
+# errno values that mean "this write cannot succeed", even when the error names no file
+# (``write()`` on a full disk raises without one)
+WRITE_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+_KINDS = {
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def output_problem(path: Path, option: str) -> str | None:
+    """Why ``path``, given as ``option``, must not be replaced by a command's output file, or None.
+
+    ``lstat``: a symbolic link is judged itself, not by what it points to.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"cannot be examined ({exc.strerror})"
+    if stat.S_ISLNK(mode):
+        return f"is a symbolic link; {option} is written only as a regular file, never through a link"
+    if stat.S_ISDIR(mode):
+        return f"is a directory; give {option} a file name"
+    if not stat.S_ISREG(mode):
+        return f"is {_KINDS.get(stat.S_IFMT(mode), 'not a regular file')}; {option} replaces only a regular file"
+    return None
+
+
+def check_output(path: Path, option: str, *, make_parents: bool = False) -> None:
+    """Refuse, before any work, an output the command could not or must not write.
+
+    The folder is probed with a real file, as permissions alone do not tell (a read-only
+    mount, ``/proc``). With ``make_parents`` the nearest existing ancestor is probed, since the
+    write creates the rest.
+    """
+    problem = output_problem(path, option)
+    if problem:
+        raise MovieGenreError(f"{path}: {problem}")
+    folder = path.parent
+    while make_parents and not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise MovieGenreError(f"{path.parent}: no such directory for {option}")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+    except OSError as exc:
+        raise MovieGenreError(f"{folder}: cannot write {option} there ({exc.strerror or exc})") from exc
+
+
+def os_error_text(exc: OSError) -> str:
+    """One line for an ``OSError``: the file it names, then what went wrong."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{os.fsdecode(exc.filename)}: {reason}" if isinstance(exc.filename, str | bytes) else reason
+
+
+def _concerns(exc: OSError, *paths: Path) -> bool:
+    """Whether ``exc`` is about writing ``paths`` (or a file inside them): it names one of them, or
+    names no file and is a write failure. An error reading some other file passes through as it is."""
+    named = exc.filename
+    if not isinstance(named, str | bytes):
+        return exc.errno in WRITE_FAILURES
+    where = os.path.abspath(os.fsdecode(named))
+    return any(where == str(p) or where.startswith(str(p) + os.sep) for p in (x.absolute() for x in paths))
+
+
+def _write_error(target: Path, exc: OSError) -> MovieGenreError:
+    return MovieGenreError(f"{target}: cannot write it ({exc.strerror or exc}); nothing was written")
 
 
 def _umask() -> int:
@@ -43,29 +124,39 @@ def atomic_path(target: str | Path, mode: int | None = None) -> Iterator[Path]:
     ``mode`` defaults to the mode of the file being replaced, else 0666 less the umask.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_stale(target)
-    if mode is None:
-        mode = target.stat().st_mode & 0o777 if target.is_file() else 0o666 & ~_umask()
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _sweep_stale(target)
+        if mode is None:
+            mode = target.stat().st_mode & 0o777 if target.is_file() else 0o666 & ~_umask()
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise _write_error(target, exc) from exc
     tmp = Path(tmp_name)
     try:
         yield tmp
         os.chmod(tmp, mode)
         os.replace(tmp, target)
+    except OSError as exc:
+        if not _concerns(exc, tmp, target):
+            raise
+        raise _write_error(target, exc) from exc
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
 def atomic_dir(target: str | Path) -> Iterator[Path]:
     """Yield an empty temporary directory that replaces ``target`` whole on success."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _sweep_stale(target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _sweep_stale(target)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as exc:
+        raise _write_error(target, exc) from exc
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
@@ -74,6 +165,10 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
         elif target.exists() or target.is_symlink():
             target.unlink()
         os.replace(tmp, target)
+    except OSError as exc:
+        if not _concerns(exc, tmp, target):
+            raise
+        raise _write_error(target, exc) from exc
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

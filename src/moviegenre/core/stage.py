@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 
 from moviegenre.core.errors import MovieGenreError
+from moviegenre.core.files import os_error_text
 
 log = logging.getLogger("moviegenre")
 
@@ -21,10 +22,19 @@ def setup_logging(level: int = logging.INFO) -> None:
 
 
 def run(main: Callable[[], None]) -> None:
-    """Run a stage's ``main``; a MovieGenreError becomes 'error: ...' and exit status 2."""
+    """Run a stage's ``main``; a MovieGenreError becomes 'error: ...' and exit status 2.
+
+    So does an OSError that no write helper turned into one (a library writing its own file
+    on a full disk, a file that cannot be read): the user gets the file and the reason, not
+    a traceback through the library.
+    """
     setup_logging()
     try:
         main()
     except MovieGenreError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:
+        log.debug("the OSError behind the error line", exc_info=True)
+        print(f"error: {os_error_text(exc)}", file=sys.stderr)
         sys.exit(2)

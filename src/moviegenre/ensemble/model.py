@@ -10,19 +10,26 @@ ensemble's are.
 ``digests.json`` beside it records ensemble.json's sha256, and the file is checked against a
 schema when it loads: an edited or damaged combiner (a branch left out, NaN or negative
 weights, thresholds outside [0, 1]) is refused, never used to predict.
+
+``fitted_on`` records the sha256 of each branch's ``spec.json`` when the ensemble was fitted.
+The spec lists the sha256 of every file of its model, so it names the model exactly: a branch
+retrained on its own (`dvc repro train@<branch>`, a run killed before the ensemble stage, a
+model checked out from another revision) no longer matches, and its probabilities would be
+weighted and cut at thresholds fitted for another model's.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from moviegenre.core.digests import check_digests, digests_problem, file_digests
+from moviegenre.branches.base import SPEC
+from moviegenre.core.digests import check_digests, digests_problem, file_digests, sha256_file
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir, json_text, read_json
 from moviegenre.ensemble.combine import AVERAGES, combine
@@ -71,6 +78,7 @@ class EnsembleModel:
     genres: list[str]
     combiners: list[Combiner]  # the first one uses every branch
     average: str = "probabilities"  # what weights average: probabilities or logits (ensemble.average)
+    fitted_on: dict[str, str] = field(default_factory=dict)  # branch -> sha256 of its spec.json at fitting
 
     @property
     def branches(self) -> list[str]:
@@ -112,9 +120,23 @@ class EnsembleModel:
                 sets[rows] = apply_thresholds(proba[rows], self.combiners[0].thresholds)
         return proba, sets
 
+    def check_fitted_on(self, branch: str, model_dir: Path, ensemble_dir: Path) -> None:
+        """Refuse a branch model other than the one the ensemble was fitted with (see the module).
+
+        A branch the ensemble recorded nothing for (a model saved by hand, without a stage) is
+        taken as it is.
+        """
+        expected = self.fitted_on.get(branch)
+        if expected is None or sha256_file(model_dir / SPEC) == expected:
+            return
+        raise MovieGenreError(
+            f"{model_dir}: not the model {ensemble_dir} was fitted with (retrained or checked out since); "
+            "run `dvc repro --force -s ensemble` to refit the ensemble on it"
+        )
+
     def save(self, directory: Path) -> None:
         data = {"method": self.method, "average": self.average, "genres": self.genres,
-                "combiners": [c.to_json() for c in self.combiners]}  # fmt: skip
+                "combiners": [c.to_json() for c in self.combiners], "fitted_on": self.fitted_on}  # fmt: skip
         with atomic_dir(directory) as tmp:
             (tmp / MODEL_FILE).write_text(json_text(data))
             (tmp / DIGESTS).write_text(json_text(file_digests(tmp, exclude=(DIGESTS,))))
@@ -136,13 +158,13 @@ class EnsembleModel:
         if problem:
             raise MovieGenreError(f"{path}: not an ensemble model ({problem}); run `dvc repro -s ensemble`")
         combiners = [Combiner.from_json(c) for c in data["combiners"]]
-        return EnsembleModel(data["method"], data["genres"], combiners, data["average"])
+        return EnsembleModel(data["method"], data["genres"], combiners, data["average"], data["fitted_on"])
 
 
 def ensemble_problem(data: Any) -> str | None:
     """What is wrong with an ensemble.json document, or None."""
-    if not isinstance(data, dict) or set(data) != {"method", "average", "genres", "combiners"}:
-        return "needs exactly method, average, genres and combiners"
+    if not isinstance(data, dict) or set(data) != {"method", "average", "genres", "combiners", "fitted_on"}:
+        return "needs exactly method, average, genres and combiners, plus fitted_on"
     if data["method"] not in METHODS:
         return f"method {data['method']!r} is not one of {', '.join(METHODS)}"
     if data["average"] not in AVERAGES:
@@ -158,7 +180,14 @@ def ensemble_problem(data: Any) -> str | None:
         problem = _combiner_problem(combiner, len(genres), everything)
         if problem:
             return f"combiners[{i}]: {problem}"
-    return None
+    return _fitted_on_problem(data["fitted_on"], everything or [])
+
+
+def _fitted_on_problem(fitted_on: Any, everything: list[str]) -> str | None:
+    if not isinstance(fitted_on, dict) or not set(fitted_on) <= set(everything):
+        return "fitted_on must map branches of the first combiner to their spec's sha256"
+    problem = digests_problem(fitted_on) if fitted_on else None  # empty: nothing was recorded
+    return f"fitted_on: {problem}" if problem else None
 
 
 def _names(value: Any) -> bool:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from moviegenre.core.digests import sha256_file
 from moviegenre.core.files import atomic_path, write_json
 from moviegenre.core.machine import machine
 from moviegenre.core.paths import ProjectPaths
@@ -22,11 +24,24 @@ from moviegenre.data.table import labels_for, load_prepared
 from moviegenre.ensemble import figures
 from moviegenre.ensemble.combine import load_branches
 from moviegenre.ensemble.fitting import fit_ensemble
+from moviegenre.ensemble.model import SPEC
 from moviegenre.evaluation import probabilities
 from moviegenre.evaluation.genre_sets import set_scores
 from moviegenre.evaluation.metrics import bootstrap_interval, macro_auc, per_genre_auc, scores_by_split
 
 log = logging.getLogger(__name__)
+
+
+def spec_digests(branches: list[str], paths: ProjectPaths) -> dict[str, str]:
+    """Each branch's ``spec.json`` sha256: which model produced the predictions being combined.
+
+    The train stage writes the model and its predictions together, so the predictions this
+    stage depends on change with the model; the digest lets prediction, which reads the model
+    and not the predictions, tell that they still belong together. A branch with no saved
+    model (predictions made elsewhere) is left out.
+    """
+    specs = {branch: paths.model(branch) / SPEC for branch in branches}
+    return {branch: sha256_file(spec) for branch, spec in specs.items() if spec.is_file()}
 
 
 def per_genre_table(genres: list[str], y_test: np.ndarray, scores: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -78,6 +93,7 @@ def run_ensemble(settings: dict[str, Any], seed: int, paths: ProjectPaths) -> di
     table, genres = load_prepared(paths.prepared)
     branches = list(dict.fromkeys(settings["branches"]))
     loaded = load_branches(branches, genres, paths.predictions)
+    fitted_on = spec_digests(branches, paths)
     labels = labels_for(loaded.ids, table, genres)
     val, test = loaded.split == "val", loaded.split == "test"
 
@@ -86,6 +102,7 @@ def run_ensemble(settings: dict[str, Any], seed: int, paths: ProjectPaths) -> di
         settings, genres, {b: p[val] for b, p in loaded.by_branch.items()}, labels[val], seed
     )
     fit_s = time.perf_counter() - started
+    model = replace(model, fitted_on=fitted_on)
     proba = np.full(labels.shape, np.nan)
     proba[val] = val_proba  # out of fold under stacking: val is what the stacker learnt from
     proba[test], test_sets = model.predict({b: p[test] for b, p in loaded.by_branch.items()})

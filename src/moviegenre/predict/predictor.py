@@ -6,7 +6,9 @@ statistics, vectorisers, tokenizer), through the same functions the stages ran. 
 scored by the branches that can see it (a poster: the poster branches; a plot: the plot
 branches) and combined by the ensemble's combiner for those branches, whose thresholds give
 its genre set (models/ensemble, fitted on val by the ensemble stage). A model whose spec does not
-match today's features is refused with one line. Nothing here imports a training loop.
+match today's features, or that is not the model the ensemble was fitted with, is refused with
+one line: its answer would mix a new branch with weights and thresholds fitted for the old one.
+Nothing here imports a training loop.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class Predictor:
             branch = load_branch(directory)
             if branch.spec is None or branch.spec.genres != self.genres:
                 raise MovieGenreError(f"{directory}: trained on other genres than {paths.prepared}; run `dvc repro`")
+            self.ensemble.check_fitted_on(name, directory, paths.model("ensemble"))
             self.branches[name] = branch
         self.featurizers: dict[str, Featurize] = {}
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from moviegenre.cli.report.revisions import FIGURES, Tree
+from moviegenre.core.files import atomic_path
 
 
 def link(target: Path, start: Path) -> str:
@@ -29,8 +30,8 @@ def figure_table(base: Tree, head: Tree, root: Path, out: Path | None, base_labe
         data = base.read(f"{FIGURES}/{name}")
         if data is not None and out is not None:
             target = start / f"{out.stem}_figures" / "base" / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+            with atomic_path(target) as tmp:
+                tmp.write_bytes(data)
             base_cell = f"![{stem} (base)]({link(target, start)})"
         elif data is not None:
             base_cell = "(written with --out)"
