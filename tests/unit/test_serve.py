@@ -21,76 +21,19 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import yaml
 from helpers import PROJECT_ROOT
+from helpers.tiny_project import BRANCHES, build_tiny_project
 
-BRANCHES = ["image_ml", "text_ml", "image_dl", "text_dl", "text_encoder"]
 PLOT_BRANCHES = ["text_ml", "text_dl", "text_encoder"]
 SCORED_BY = ["image_ml", "image_dl", *PLOT_BRANCHES]  # poster branches first, as the CLI prints them
 MAX_UPLOAD_MB = 0.1  # small, so that the 413 tests need only a small body
 PLOT = "ghost blood scream haunted night"
 
 
-def _tiny_settings() -> dict[str, dict]:
-    """params.yaml's sections, shrunk to seconds of training."""
-    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
-    return {
-        "image_ml": params["image_ml"] | {"n_estimators": 12},
-        "text_ml": params["text_ml"] | {"n_estimators": 12},
-        "image_dl": params["image_dl"] | {"epochs": 1, "batch_size": 16},
-        "text_dl": params["text_dl"] | {"arch": "mlp", "epochs": 1, "batch_size": 16, "hidden_units": 16},
-        "text_encoder": params["text_encoder"] | {"hidden_units": 0, "epochs": 2},
-        "ensemble": params["ensemble"] | {"method": "val", "branches": BRANCHES},
-        "runtime": params["runtime"] | {"device": "cpu", "n_jobs": 1},
-    }
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A project directory holding every artifact `moviegenre serve` loads, from 90 generated movies."""
-    from helpers.builders import IMAGES, TEXT
-    from helpers.synthetic import make_movies, write_mmimdb_dir, write_tiny_bert_preset
-
-    from moviegenre.branches.forests import ImageForest, TextForest
-    from moviegenre.branches.image_cnn import ImageCnn
-    from moviegenre.branches.text_encoder import TextEncoderHead
-    from moviegenre.branches.text_nn import TextNet
-    from moviegenre.branches.training import train_branch
-    from moviegenre.config.runtime import RuntimeSettings
-    from moviegenre.config.settings import build
-    from moviegenre.core.paths import ProjectPaths
-    from moviegenre.data.prepare import prepare
-    from moviegenre.data.table import load_prepared
-    from moviegenre.download.ingest import build_raw
-    from moviegenre.ensemble.run import run_ensemble
-    from moviegenre.features.embeddings import embed_text
-    from moviegenre.features.images import featurize_images
-    from moviegenre.features.text import featurize_text
-
-    root = tmp_path_factory.mktemp("serve")
-    write_mmimdb_dir(root / "src", make_movies(90, seed=1), poster_every=1, seed=1)
-    for i, poster in enumerate(sorted((root / "src" / "mmimdb" / "dataset").glob("*.jpeg"))):
-        if i % 3 == 2:
-            poster.unlink()  # a third of the movies are plot-only
-    preset = write_tiny_bert_preset(root / "tiny-bert")
-    settings = _tiny_settings()
-    paths = ProjectPaths(root)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(root)  # the prepared table's poster paths are relative to the project
-        params = {"source": str(root / "src"), "sha256": None, "poster_workers": 2, "timeout_s": 5, "retries": 0}
-        build_raw(params, paths.raw, paths.cache)
-        fractions = {"train": 0.6, "val": 0.2, "test": 0.2}
-        prepare(paths.raw, paths.prepared, paths.metrics / "data.json", fractions=fractions, min_genre_count=2,
-                seed=0, workers=1)  # fmt: skip
-        table, _ = load_prepared(paths.prepared)
-        featurize_images(table, IMAGES, seed=0, out_dir=paths.features("images"))
-        featurize_text(table, TEXT, out_dir=paths.features("text"))
-        embed = {"preset": str(preset), "sha256": None, "sequence_length": 32, "batch_size": 16, "precision": "float32"}
-        embed_text(table, embed, paths.features("embeddings"))
-        for branch in (ImageForest, TextForest, ImageCnn, TextNet, TextEncoderHead):
-            train_branch(branch(settings[branch.name], 0), paths, build(RuntimeSettings, settings["runtime"]))
-        run_ensemble(settings["ensemble"], 0, paths)
-    yield root
+    yield build_tiny_project(tmp_path_factory.mktemp("serve"))
 
 
 def _free_port() -> int:
