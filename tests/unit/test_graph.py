@@ -67,6 +67,12 @@ def test_every_branch_has_its_registry_artifact() -> None:
         assert f"models/{branch}" in paths, f"dvc.yaml artifacts: no entry with path models/{branch}"
 
 
+def test_the_ensemble_depends_on_the_spec_of_every_branch_it_may_combine(stages: dict[str, dict]) -> None:
+    """ensemble.json records each branch's spec.json digest, so a retrained branch must rerun it."""
+    for branch in NAMES:
+        assert f"models/{branch}/spec.json" in stages["ensemble"]["deps"], branch
+
+
 def test_imports_point_down_the_pipeline() -> None:
     """import-linter contracts (pyproject.toml): layers, and predict never reaches a training loop."""
     linter = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
