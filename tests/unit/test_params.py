@@ -60,6 +60,8 @@ def test_missing_params_file(tmp_path: Path) -> None:
         ("image_ml", "n_estimators", 0, "'image_ml.n_estimators' must be in [1, 5000], not 0"),
         ("image_dl", "arch", "seed", "not 'seed' (renamed 'classic_cnn')"),
         ("ensemble", "branches", ["image_ml", "nope"], "'ensemble.branches' must be a non-empty list drawn from"),
+        ("runtime", "n_jobs", 0, "'runtime.n_jobs' must be -1 (every core) or in [1, 256], not 0"),
+        ("runtime", "n_jobs", -2, "'runtime.n_jobs' must be -1 (every core) or in [1, 256], not -2"),
     ],
 )
 def test_check_params_names_the_bad_key_in_any_section(

@@ -42,6 +42,15 @@ def integer(lo: int | None = None, hi: int | None = None, nullable: bool = False
     return Key((int,), _range_check(lo, hi), nullable, _range_text("an integer", lo, hi))
 
 
+def processes(most: int) -> Key:
+    """A process count as joblib takes it: -1 for every core, else 1 to ``most`` (joblib refuses 0)."""
+
+    def check(value: int) -> str | None:
+        return None if value == -1 or 1 <= value <= most else f"must be -1 (every core) or in [1, {most}], not {value}"
+
+    return Key((int,), check, describe=f"-1 (every core) or an integer in [1, {most}]")
+
+
 def number(lo: float | None = None, hi: float | None = None, nullable: bool = False) -> Key:
     """A finite number: YAML's .nan and .inf pass every comparison or none, so they are refused first."""
     in_range = _range_check(lo, hi)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from moviegenre.config.keys import boolean, choice, integer
+from moviegenre.config.keys import boolean, choice, integer, processes
 from moviegenre.config.settings import setting
 
 
@@ -20,4 +20,4 @@ class RuntimeSettings:
     deterministic: bool = setting(boolean())
     intra_op_threads: int = setting(integer(0, 256))
     inter_op_threads: int = setting(integer(0, 256))
-    n_jobs: int = setting(integer(-1, 256))
+    n_jobs: int = setting(processes(256))
