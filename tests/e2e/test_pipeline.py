@@ -54,7 +54,7 @@ def stage_names(repo: Path) -> list[str]:
 
 
 def reset_to_commit(repo: Path) -> None:
-    """Back to the committed run: params, lock, metrics and logs from git, the rest from the DVC cache."""
+    """Back to the committed run: params and the lock from git, every output from the DVC cache."""
     git(repo, "reset", "-q", "--hard")
     dvc(repo, "checkout", "-q", "--force")
 
@@ -174,8 +174,7 @@ def test_one_branch_param_reruns_that_branch_and_ensemble_and_reports(pipeline: 
     assert "| metrics/summary.json | val.text_ml |" in report.split("dvc metrics diff")[1]
     assert "![macro_auc](plots/macro_auc.png)" in report
     assert "![macro_auc (base)](report_figures/base/macro_auc.png)" in report
-    git(pipeline, "checkout", "--", "params.yaml")
-    dvc(pipeline, "checkout")  # back to the committed run for the tests after this one
+    reset_to_commit(pipeline)  # back to the committed run for the tests after this one
 
 
 def test_exp_run_records_the_changed_param_and_its_metrics(pipeline: Path) -> None:
@@ -406,7 +405,7 @@ def test_forcing_any_stage_again_changes_no_output(pipeline: Path) -> None:
         dvc(pipeline, "repro", "--force", "--single-item", stage)
         moved = {out for out, md5 in _out_hashes(pipeline).items() if committed[out] != md5}
         assert not moved, f"forcing {stage} changed {sorted(moved)}"
-    git(pipeline, "checkout", "--", "metrics/timings", "dvc.lock")
+    reset_to_commit(pipeline)
 
 
 def test_an_unknown_key_anywhere_stops_repro_naming_it(pipeline: Path) -> None:
@@ -423,7 +422,7 @@ def test_an_unknown_key_anywhere_stops_repro_naming_it(pipeline: Path) -> None:
 
 def test_a_failed_stage_leaves_no_half_written_log_and_checkout_restores_it(pipeline: Path) -> None:
     """No output is persisted (every stage is run-cacheable), so DVC clears a stage's outputs before
-    it runs; a failed run writes none, and the last good ones come back from the DVC cache and git."""
+    it runs; a failed run writes none, and the last good ones come back from the DVC cache."""
     reset_to_commit(pipeline)
     kept = ("metrics/image_ml.json", "dvclive/image_ml/params.yaml", "dvclive/image_ml/metrics.json",
             "dvclive/image_ml/plots/metrics/val/auc.tsv", "models/image_ml/model.joblib")  # fmt: skip
@@ -438,7 +437,6 @@ def test_a_failed_stage_leaves_no_half_written_log_and_checkout_restores_it(pipe
         (pipeline / "params.yaml").write_text(original)
     assert not any((pipeline / name).exists() for name in kept)
     dvc(pipeline, "checkout")  # docs/reproducibility.md: after a failed stage
-    git(pipeline, "checkout", "--", "dvclive")
     assert {name: (pipeline / name).read_bytes() for name in kept} == before
     assert dvc(pipeline, "status", "--json").stdout.strip() == "{}"
 
@@ -455,6 +453,7 @@ def _outputs(repo: Path, paths: tuple[str, ...]) -> dict[str, bytes]:
 
 def test_a_param_changed_back_restores_the_branch_from_the_run_cache(pipeline: Path) -> None:
     reset_to_commit(pipeline)
+    committed = _out_hashes(pipeline)
     outputs = ("models/text_linear", "data/predictions/text_linear.parquet", "metrics/text_linear.json",
                "dvclive/text_linear", "models/ensemble", "metrics/ensemble.json")  # fmt: skip
     before = _outputs(pipeline, outputs)
@@ -467,20 +466,21 @@ def test_a_param_changed_back_restores_the_branch_from_the_run_cache(pipeline: P
     for stage in ("train@text_linear", "ensemble"):
         assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in back
     assert _outputs(pipeline, outputs) == before
-    assert git(pipeline, "status", "--porcelain", "--untracked-files=no") == ""  # the lock and logs as committed
+    assert _out_hashes(pipeline) == committed  # every output as committed but the timings
 
 
 def test_a_teammate_pulls_the_run_cache_and_restores_a_run_instead_of_training(pipeline: Path, tmp_path: Path) -> None:
-    """docs/sharing.md: one clone runs and pushes its run history; another pulls it, and `dvc repro`
-    of a run someone already did checks it out from the cache instead of running it."""
+    """docs/sharing.md: one clone runs and pushes its outputs and run history; another pulls them, and
+    `dvc repro --pull` of a run someone already did checks it out from the cache instead of running it."""
     reset_to_commit(pipeline)
     storage = tmp_path / "storage"
+    dvc(pipeline, "remote", "add", "--local", "-d", "storage", str(storage))
+    dvc(pipeline, "push")  # the committed run, as on the team's remote
     set_param(pipeline, "text_linear", "C", 0.5)
     dvc(pipeline, "repro")  # the run the teammate will not have to do
+    dvc(pipeline, "push", "--run-cache")
     ran_there = _outputs(pipeline, ("models/text_linear", "metrics/text_linear.json", "models/ensemble"))
     reset_to_commit(pipeline)
-    dvc(pipeline, "remote", "add", "--local", "-d", "storage", str(storage))
-    dvc(pipeline, "push", "--run-cache")
 
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(pipeline), str(clone))
@@ -488,7 +488,7 @@ def test_a_teammate_pulls_the_run_cache_and_restores_a_run_instead_of_training(p
     dvc(clone, "pull", "--run-cache")
     assert ran(dvc(clone, "repro").stdout) == set()
     set_param(clone, "text_linear", "C", 0.5)
-    restored = dvc(clone, "repro").stdout
+    restored = dvc(clone, "repro", "--pull").stdout
     assert ran(restored) == set(), restored
     assert "Stage 'train@text_linear' is cached - skipping run, checking out outputs" in restored
     assert _outputs(clone, ("models/text_linear", "metrics/text_linear.json", "models/ensemble")) == ran_there
@@ -508,6 +508,7 @@ def test_an_encoder_change_reruns_no_branch_of_the_other_modality(
     pipeline: Path, section: str, key: str, value: int, stage: str, untouched: tuple[str, ...]
 ) -> None:
     reset_to_commit(pipeline)
+    committed = _out_hashes(pipeline)
     set_param(pipeline, section, key, value)
     try:
         changed = ran(dvc(pipeline, "repro").stdout)
@@ -516,7 +517,7 @@ def test_an_encoder_change_reruns_no_branch_of_the_other_modality(
     assert {stage, "train@encoder_fusion", "ensemble"} <= changed
     assert not changed & {f"train@{branch}" for branch in untouched}, changed
     assert ran(dvc(pipeline, "repro").stdout) == set()  # back: every stage restored from the run-cache
-    assert git(pipeline, "status", "--porcelain", "--untracked-files=no") == ""
+    assert _out_hashes(pipeline) == committed
 
 
 def test_a_model_trained_on_other_features_is_refused_in_one_line(pipeline: Path) -> None:
