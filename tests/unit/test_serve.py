@@ -164,6 +164,9 @@ def _chunks(size: int) -> Iterator[bytes]:
         ({"data": {}}, 400, "give a poster (file) and/or a plot (text)"),
         ({"data": {"plot": "   "}}, 400, "the plot is empty"),
         ({"json": {"plot": ""}}, 400, "the plot is empty"),
+        ({"json": {"plot": "\u200b\u200b\u200b"}}, 400, "the plot is empty"),
+        ({"content": b'{"plot": "\\ud800x"}', "headers": {"content-type": "application/json"}}, 400,
+         "the plot is not UTF-8 text: character 1 is U+D800, a lone surrogate"),
         ({"json": {"poster": "x"}}, 400, 'a JSON body is {"plot": "..."} (send a poster as a multipart form)'),
         ({"files": {"poster": ("p.jpg", b"not a jpeg at all", "image/jpeg")}}, 400,
          "poster: not a readable image (not an image)"),
@@ -177,8 +180,8 @@ def _chunks(size: int) -> Iterator[bytes]:
         ({"content": _chunks(300_000), "headers": {"content-type": "application/json"}}, 413,
          "request body over the 0.1 MB limit (--max-upload-mb)"),
     ],
-    ids=["nothing", "blank-plot", "blank-json-plot", "json-poster", "not-an-image", "empty-poster", "unknown-field",
-         "plain-text", "over-limit", "over-limit-chunked"],
+    ids=["nothing", "blank-plot", "blank-json-plot", "zero-width-plot", "lone-surrogate", "json-poster", "not-an-image",
+         "empty-poster", "unknown-field", "plain-text", "over-limit", "over-limit-chunked"],
 )  # fmt: skip
 def test_bad_requests_are_4xx_with_one_error(server: str, request_kwargs: dict, status: int, error: str) -> None:
     answer = httpx.post(f"{server}/predict", **request_kwargs)
@@ -202,8 +205,10 @@ DEEP_JSON = b'{"plot": ' + b"[" * 2000 + b"]" * 2000 + b"}"  # 4 KB that a recur
         ("GET", "/nowhere", {}, 404, "Not Found"),
         ("GET", "/health", {"headers": {"host": "rebound.example:8000"}}, 400,
          "Host 'rebound.example:8000' is not one this server answers to (--allowed-host)"),
+        ("GET", "/health", {"headers": {"host": "localhost:evil.com"}}, 400,
+         "Host 'localhost:evil.com' is not one this server answers to (--allowed-host)"),
     ],
-    ids=["deep-json", "two-posters", "no-boundary", "method", "route", "foreign-host"],
+    ids=["deep-json", "two-posters", "no-boundary", "method", "route", "foreign-host", "name-for-a-port"],
 )  # fmt: skip
 def test_every_error_is_the_documented_json(
     server: str, method: str, path: str, request_kwargs: dict, status: int, error: str

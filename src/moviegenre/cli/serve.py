@@ -13,12 +13,14 @@ costs what every later one does. Then:
   commit.
 - ``GET /``: a page to upload a poster and paste a plot.
 
-Every 4xx and 5xx answer is ``{"error": "..."}``: no poster and no plot, an empty plot, a
-poster that is not an image, a body over ``--max-upload-mb`` (413, for a form's parts and a
-JSON body alike), JSON nested deeper than ``MAX_JSON_DEPTH``, a second poster or plot, an
-unknown route (404) or method (405), a Host header the server does not answer to (400: a page
-on another origin that resolves to this address cannot call it), a full queue (503 with
-``Retry-After``).
+Every 4xx and 5xx answer is ``{"error": "..."}``: no poster and no plot, a plot with nothing
+visible in it or that is not Unicode text, a poster that is not an image, a body over
+``--max-upload-mb`` (413, for a form's parts and a JSON body alike), JSON nested deeper than
+``MAX_JSON_DEPTH``, a second poster or plot, an unknown route (404) or method (405), a Host
+header the server does not answer to (400: a page on another origin that resolves to this
+address cannot call it), a request h11 cannot parse (400, see ``http_protocol``), a full queue
+(503 with ``Retry-After``). A 500 says only that something failed: what failed goes to the
+log, never to the client.
 
 What a request costs the server is bounded: the body by ``--max-upload-mb``, its headers in
 time (``http_protocol.HEADER_TIMEOUT_S``) and its body too (``BODY_TIMEOUT_S``; both 408),
@@ -44,6 +46,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 import socket
 import subprocess
 import tempfile
@@ -63,6 +66,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from moviegenre.cli.movie_input import MAX_POSTER_MB, PlotTooLong, check_plot
 from moviegenre.cli.predict_output import movie_json, seen_text
 from moviegenre.core.digests import file_digests
 from moviegenre.core.errors import MovieGenreError
@@ -71,16 +75,16 @@ from moviegenre.data.posters import poster_problem
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_UPLOAD_MB = 10.0
+DEFAULT_MAX_UPLOAD_MB = MAX_POSTER_MB  # `moviegenre predict --poster` takes the same posters
 MAX_BATCH = 16  # movies per Predictor.predict call, from requests that queued up meanwhile
 MAX_QUEUE = 64  # movies waiting for the predictor; one more is answered 503
 MAX_JSON_DEPTH = 32  # nesting of a JSON body ({"plot": "..."} needs 1)
-MAX_PLOT_CHARS = 100_000  # a synopsis, not a book: a longer one costs the encoders memory for nothing
 CHECK_THREADS = 2  # posters decoded for their check at once, off the event loop
 SHUTDOWN_S = 5  # on SIGTERM, how long open connections may take before the server exits
 BODY_TIMEOUT_S = 60.0  # a request's whole body, from its headers: --max-upload-mb at 170 KB/s or faster
 KEEP_ALIVE_S = 5
 RETRY_AFTER_S = 2
+INTERNAL_ERROR = "the server failed to answer this request; its log says why"
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 WARM_UP_PLOT = "A young woman moves to a haunted house where her family is killed one by one."
 
@@ -238,6 +242,20 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+# A Host header (RFC 9110 7.2): a name, an IPv4 address or a bracketed IPv6 one, then perhaps
+# ":" and a port of digits. Nothing else: "localhost:evil.com" names no host this server is.
+_HOST_NAME = r"[A-Za-z0-9._~!$&'()*+,;=%-]+|\[[0-9A-Fa-f:.]+\]"
+_HOST_HEADER = re.compile(rf"(?P<name>{_HOST_NAME})(?::[0-9]{{1,5}})?")
+_ALLOWED_HOST = re.compile(rf"{_HOST_NAME}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*")  # an IPv6 address without brackets too
+
+
+def host_name(header: str) -> str | None:
+    """The host a Host header names (lower case, an IPv6 address without its brackets), or None
+    when the header is not a host with perhaps a port of digits."""
+    match = _HOST_HEADER.fullmatch(header)
+    return match["name"].lower().strip("[]") if match else None
+
+
 class HostCheck:
     """Answer only requests whose Host header names an allowed host ("*": any), so that a page
     on another origin whose name resolves to this address (DNS rebinding) gets 400, not genres."""
@@ -248,8 +266,7 @@ class HostCheck:
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Callable) -> None:
         if scope["type"] == "http" and "*" not in self.allowed:
             header = dict(scope["headers"]).get(b"host", b"").decode("latin-1").strip()
-            name = header[1 : header.find("]")] if header.startswith("[") else header.rsplit(":", 1)[0]
-            if name.lower() not in self.allowed:
+            if host_name(header) not in self.allowed:
                 message = f"Host {header!r} is not one this server answers to (--allowed-host)"
                 await JSONResponse({"error": message}, status_code=400)(scope, receive, send)
                 return
@@ -326,6 +343,10 @@ def create_app(
         where = ".".join(str(part) for part in first.get("loc", ()))
         return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=400)
 
+    @app.exception_handler(Exception)  # anything else: Starlette re-raises it after this answer, and uvicorn logs it
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": INTERNAL_ERROR}, status_code=500)
+
     @app.get("/health")
     async def health_check() -> dict[str, Any]:
         return health | {"uptime_s": round(time.time() - started, 1), "predictions": batcher.done}
@@ -367,9 +388,9 @@ def create_app(
                 raise HTTPException(503, message, headers={"Retry-After": str(RETRY_AFTER_S)}) from None
             except MovieGenreError as exc:
                 raise HTTPException(400, str(exc)) from exc
-            except Exception as exc:
+            except Exception:
                 log.exception("prediction failed")
-                raise HTTPException(500, f"prediction failed: {type(exc).__name__}: {exc}") from exc
+                raise HTTPException(500, INTERNAL_ERROR) from None
         finally:
             if poster is not None:
                 poster.unlink(missing_ok=True)
@@ -437,10 +458,12 @@ async def _read_movie(request: Request, max_bytes: int) -> tuple[str | None, Upl
     if plot is not None:
         if not isinstance(plot, str):
             raise HTTPException(400, "plot must be text")
-        if not plot.strip():
-            raise HTTPException(400, "the plot is empty")
-        if len(plot) > MAX_PLOT_CHARS:
-            raise HTTPException(413, f"the plot has {len(plot):,} characters; the limit is {MAX_PLOT_CHARS:,}")
+        try:
+            check_plot(plot)
+        except PlotTooLong as exc:
+            raise HTTPException(413, str(exc)) from None
+        except MovieGenreError as exc:
+            raise HTTPException(400, str(exc)) from None
     return plot, upload
 
 
@@ -472,10 +495,11 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The genre set, then the genres by ensemble probability (as `moviegenre predict --json`)."},
-    400: {"description": "A bad poster or plot, or neither given.", **ERROR_SCHEMA},
+    400: {"description": "A bad poster or plot, or neither given; a malformed request.", **ERROR_SCHEMA},
     408: {"description": "The headers or the body did not arrive in time.", **ERROR_SCHEMA},
-    413: {"description": "The body is larger than --max-upload-mb.", **ERROR_SCHEMA},
+    413: {"description": "A body over --max-upload-mb, or a plot over 100,000 characters.", **ERROR_SCHEMA},
     415: {"description": "Neither a multipart form nor JSON.", **ERROR_SCHEMA},
+    500: {"description": "The prediction failed; the server's log says why.", **ERROR_SCHEMA},
     503: {"description": "MAX_QUEUE movies wait already (see Retry-After), or the server is stopping.", **ERROR_SCHEMA},
 }
 
