@@ -2,9 +2,10 @@
 and application, in front of a predictor double that answers when the test lets it.
 
 Each case is what a hostile client does: headers sent a byte at a time, a connection that sends
-nothing, a body that trickles, more movies at once than the queue holds, a request h11 cannot
-parse, a Host header with a name where its port goes, plots that show nothing or are not
-Unicode text; and what a failure inside the server tells the client (nothing of the exception).
+nothing, a body that trickles, more movies at once than the queue holds, many near-limit bodies
+held open at once, more connections than the cap, a request h11 cannot parse, a Host header
+with a name where its port goes, plots that show nothing or are not Unicode text; and what a
+failure inside the server tells the client (nothing of the exception).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ GENRES = ["Comedy", "Drama", "Horror"]
 HEADER_TIMEOUT_S = 1.0
 BODY_TIMEOUT_S = 1.0
 MAX_QUEUE = 2
+MAX_CONNECTIONS = 100
 
 
 class HeldPredictor:
@@ -52,15 +54,15 @@ class HeldPredictor:
 
 
 @contextlib.contextmanager
-def _running(app: Any) -> Iterator[tuple[str, Any]]:
+def _running(app: Any, max_connections: int = MAX_CONNECTIONS) -> Iterator[tuple[str, Any]]:
     """uvicorn serving ``app`` with the server's own settings on a free port, in a thread: its URL
-    and the ``uvicorn.Server``."""
+    and the ``uvicorn.Server`` (whose ``server_state`` counts the open connections)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     import uvicorn
 
-    server = uvicorn.Server(server_config(app, "127.0.0.1", port))
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port, max_connections))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -160,6 +162,70 @@ def test_a_full_queue_is_503_with_retry_after_and_the_queued_movies_are_answered
     assert refused_in < 2  # at once, not after the queue drains
     assert [a.status_code for a in answered] == [200] * (MAX_QUEUE + 1)
     assert all(a.json()["genres"] == ["Drama"] for a in answered)
+
+
+def _wait_for(condition: Any, what: str, timeout_s: float = 15) -> None:
+    """Until ``condition()`` holds (state the server changes on its own thread)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout_s:g} s: {what}"
+        time.sleep(0.02)
+
+
+def _held_body(port: int, declared: int, sent: bytes) -> socket.socket:
+    """A connection whose JSON request declares ``declared`` bytes and has sent ``sent`` of them."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(b"POST /predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (declared, sent))  # fmt: skip
+    return sock
+
+
+def test_bodies_in_flight_are_capped_over_all_connections(tmp_path: Path) -> None:
+    """Two held 100 KB bodies fill a 250 KB budget: a third body gets 503 at once (its
+    Content-Length), a chunked one as it arrives; a request without a body still passes, and the
+    budget comes back when the held connections go."""
+    predictor = HeldPredictor()
+    predictor.release.set()
+    app = create_app(predictor, ProjectPaths(tmp_path), max_upload_mb=0.1, warm_up=False, body_timeout_s=60,
+                     max_inflight_mb=0.25)  # fmt: skip
+    budget = app.state.inflight
+    plot = {"plot": "ghost " * 10_000}  # 60 KB of JSON
+    busy = {"error": "the server is receiving 0.25 MB of requests already (--max-inflight-mb); try again shortly"}
+    with _running(app) as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        held = [_held_body(port, 100_000, b'{"plot": "' + b"x" * 1000) for _ in range(2)]
+        _wait_for(lambda: budget.used == 200_000, "both held bodies counted")
+        refused = httpx.post(f"{url}/predict", json=plot)
+        assert (refused.status_code, refused.json()) == (503, busy)
+        assert refused.headers["retry-after"] == "2"
+        chunks = b'{"plot": "' + b"ghost " * 10_000 + b'"}'
+        chunked = httpx.post(f"{url}/predict", content=iter([chunks[:30_000], chunks[30_000:]]),
+                             headers={"content-type": "application/json"})  # fmt: skip
+        assert (chunked.status_code, chunked.json()) == (503, busy)
+        assert httpx.get(f"{url}/health").status_code == 200
+        assert httpx.post(f"{url}/predict", json={"plot": "a short plot"}).status_code == 200  # 30 bytes fit
+        for sock in held:
+            sock.close()
+        _wait_for(lambda: budget.used == 0, "the held bodies' bytes given back")
+        answer = httpx.post(f"{url}/predict", json=plot)
+    assert answer.status_code == 200, answer.text
+
+
+def test_a_request_over_the_connection_cap_gets_503_in_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(http_protocol.HeaderDeadlineProtocol, "header_timeout_s", 60.0)  # idle ones stay open
+    app = create_app(HeldPredictor(), ProjectPaths(tmp_path), warm_up=False)
+    with _running(app, max_connections=2) as (url, server):
+        connections = server.server_state.connections
+        idle = [socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) for _ in range(2)]
+        _wait_for(lambda: len(connections) == 2, "two idle connections open")
+        refused = httpx.get(f"{url}/health")
+        idle.pop().close()
+        _wait_for(lambda: len(connections) == 1, "one idle connection closed")
+        answered = httpx.get(f"{url}/health")
+        idle.pop().close()
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "2"
+    assert refused.json() == {"error": "the server has 2 connections open already; try again shortly"}
+    assert answered.status_code == 200
 
 
 @pytest.mark.parametrize(
