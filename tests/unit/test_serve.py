@@ -164,6 +164,9 @@ def _chunks(size: int) -> Iterator[bytes]:
         ({"data": {}}, 400, "give a poster (file) and/or a plot (text)"),
         ({"data": {"plot": "   "}}, 400, "the plot is empty"),
         ({"json": {"plot": ""}}, 400, "the plot is empty"),
+        ({"json": {"plot": "\u200b\u200b\u200b"}}, 400, "the plot is empty"),
+        ({"content": b'{"plot": "\\ud800x"}', "headers": {"content-type": "application/json"}}, 400,
+         "the plot is not UTF-8 text: character 1 is U+D800, a lone surrogate"),
         ({"json": {"poster": "x"}}, 400, 'a JSON body is {"plot": "..."} (send a poster as a multipart form)'),
         ({"files": {"poster": ("p.jpg", b"not a jpeg at all", "image/jpeg")}}, 400,
          "poster: not a readable image (not an image)"),
@@ -177,8 +180,8 @@ def _chunks(size: int) -> Iterator[bytes]:
         ({"content": _chunks(300_000), "headers": {"content-type": "application/json"}}, 413,
          "request body over the 0.1 MB limit (--max-upload-mb)"),
     ],
-    ids=["nothing", "blank-plot", "blank-json-plot", "json-poster", "not-an-image", "empty-poster", "unknown-field",
-         "plain-text", "over-limit", "over-limit-chunked"],
+    ids=["nothing", "blank-plot", "blank-json-plot", "zero-width-plot", "lone-surrogate", "json-poster", "not-an-image",
+         "empty-poster", "unknown-field", "plain-text", "over-limit", "over-limit-chunked"],
 )  # fmt: skip
 def test_bad_requests_are_4xx_with_one_error(server: str, request_kwargs: dict, status: int, error: str) -> None:
     answer = httpx.post(f"{server}/predict", **request_kwargs)
@@ -202,8 +205,10 @@ DEEP_JSON = b'{"plot": ' + b"[" * 2000 + b"]" * 2000 + b"}"  # 4 KB that a recur
         ("GET", "/nowhere", {}, 404, "Not Found"),
         ("GET", "/health", {"headers": {"host": "rebound.example:8000"}}, 400,
          "Host 'rebound.example:8000' is not one this server answers to (--allowed-host)"),
+        ("GET", "/health", {"headers": {"host": "localhost:evil.com"}}, 400,
+         "Host 'localhost:evil.com' is not one this server answers to (--allowed-host)"),
     ],
-    ids=["deep-json", "two-posters", "no-boundary", "method", "route", "foreign-host"],
+    ids=["deep-json", "two-posters", "no-boundary", "method", "route", "foreign-host", "name-for-a-port"],
 )  # fmt: skip
 def test_every_error_is_the_documented_json(
     server: str, method: str, path: str, request_kwargs: dict, status: int, error: str
@@ -230,16 +235,24 @@ def test_json_depth_skips_brackets_inside_strings() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--max-upload-mb", "nan"], "--max-upload-mb must be a positive number of MB, not nan"),
-        (["--max-upload-mb", "inf"], "--max-upload-mb must be a positive number of MB, not inf"),
+        (["--max-upload-mb", "nan"], "--max-upload-mb must be a number of MB from 0.001 to 1000, not nan"),
+        (["--max-upload-mb", "inf"], "--max-upload-mb must be a number of MB from 0.001 to 1000, not inf"),
+        (["--max-upload-mb", "1e308"], "--max-upload-mb must be a number of MB from 0.001 to 1000, not 1e+308"),
+        (["--max-inflight-mb", "5"],
+         "--max-inflight-mb must be a number of MB from --max-upload-mb (10) to 100000, not 5"),
+        (["--max-connections", "0"], "--max-connections must be 1-"),
+        (["--allowed-host", "localhost:evil.com"],
+         "--allowed-host 'localhost:evil.com': not a host name or address (give no port or scheme)"),
+        (["--host", b"\xff"], "--host '\\udcff': not an address to listen on"),
         (["--port", "99999"], "--port must be 1-65535, not 99999"),
     ],
-)
-def test_bad_options_are_one_line_before_any_model_loads(tmp_path: Path, args: list[str], message: str) -> None:
+)  # fmt: skip
+def test_bad_options_are_one_line_before_any_model_loads(tmp_path: Path, args: list[str | bytes], message: str) -> None:
     """In a directory with no artifacts: the option's error comes first, not the missing models'."""
     done = subprocess.run([sys.executable, "-m", "moviegenre.cli", "serve", *args], cwd=tmp_path, env=_env(),
                           capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert (done.returncode, done.stderr.strip().splitlines()[-1]) == (2, f"error: {message}")
+    (line,) = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and line.startswith(f"error: {message}"), done.stderr
 
 
 def test_a_port_in_use_is_one_line_before_any_model_loads(tmp_path: Path) -> None:

@@ -167,18 +167,26 @@ def serve_command(
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8000,
     max_upload_mb: Annotated[
-        float, typer.Option(help="Largest request body (poster and plot) in MB; a larger one gets 413.")
+        float, typer.Option(help="Largest request body (poster and plot) in MB, 0.001-1000; a larger one gets 413.")
     ] = 10.0,
     allowed_host: Annotated[
         list[str] | None,
         typer.Option(help="Another Host name clients use (repeatable; '*': any). Always: --host and localhost."),
     ] = None,
+    max_inflight_mb: Annotated[
+        float | None,
+        typer.Option(
+            help="Request bodies held at once, all connections together, in MB (default: 100, or --max-upload-mb "
+            "if larger); a request past it gets 503."
+        ),
+    ] = None,
+    max_connections: Annotated[int, typer.Option(help="Open connections; a request on one more gets 503.")] = 128,
 ) -> None:
     """Serve predictions over HTTP: POST /predict, GET /health, a page at /; the artifacts load once."""
     from moviegenre.cli.serve import serve
 
     try:
-        serve(PATHS, host, port, max_upload_mb, tuple(allowed_host or ()))
+        serve(PATHS, host, port, max_upload_mb, tuple(allowed_host or ()), max_inflight_mb, max_connections)
     except MovieGenreError as exc:
         _fail(exc)
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from moviegenre.cli.movie_input import MAX_PLOT_CHARS, MAX_PLOT_FILE_BYTES, MAX_POSTER_MB, check_plot
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_path, check_output
 from moviegenre.core.paths import ProjectPaths
@@ -30,20 +31,38 @@ log = logging.getLogger(__name__)
 
 
 def read_plot(plot: str | None, plot_file: Path | None) -> str | None:
+    """The plot given as text or in a file, checked as the server checks one (``movie_input``);
+    a file is read only up to what a plot within the limit can take."""
     if plot is not None and plot_file is not None:
         raise MovieGenreError("give --plot or --plot-file, not both")
     if plot_file is not None:
         if not plot_file.is_file():
             raise MovieGenreError(f"{plot_file}: plot file not found")
-        plot = plot_file.read_text(encoding="utf-8", errors="replace")
-    if plot is not None and not plot.strip():
-        raise MovieGenreError(f"{plot_file or '--plot'}: the plot is empty")
+        too_big = f"{plot_file}: over {MAX_PLOT_FILE_BYTES:,} bytes; a plot is at most {MAX_PLOT_CHARS:,} characters"
+        try:
+            if plot_file.stat().st_size > MAX_PLOT_FILE_BYTES:
+                raise MovieGenreError(too_big)
+            with plot_file.open("rb") as stream:
+                raw = stream.read(MAX_PLOT_FILE_BYTES + 1)  # a file that grew since: still bounded
+        except OSError as exc:
+            raise MovieGenreError(f"{plot_file}: cannot read the plot file ({exc.strerror or exc})") from exc
+        if len(raw) > MAX_PLOT_FILE_BYTES:
+            raise MovieGenreError(too_big)
+        plot = raw.decode("utf-8", errors="replace")
+    if plot is not None:
+        try:
+            check_plot(plot)
+        except MovieGenreError as exc:
+            raise MovieGenreError(f"{plot_file or '--plot'}: {exc}") from None
     return plot
 
 
 def check_poster(poster: Path | None) -> None:
+    """A poster the server would take: at most ``MAX_POSTER_MB``, an image within the pixel limit."""
     if poster is None:
         return
+    if poster.is_file() and (size := poster.stat().st_size) > MAX_POSTER_MB * 1e6:
+        raise MovieGenreError(f"{poster}: {size:,} bytes; a poster is at most {MAX_POSTER_MB:g} MB")
     problem = poster_problem(poster)
     if problem == "missing":
         raise MovieGenreError(f"{poster}: poster file not found")

@@ -13,19 +13,24 @@ costs what every later one does. Then:
   commit.
 - ``GET /``: a page to upload a poster and paste a plot.
 
-Every 4xx and 5xx answer is ``{"error": "..."}``: no poster and no plot, an empty plot, a
-poster that is not an image, a body over ``--max-upload-mb`` (413, for a form's parts and a
-JSON body alike), JSON nested deeper than ``MAX_JSON_DEPTH``, a second poster or plot, an
-unknown route (404) or method (405), a Host header the server does not answer to (400: a page
-on another origin that resolves to this address cannot call it), a full queue (503 with
-``Retry-After``).
+Every 4xx and 5xx answer is ``{"error": "..."}``: no poster and no plot, a plot with nothing
+visible in it or that is not Unicode text, a poster that is not an image, a body over
+``--max-upload-mb`` (413, for a form's parts and a JSON body alike), JSON nested deeper than
+``MAX_JSON_DEPTH``, a second poster or plot, an unknown route (404) or method (405), a Host
+header the server does not answer to (400: a page on another origin that resolves to this
+address cannot call it), a request h11 cannot parse (400, see ``http_protocol``), a full queue,
+a full in-flight budget or too many connections (503 with ``Retry-After``). A 500 says only
+that something failed: what failed goes to the log, never to the client.
 
-What a request costs the server is bounded: the body by ``--max-upload-mb``, its headers in
-time (``http_protocol.HEADER_TIMEOUT_S``) and its body too (``BODY_TIMEOUT_S``; both 408),
-poster checks run on ``CHECK_THREADS`` threads off the event loop (a huge image cannot stall
+What a request costs the server is bounded: the body by ``--max-upload-mb``, the bodies of all
+requests being received or answered together by ``--max-inflight-mb`` (``InflightBytes``),
+open connections by ``--max-connections``, its headers in time
+(``http_protocol.HEADER_TIMEOUT_S``) and its body too (``BODY_TIMEOUT_S``; both 408), poster
+checks run on ``CHECK_THREADS`` threads off the event loop (a huge image cannot stall
 ``/health``), at most ``MAX_QUEUE`` movies wait for the predictor, and on SIGTERM open
-connections get ``SHUTDOWN_S`` seconds before the server exits anyway. The options are checked before the
-models load (a port in use is one line, not a traceback after the load).
+connections get ``SHUTDOWN_S`` seconds before the server exits anyway. The options are checked
+before the models load (a port in use, or a limit out of range, is one line, not a traceback
+after the load).
 
 Predictions run one at a time on one worker thread. TensorFlow already spreads one
 prediction over every core, so two at once would not finish sooner, and neither the Keras
@@ -44,6 +49,8 @@ import hashlib
 import json
 import logging
 import math
+import re
+import resource
 import socket
 import subprocess
 import tempfile
@@ -63,6 +70,8 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from moviegenre.cli.http_protocol import RETRY_AFTER_S
+from moviegenre.cli.movie_input import MAX_POSTER_MB, PlotTooLong, check_plot
 from moviegenre.cli.predict_output import movie_json, seen_text
 from moviegenre.core.digests import file_digests
 from moviegenre.core.errors import MovieGenreError
@@ -71,16 +80,20 @@ from moviegenre.data.posters import poster_problem
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_UPLOAD_MB = 10.0
+DEFAULT_MAX_UPLOAD_MB = MAX_POSTER_MB  # `moviegenre predict --poster` takes the same posters
+UPLOAD_MB_RANGE = (0.001, 1000.0)  # --max-upload-mb: a kilobyte at least, a gigabyte at most
+MAX_INFLIGHT_MB = 100.0  # request bodies held at once, all connections together (or --max-upload-mb if larger)
+MAX_INFLIGHT_MB_BOUND = 100_000.0  # --max-inflight-mb at most: beyond it the cap is no cap
+MAX_CONNECTIONS = 128  # open connections (uvicorn's limit_concurrency); a request on one more gets 503
+FILES_RESERVED = 64  # file descriptors the server keeps for itself (models, uploads, logs) under ulimit -n
 MAX_BATCH = 16  # movies per Predictor.predict call, from requests that queued up meanwhile
 MAX_QUEUE = 64  # movies waiting for the predictor; one more is answered 503
 MAX_JSON_DEPTH = 32  # nesting of a JSON body ({"plot": "..."} needs 1)
-MAX_PLOT_CHARS = 100_000  # a synopsis, not a book: a longer one costs the encoders memory for nothing
 CHECK_THREADS = 2  # posters decoded for their check at once, off the event loop
 SHUTDOWN_S = 5  # on SIGTERM, how long open connections may take before the server exits
 BODY_TIMEOUT_S = 60.0  # a request's whole body, from its headers: --max-upload-mb at 170 KB/s or faster
 KEEP_ALIVE_S = 5
-RETRY_AFTER_S = 2
+INTERNAL_ERROR = "the server failed to answer this request; its log says why"
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 WARM_UP_PLOT = "A young woman moves to a haunted house where her family is killed one by one."
 
@@ -200,28 +213,59 @@ def warm_up_poster(directory: Path) -> Path:
     return path
 
 
+class InflightBytes:
+    """The body bytes of every request being received or answered, summed over all connections,
+    against one cap. ``--max-upload-mb`` bounds one body; without this, a hundred clients that
+    each hold a near-limit body open hold a hundred bodies in the server's memory."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.used = limit, 0
+
+    def take(self, count: int) -> bool:
+        """Reserve ``count`` more bytes; False (nothing reserved) when that would pass the cap."""
+        if self.used + count > self.limit:
+            return False
+        self.used += count
+        return True
+
+    def give(self, count: int) -> None:
+        self.used -= count
+
+
 class BodyLimit:
     """Bound a request body in size and time: 413 when it is over ``max_bytes`` (at once when
     Content-Length says so, else as soon as that many bytes have arrived: a chunked upload), 408
-    when it is not all there ``timeout_s`` after its headers (a client sending a byte a second)."""
+    when it is not all there ``timeout_s`` after its headers (a client sending a byte a second).
 
-    def __init__(self, app: Any, max_bytes: int, timeout_s: float = BODY_TIMEOUT_S) -> None:
-        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
+    Its bytes count against ``inflight`` from its headers (the Content-Length it declares) or as
+    they arrive (a chunked body) until the request is answered: a request that would pass the
+    cap gets 503 with ``Retry-After``, at once when its Content-Length says so."""
+
+    def __init__(self, app: Any, max_bytes: int, inflight: InflightBytes, timeout_s: float = BODY_TIMEOUT_S) -> None:
+        self.app, self.max_bytes, self.inflight, self.timeout_s = app, max_bytes, inflight, timeout_s
 
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Callable) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         message = f"request body over the {self.max_bytes / 1e6:g} MB limit (--max-upload-mb)"
+        busy = (f"the server is receiving {self.inflight.limit / 1e6:g} MB of requests already (--max-inflight-mb); "
+                "try again shortly")  # fmt: skip
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+        declared = int(length) if length is not None and length.isdigit() else 0
+        if declared > self.max_bytes:
             await JSONResponse({"error": message}, status_code=413)(scope, receive, send)
             return
-        received, complete = 0, False
+        if not self.inflight.take(declared):
+            log.warning("in-flight request bodies at the %g MB cap: answered 503", self.inflight.limit / 1e6)
+            retry = {"Retry-After": str(RETRY_AFTER_S)}
+            await JSONResponse({"error": busy}, status_code=503, headers=retry)(scope, receive, send)
+            return
+        received, reserved, complete = 0, declared, False
         deadline = asyncio.get_running_loop().time() + self.timeout_s
 
         async def limited() -> dict:
-            nonlocal received, complete
+            nonlocal received, reserved, complete
             if complete:  # after the body, receive() only waits for the client to go away
                 return await receive()
             try:
@@ -233,9 +277,30 @@ class BodyLimit:
                 complete = not event.get("more_body", False)
                 if received > self.max_bytes:
                     raise HTTPException(413, message)
+                if received > reserved:  # a chunked body, or more than its Content-Length said
+                    if not self.inflight.take(received - reserved):
+                        raise HTTPException(503, busy, headers={"Retry-After": str(RETRY_AFTER_S)})
+                    reserved = received
             return event
 
-        await self.app(scope, limited, send)
+        try:
+            await self.app(scope, limited, send)
+        finally:  # the body is held until the answer is sent (the request keeps it)
+            self.inflight.give(reserved)
+
+
+# A Host header (RFC 9110 7.2): a name, an IPv4 address or a bracketed IPv6 one, then perhaps
+# ":" and a port of digits. Nothing else: "localhost:evil.com" names no host this server is.
+_HOST_NAME = r"[A-Za-z0-9._~!$&'()*+,;=%-]+|\[[0-9A-Fa-f:.]+\]"
+_HOST_HEADER = re.compile(rf"(?P<name>{_HOST_NAME})(?::[0-9]{{1,5}})?")
+_ALLOWED_HOST = re.compile(rf"{_HOST_NAME}|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*")  # an IPv6 address without brackets too
+
+
+def host_name(header: str) -> str | None:
+    """The host a Host header names (lower case, an IPv6 address without its brackets), or None
+    when the header is not a host with perhaps a port of digits."""
+    match = _HOST_HEADER.fullmatch(header)
+    return match["name"].lower().strip("[]") if match else None
 
 
 class HostCheck:
@@ -248,8 +313,7 @@ class HostCheck:
     async def __call__(self, scope: dict, receive: Callable[[], Awaitable[dict]], send: Callable) -> None:
         if scope["type"] == "http" and "*" not in self.allowed:
             header = dict(scope["headers"]).get(b"host", b"").decode("latin-1").strip()
-            name = header[1 : header.find("]")] if header.startswith("[") else header.rsplit(":", 1)[0]
-            if name.lower() not in self.allowed:
+            if host_name(header) not in self.allowed:
                 message = f"Host {header!r} is not one this server answers to (--allowed-host)"
                 await JSONResponse({"error": message}, status_code=400)(scope, receive, send)
                 return
@@ -265,6 +329,7 @@ def allowed_hosts(host: str, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
 def create_app(
     predictor: Any, paths: ProjectPaths, max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB, warm_up: bool = True,
     hosts: tuple[str, ...] = LOCAL_HOSTS, max_queue: int = MAX_QUEUE, body_timeout_s: float = BODY_TIMEOUT_S,
+    max_inflight_mb: float | None = None,
 ) -> FastAPI:  # fmt: skip
     """The FastAPI application over a loaded ``Predictor`` (both modalities)."""
     scratch = tempfile.TemporaryDirectory(prefix="moviegenre-serve-")
@@ -311,7 +376,8 @@ def create_app(
         docs_url=None, redoc_url=None,
     )  # fmt: skip
     max_bytes = int(max_upload_mb * 1e6)
-    app.add_middleware(BodyLimit, max_bytes=max_bytes, timeout_s=body_timeout_s)
+    app.state.inflight = InflightBytes(int(inflight_mb(max_upload_mb, max_inflight_mb) * 1e6))
+    app.add_middleware(BodyLimit, max_bytes=max_bytes, inflight=app.state.inflight, timeout_s=body_timeout_s)
     app.add_middleware(HostCheck, allowed=hosts)
     checks = asyncio.Semaphore(CHECK_THREADS)
     checker = ThreadPoolExecutor(max_workers=CHECK_THREADS, thread_name_prefix="poster-check")
@@ -325,6 +391,10 @@ def create_app(
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ()))
         return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"}, status_code=400)
+
+    @app.exception_handler(Exception)  # anything else: Starlette re-raises it after this answer, and uvicorn logs it
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"error": INTERNAL_ERROR}, status_code=500)
 
     @app.get("/health")
     async def health_check() -> dict[str, Any]:
@@ -367,9 +437,9 @@ def create_app(
                 raise HTTPException(503, message, headers={"Retry-After": str(RETRY_AFTER_S)}) from None
             except MovieGenreError as exc:
                 raise HTTPException(400, str(exc)) from exc
-            except Exception as exc:
+            except Exception:
                 log.exception("prediction failed")
-                raise HTTPException(500, f"prediction failed: {type(exc).__name__}: {exc}") from exc
+                raise HTTPException(500, INTERNAL_ERROR) from None
         finally:
             if poster is not None:
                 poster.unlink(missing_ok=True)
@@ -437,10 +507,12 @@ async def _read_movie(request: Request, max_bytes: int) -> tuple[str | None, Upl
     if plot is not None:
         if not isinstance(plot, str):
             raise HTTPException(400, "plot must be text")
-        if not plot.strip():
-            raise HTTPException(400, "the plot is empty")
-        if len(plot) > MAX_PLOT_CHARS:
-            raise HTTPException(413, f"the plot has {len(plot):,} characters; the limit is {MAX_PLOT_CHARS:,}")
+        try:
+            check_plot(plot)
+        except PlotTooLong as exc:
+            raise HTTPException(413, str(exc)) from None
+        except MovieGenreError as exc:
+            raise HTTPException(400, str(exc)) from None
     return plot, upload
 
 
@@ -472,11 +544,16 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "The genre set, then the genres by ensemble probability (as `moviegenre predict --json`)."},
-    400: {"description": "A bad poster or plot, or neither given.", **ERROR_SCHEMA},
+    400: {"description": "A bad poster or plot, or neither given; a malformed request.", **ERROR_SCHEMA},
     408: {"description": "The headers or the body did not arrive in time.", **ERROR_SCHEMA},
-    413: {"description": "The body is larger than --max-upload-mb.", **ERROR_SCHEMA},
+    413: {"description": "A body over --max-upload-mb, or a plot over 100,000 characters.", **ERROR_SCHEMA},
     415: {"description": "Neither a multipart form nor JSON.", **ERROR_SCHEMA},
-    503: {"description": "MAX_QUEUE movies wait already (see Retry-After), or the server is stopping.", **ERROR_SCHEMA},
+    500: {"description": "The prediction failed; the server's log says why.", **ERROR_SCHEMA},
+    503: {
+        "description": "MAX_QUEUE movies wait already, --max-inflight-mb of bodies are arriving or "
+        "--max-connections are open (see Retry-After), or the server is stopping.",
+        **ERROR_SCHEMA,
+    },
 }
 
 
@@ -490,16 +567,43 @@ def result(
     )  # fmt: skip
 
 
-def check_options(host: str, port: int, max_upload_mb: float) -> None:
+def inflight_mb(max_upload_mb: float, max_inflight_mb: float | None) -> float:
+    """The in-flight cap: ``--max-inflight-mb``, else ``MAX_INFLIGHT_MB`` or one whole body if larger."""
+    return max(MAX_INFLIGHT_MB, max_upload_mb) if max_inflight_mb is None else max_inflight_mb
+
+
+def most_connections() -> int:
+    """The most connections ``ulimit -n`` leaves room for, beside the server's own files."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 65535 if soft == resource.RLIM_INFINITY else max(1, min(65535, soft - FILES_RESERVED))
+
+
+def check_options(
+    host: str, port: int, max_upload_mb: float, max_inflight_mb: float | None = None,
+    max_connections: int = MAX_CONNECTIONS, extra_hosts: tuple[str, ...] = (),
+) -> None:  # fmt: skip
     """Refuse bad options, and a port another process holds, before seconds of model loading."""
-    if not math.isfinite(max_upload_mb) or max_upload_mb <= 0:
-        raise MovieGenreError(f"--max-upload-mb must be a positive number of MB, not {max_upload_mb:g}")
+    low, high = UPLOAD_MB_RANGE
+    if not (math.isfinite(max_upload_mb) and low <= max_upload_mb <= high):
+        raise MovieGenreError(f"--max-upload-mb must be a number of MB from {low:g} to {high:g}, not {max_upload_mb:g}")
+    if max_inflight_mb is not None and not (
+        math.isfinite(max_inflight_mb) and max_upload_mb <= max_inflight_mb <= MAX_INFLIGHT_MB_BOUND
+    ):
+        raise MovieGenreError(f"--max-inflight-mb must be a number of MB from --max-upload-mb ({max_upload_mb:g}) "
+                              f"to {MAX_INFLIGHT_MB_BOUND:g}, not {max_inflight_mb:g}")  # fmt: skip
+    most = most_connections()
+    if not 1 <= max_connections <= most:
+        raise MovieGenreError(f"--max-connections must be 1-{most} (the open-file limit, ulimit -n, "
+                              f"less {FILES_RESERVED} for the server's own files), not {max_connections}")  # fmt: skip
+    for extra in extra_hosts:
+        if extra != "*" and not _ALLOWED_HOST.fullmatch(extra):
+            raise MovieGenreError(f"--allowed-host {extra!r}: not a host name or address (give no port or scheme)")
     if not 1 <= port <= 65535:
         raise MovieGenreError(f"--port must be 1-65535, not {port}")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
-        raise MovieGenreError(f"--host {host}: not an address to listen on ({exc})") from exc
+    except (OSError, UnicodeError) as exc:
+        raise MovieGenreError(f"--host {host!r}: not an address to listen on ({exc})") from exc
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
@@ -509,10 +613,13 @@ def check_options(host: str, port: int, max_upload_mb: float) -> None:
             raise MovieGenreError(f"{host}:{port}: cannot listen there ({exc.strerror or exc})") from exc
 
 
-def serve(paths: ProjectPaths, host: str, port: int, max_upload_mb: float, extra_hosts: tuple[str, ...] = ()) -> None:
+def serve(
+    paths: ProjectPaths, host: str, port: int, max_upload_mb: float, extra_hosts: tuple[str, ...] = (),
+    max_inflight_mb: float | None = None, max_connections: int = MAX_CONNECTIONS,
+) -> None:  # fmt: skip
     """Check the options, load the artifacts (an error is one line before the port opens), then
     serve until stopped."""
-    check_options(host, port, max_upload_mb)
+    check_options(host, port, max_upload_mb, max_inflight_mb, max_connections, extra_hosts)
     import uvicorn
 
     from moviegenre.predict.predictor import Predictor
@@ -520,18 +627,21 @@ def serve(paths: ProjectPaths, host: str, port: int, max_upload_mb: float, extra
     began = time.perf_counter()
     predictor = Predictor(paths, ("poster", "plot"))
     log.info("loaded %s in %.1f s", ", ".join(predictor.branches), time.perf_counter() - began)
-    app = create_app(predictor, paths, max_upload_mb, hosts=allowed_hosts(host, extra_hosts))
-    uvicorn.Server(server_config(app, host, port)).run()
+    app = create_app(predictor, paths, max_upload_mb, hosts=allowed_hosts(host, extra_hosts),
+                     max_inflight_mb=max_inflight_mb)  # fmt: skip
+    uvicorn.Server(server_config(app, host, port, max_connections)).run()
 
 
-def server_config(app: FastAPI, host: str, port: int) -> Any:
-    """uvicorn's settings for ``app``: the header deadline's protocol, keep-alive, shutdown deadline."""
+def server_config(app: FastAPI, host: str, port: int, max_connections: int = MAX_CONNECTIONS) -> Any:
+    """uvicorn's settings for ``app``: the header deadline's protocol (which also caps connections
+    at ``limit_concurrency``), keep-alive, shutdown deadline."""
     import uvicorn
 
     from moviegenre.cli.http_protocol import HeaderDeadlineProtocol
 
     return uvicorn.Config(app, host=host, port=port, http=HeaderDeadlineProtocol, log_level="info", access_log=False,
-                          timeout_graceful_shutdown=SHUTDOWN_S, timeout_keep_alive=KEEP_ALIVE_S)  # fmt: skip
+                          timeout_graceful_shutdown=SHUTDOWN_S, timeout_keep_alive=KEEP_ALIVE_S,
+                          limit_concurrency=max_connections)  # fmt: skip
 
 
 PAGE = """<!doctype html>
