@@ -103,6 +103,33 @@ def test_a_stage_moved_only_by_upstream_bytes_is_machine_noise_naming_the_blas_k
     assert machine_only("text_ml", base, other_bytes) is None  # no such stage
 
 
+def _checked_lock(text_ml_trees: int, features: str) -> dict:
+    """check_params (every param, one stamp out) above featurize_images -> train@image_ml."""
+    stages = _two_stage_lock(features=features, predictions=features)
+    stages["check_params"] = {
+        "cmd": "python -m moviegenre.cli check-params --stamp data/params.checked",
+        "deps": [{"path": "src/moviegenre", "md5": "all-code"}],
+        "params": {"params.yaml": {"image_ml": {"n_estimators": 300}, "text_ml": {"n_estimators": text_ml_trees}}},
+        "outs": [{"path": "data/params.checked", "md5": "stamp"}],
+    }
+    for stage in ("featurize_images", "train@image_ml"):
+        stages[stage]["deps"].append({"path": "data/params.checked", "md5": "stamp"})
+    return stages
+
+
+def test_another_branchs_param_upstream_does_not_make_a_stage_count_as_changed() -> None:
+    # text_ml's trees changed, which check_params reads; its stamp, and image_ml's own inputs, did not
+    base = stage_inputs(_LockTree(_checked_lock(30, "f1")))
+    assert machine_only("image_ml", base, stage_inputs(_LockTree(_checked_lock(7, "f1")))) is not None
+    # the same, with the features rewritten on another machine from the same inputs
+    assert machine_only("image_ml", base, stage_inputs(_LockTree(_checked_lock(7, "f2")))) is not None
+    stamp_changed = _checked_lock(7, "f2")
+    stamp_changed["check_params"]["outs"][0]["md5"] = "stamp2"
+    for stage in ("featurize_images", "train@image_ml"):
+        stamp_changed[stage]["deps"][-1]["md5"] = "stamp2"
+    assert machine_only("image_ml", base, stage_inputs(_LockTree(stamp_changed))) is None
+
+
 def test_same_inputs_is_machine_noise_and_nothing_is_no_change() -> None:
     machine = judge(Score(0.60, (0.5, 0.62)), Score(0.70, (0.68, 0.72)), "same code", (0.05, 0.15))
     assert machine.kind == "machine" and "**" not in delta_cell(machine) and machine.method == "same code"
