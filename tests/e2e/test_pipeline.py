@@ -198,13 +198,19 @@ def test_a_queued_sweep_compares_within_a_terminal(pipeline: Path) -> None:
         assert f"image_ml.n_estimators={name[6:]}" in row
         values = re.findall(r"\d\.\d{4}", row)
         assert len(values) == len(BRANCHES) + 1 and all(0.0 <= float(v) <= 1.0 for v in values), row
-    # a value that moved from the baseline's (the row after the workspace) is judged, one that did not is not
+    # the sweep reached image_ml and the ensemble (which reads every branch's predictions): they are
+    # judged against the baseline (the row after the workspace), and every other branch is `=`
     workspace = next(i for i, line in enumerate(lines) if line.startswith("workspace"))
     baseline = re.findall(r"(\d\.\d{4})", lines[workspace + 1])
     for name in ("trees-10", "trees-20"):
         (row,) = [line for line in lines if line.startswith(name)]
-        for (value, mark), base in zip(re.findall(r"(\d\.\d{4})(.)", row + " "), baseline, strict=True):
-            assert (mark in "+-~=?") if value != base else mark == " ", row
+        cells = re.findall(r"(\d\.\d{4})(.)", row + " ")
+        marks = {branch: mark for branch, (_, mark) in zip((*BRANCHES, "ensemble"), cells, strict=True)}
+        assert {b: m for b, m in marks.items() if b not in ("image_ml", "ensemble")} == dict.fromkeys(
+            set(BRANCHES) - {"image_ml"}, "="), row  # fmt: skip
+        for at, branch in ((0, "image_ml"), (len(BRANCHES), "ensemble")):
+            value, base = cells[at][0], baseline[at]
+            assert (marks[branch] in "+-~?") if value != base else marks[branch] == " ", row
 
 
 def test_predict_dataset_reproduces_the_ensemble_test_probabilities(pipeline: Path) -> None:

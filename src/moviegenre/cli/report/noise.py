@@ -57,6 +57,15 @@ def machine_only(
     return reason
 
 
+def same_stage_inputs(name: str, base: dict[str, Any], head: dict[str, Any]) -> bool:
+    """Whether the stage that scores ``name`` ran the same command on the same deps (by hash)
+    with the same params in both revisions' dvc.lock: its own inputs, not its ancestry. Within
+    one workspace and its experiments DVC reruns a stage only when these change, so equal own
+    inputs mean the stage did not rerun, or reran to what the machine alone makes of them."""
+    stage = _scoring_stage(name, base, head)
+    return stage is not None and all(base[stage].get(k) == head[stage].get(k) for k in ("cmd", "deps", "params"))
+
+
 def _scoring_stage(name: str, base: dict[str, Any], head: dict[str, Any]) -> str | None:
     """The stage that scores ``name`` in both revisions' dvc.lock, or None."""
     return next((s for s in (f"train@{name}", f"train_{name}", name) if s in base and s in head), None)
