@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers.project import copy_project, dvc, env, git
+from helpers.project import PROJECT_ROOT, copy_project, dvc, env, git
 
 pytestmark = pytest.mark.e2e
 
@@ -211,6 +212,32 @@ def test_a_queued_sweep_compares_within_a_terminal(pipeline: Path) -> None:
         for at, branch in ((0, "image_ml"), (len(BRANCHES), "ensemble")):
             value, base = cells[at][0], baseline[at]
             assert (marks[branch] in "+-~?") if value != base else marks[branch] == " ", row
+
+    # DVC's own table, as docs/experiments.md gives it: every line fits a 120-column terminal, no column cut
+    shown = _exp_show(pipeline, documented_exp_show())
+    assert max(len(line) for line in shown.splitlines()) <= 120, shown
+    assert "…" not in shown and "image_ml.n_estimators" in shown and "ensemble" in shown, shown
+    assert all(name in shown for name in ("trees-10", "trees-20")), shown
+    # as the docs say, the plain --only-changed table does not fit
+    plain = _exp_show(pipeline, ["exp", "show", "--only-changed"])
+    assert max(len(line) for line in plain.splitlines()) > 120, plain
+
+
+def documented_exp_show() -> list[str]:
+    """The `dvc exp show` arguments docs/experiments.md gives for a sweep's table in 120 columns."""
+    text = (PROJECT_ROOT / "docs" / "experiments.md").read_text()
+    (command,) = {
+        line.split("#")[0].strip() for line in text.splitlines() if line.startswith("dvc exp show") and "--drop" in line
+    }
+    return shlex.split(command)[1:]
+
+
+def _exp_show(repo: Path, args: list[str]) -> str:
+    """``dvc <args>`` as a 120-column terminal would run it (COLUMNS is the width DVC's table reads)."""
+    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env={**env(), "COLUMNS": "120"},
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def test_predict_dataset_reproduces_the_ensemble_test_probabilities(pipeline: Path) -> None:
