@@ -160,6 +160,7 @@ def test_one_branch_param_reruns_that_branch_and_ensemble_and_reports(pipeline: 
     done = moviegenre(pipeline, "report", "--base", "HEAD", "--out", "report.md")
     assert done.stderr == ""
     report = (pipeline / "report.md").read_text()
+    assert max(len(line) for line in report.splitlines()) <= 160
     assert "| `text_ml.n_estimators` | 30 | 7 |" in report
     headline = report.split("### Macro ROC-AUC by branch")[1].split("###")[0]
     rows = {line.split("|")[1].strip(): line for line in headline.splitlines() if line.startswith("| ")}

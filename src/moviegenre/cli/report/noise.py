@@ -20,8 +20,8 @@ NOISE_RULE = (
     "excludes 0. Otherwise: Δ is real when the two revisions' 95% bootstrap intervals "
     "(`roc_auc_macro_ci95` in `metrics/<branch>.json`) do not overlap. A branch whose stage and every "
     "stage upstream of it ran the same code and params on the same data in both revisions (`dvc.lock`) "
-    "moved by the machine alone (a BLAS kernel, thread timing): machine noise, never bold, with the "
-    "BLAS kernels named when the revisions recorded different ones."
+    "moved by the machine alone (a BLAS kernel, thread timing): machine noise, never bold. Where the two "
+    "revisions ran on different machines, what differs between them is named once, under the table."
 )
 
 
@@ -35,26 +35,19 @@ class Verdict:
     method: str = ""
 
 
-def machine_only(
-    name: str, base: dict[str, Any], head: dict[str, Any], machines: tuple[list[str], list[str]] = ([], [])
-) -> str | None:
+def machine_only(name: str, base: dict[str, Any], head: dict[str, Any]) -> str | None:
     """Why a difference in ``name``'s AUC can only come from the machine, or None when it can
     come from a change. It can when the stage that scores ``name`` (train@<name>, or a stage
     called <name>) ran the same code and params in both revisions (``revisions.stage_inputs``),
     and each of its deps either has the same hash in both or was written by stages of which the
     same holds: the same code, params and data upstream. A dep with the same hash ends the
     search there, so ``check_params``, which reads every param but writes the same stamp while
-    they are valid, does not make every stage below it count as changed. ``machines``: what
-    base and head recorded of their machines (``revisions.recorded_machine``), named where they differ."""
+    they are valid, does not make every stage below it count as changed. What the machines
+    recorded differently is the report's to say once (``machines``), not each verdict's."""
     stage = _scoring_stage(name, base, head)
     if stage is None or not _same_upstream(stage, base, head):
         return None
-    reason = "same code, params and data upstream (dvc.lock)"
-    old, new = machines
-    if old and new and old != new:
-        gone, came = [m for m in old if m not in new], [m for m in new if m not in old]
-        reason += f"; {', '.join(gone)} → {', '.join(came)}"
-    return reason
+    return "same code, params and data upstream (dvc.lock)"
 
 
 def same_stage_inputs(name: str, base: dict[str, Any], head: dict[str, Any]) -> bool:

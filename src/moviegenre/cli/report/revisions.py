@@ -142,14 +142,3 @@ def stage_inputs(tree: Tree) -> dict[str, Any]:
         }
         for name, stage in stages.items()
     }
-
-
-def recorded_machine(tree: Tree, name: str) -> list[str]:
-    """What the stage scoring ``name`` recorded of its machine (``core.machine``): its BLAS
-    kernels, then the CPU's kernel flags as one item; empty when it recorded nothing."""
-    found = read_json(tree, f"{TIMINGS}/{name}.json").get("machine")
-    if not isinstance(found, dict):
-        return []
-    blas, flags = found.get("blas"), found.get("cpu_flags")
-    items = [f"BLAS {b}" for b in blas] if isinstance(blas, list) else []
-    return items + ([f"CPU {' '.join(map(str, flags))}"] if isinstance(flags, list) else [])
