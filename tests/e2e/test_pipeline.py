@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers.project import copy_project, dvc, env, git
+from helpers.project import PROJECT_ROOT, copy_project, dvc, env, git
 
 pytestmark = pytest.mark.e2e
 
@@ -165,6 +166,7 @@ def test_one_branch_param_reruns_that_branch_and_ensemble_and_reports(pipeline: 
     done = moviegenre(pipeline, "report", "--base", "HEAD", "--out", "report.md")
     assert done.stderr == ""
     report = (pipeline / "report.md").read_text()
+    assert max(len(line) for line in report.splitlines()) <= 160
     assert "| `text_ml.n_estimators` | 30 | 7 |" in report
     headline = report.split("### Macro ROC-AUC by branch")[1].split("###")[0]
     rows = {line.split("|")[1].strip(): line for line in headline.splitlines() if line.startswith("| ")}
@@ -203,13 +205,46 @@ def test_a_queued_sweep_compares_within_a_terminal(pipeline: Path) -> None:
         assert f"image_ml.n_estimators={name[6:]}" in row
         values = re.findall(r"\d\.\d{4}", row)
         assert len(values) == len(BRANCHES) + 1 and all(0.0 <= float(v) <= 1.0 for v in values), row
-    # a value that moved from the baseline's (the row after the workspace) is judged, one that did not is not
+    # the sweep reached image_ml and the ensemble (which reads every branch's predictions): they are
+    # judged against the baseline (the row after the workspace), and every other branch is `=`
     workspace = next(i for i, line in enumerate(lines) if line.startswith("workspace"))
     baseline = re.findall(r"(\d\.\d{4})", lines[workspace + 1])
     for name in ("trees-10", "trees-20"):
         (row,) = [line for line in lines if line.startswith(name)]
-        for (value, mark), base in zip(re.findall(r"(\d\.\d{4})(.)", row + " "), baseline, strict=True):
-            assert (mark in "+-~=?") if value != base else mark == " ", row
+        cells = re.findall(r"(\d\.\d{4})(.)", row + " ")
+        marks = {branch: mark for branch, (_, mark) in zip((*BRANCHES, "ensemble"), cells, strict=True)}
+        assert {b: m for b, m in marks.items() if b not in ("image_ml", "ensemble")} == dict.fromkeys(
+            set(BRANCHES) - {"image_ml"}, "="), row  # fmt: skip
+        for at, branch in ((0, "image_ml"), (len(BRANCHES), "ensemble")):
+            value, base = cells[at][0], baseline[at]
+            assert (marks[branch] in "+-~?") if value != base else marks[branch] == " ", row
+
+    # DVC's own table, as docs/experiments.md gives it: every line fits a 120-column terminal, no column cut
+    shown = _exp_show(pipeline, documented_exp_show())
+    assert max(len(line) for line in shown.splitlines()) <= 120, shown
+    assert "…" not in shown and "image_ml.n_estimators" in shown.splitlines()[1], shown  # the header, whole
+    assert all(name in shown for name in ("trees-10", "trees-20")), shown
+    assert not any(column in shown for column in ("Created", "val.", "data/predictions")), shown
+    # as the docs say, the plain --only-changed table does not fit
+    plain = _exp_show(pipeline, ["exp", "show", "--only-changed"])
+    assert max(len(line) for line in plain.splitlines()) > 120, plain
+
+
+def documented_exp_show() -> list[str]:
+    """The `dvc exp show` arguments docs/experiments.md gives for a sweep's table in 120 columns."""
+    text = (PROJECT_ROOT / "docs" / "experiments.md").read_text()
+    (command,) = {
+        line.split("#")[0].strip() for line in text.splitlines() if line.startswith("dvc exp show") and "--drop" in line
+    }
+    return shlex.split(command)[1:]
+
+
+def _exp_show(repo: Path, args: list[str]) -> str:
+    """``dvc <args>`` as a 120-column terminal would run it (COLUMNS is the width DVC's table reads)."""
+    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, env={**env(), "COLUMNS": "120"},
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def test_predict_dataset_reproduces_the_ensemble_test_probabilities(pipeline: Path) -> None:

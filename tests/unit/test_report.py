@@ -20,6 +20,8 @@ import yaml
 from helpers.project import env, git
 from PIL import Image
 
+from moviegenre.branches.registry import NAMES
+from moviegenre.cli.report.machines import CPU_MARK, Machine, cpu_dependent, difference, machine_notes
 from moviegenre.cli.report.markdown import delta_cell
 from moviegenre.cli.report.noise import judge, machine_only
 from moviegenre.cli.report.revisions import stage_inputs
@@ -84,23 +86,67 @@ def _two_stage_lock(code: str = "c1", features: str = "f1", predictions: str = "
     }
 
 
-def test_a_stage_moved_only_by_upstream_bytes_is_machine_noise_naming_the_blas_kernel() -> None:
+def test_a_stage_moved_only_by_upstream_bytes_is_machine_noise() -> None:
     base = stage_inputs(_LockTree(_two_stage_lock()))
     other_bytes = stage_inputs(_LockTree(_two_stage_lock(features="f2", predictions="p2")))  # same sources, new bytes
-    kernels = (
-        ["BLAS openblas 0.3.31 SkylakeX", "CPU avx2 avx512f"],
-        ["BLAS openblas 0.3.31 Haswell", "CPU avx2 avx512f"],
-    )
-    reason = machine_only("image_ml", base, other_bytes, kernels)
-    assert reason == (
-        "same code, params and data upstream (dvc.lock); BLAS openblas 0.3.31 SkylakeX → BLAS openblas 0.3.31 Haswell"
-    )
+    reason = machine_only("image_ml", base, other_bytes)
+    assert reason == "same code, params and data upstream (dvc.lock)"
     verdict = judge(Score(0.6457, (0.62, 0.67)), Score(0.6451, (0.62, 0.67)), reason, None)
-    assert delta_cell(verdict) == "-0.0006 machine noise (BLAS openblas 0.3.31 SkylakeX → BLAS openblas 0.3.31 Haswell)"
-    assert machine_only("image_ml", base, other_bytes) == "same code, params and data upstream (dvc.lock)"
+    assert delta_cell(verdict) == "-0.0006 machine noise"  # what the machines were is said once, under the table
     upstream_code = stage_inputs(_LockTree(_two_stage_lock(code="c2", features="f2", predictions="p2")))
-    assert machine_only("image_ml", base, upstream_code, kernels) is None  # a change upstream: judged as real
+    assert machine_only("image_ml", base, upstream_code) is None  # a change upstream: judged as real
     assert machine_only("text_ml", base, other_bytes) is None  # no such stage
+
+
+def test_what_differs_between_two_machines_is_named_and_what_they_share_is_not() -> None:
+    epyc, xeon = (
+        Machine(tuple(EPYC["blas"]), tuple(EPYC["cpu_flags"])),
+        Machine(tuple(XEON["blas"]), tuple(XEON["cpu_flags"])),
+    )
+    assert difference(epyc, xeon) == (
+        "CPU flags avx512f, avx512_vnni, avx512_bf16, avx512_fp16 in head only; "
+        "BLAS openblas 0.3.30 Haswell, openblas 0.3.31.188.0 Haswell → openblas 0.3.31.188.0 SkylakeX"
+    )
+    assert difference(xeon, epyc).startswith("CPU flags avx512f, avx512_vnni, avx512_bf16, avx512_fp16 in base only")
+    assert difference(epyc, Machine(epyc.blas[::-1], epyc.cpu_flags)) == ""  # the same machine, listed in another order
+    # stages that recorded different differences are named, each once
+    notes = machine_notes({"image_dl": "CPU flags amx_tile in head only", "text_dl": "BLAS a → b"}, marked=False)
+    assert [line for line in notes if line.startswith("- ")] == ["- image_dl: CPU flags amx_tile in head only",
+                                                                 "- text_dl: BLAS a → b"]  # fmt: skip
+    assert machine_notes({}, marked=True) == []
+
+
+def test_the_branches_trained_with_cpu_dependent_kernels_come_from_their_classes() -> None:
+    keras = {"image_dl", "text_dl", "text_encoder", "image_encoder", "encoder_fusion", "fusion"}
+    assert cpu_dependent([*NAMES, "ensemble", "stacked"]) == keras
+    assert keras < set(NAMES)  # the forests, text_linear: the same bytes on every CPU
+
+
+def _checked_lock(text_ml_trees: int, features: str) -> dict:
+    """check_params (every param, one stamp out) above featurize_images -> train@image_ml."""
+    stages = _two_stage_lock(features=features, predictions=features)
+    stages["check_params"] = {
+        "cmd": "python -m moviegenre.cli check-params --stamp data/params.checked",
+        "deps": [{"path": "src/moviegenre", "md5": "all-code"}],
+        "params": {"params.yaml": {"image_ml": {"n_estimators": 300}, "text_ml": {"n_estimators": text_ml_trees}}},
+        "outs": [{"path": "data/params.checked", "md5": "stamp"}],
+    }
+    for stage in ("featurize_images", "train@image_ml"):
+        stages[stage]["deps"].append({"path": "data/params.checked", "md5": "stamp"})
+    return stages
+
+
+def test_another_branchs_param_upstream_does_not_make_a_stage_count_as_changed() -> None:
+    # text_ml's trees changed, which check_params reads; its stamp, and image_ml's own inputs, did not
+    base = stage_inputs(_LockTree(_checked_lock(30, "f1")))
+    assert machine_only("image_ml", base, stage_inputs(_LockTree(_checked_lock(7, "f1")))) is not None
+    # the same, with the features rewritten on another machine from the same inputs
+    assert machine_only("image_ml", base, stage_inputs(_LockTree(_checked_lock(7, "f2")))) is not None
+    stamp_changed = _checked_lock(7, "f2")
+    stamp_changed["check_params"]["outs"][0]["md5"] = "stamp2"
+    for stage in ("featurize_images", "train@image_ml"):
+        stamp_changed[stage]["deps"][-1]["md5"] = "stamp2"
+    assert machine_only("image_ml", base, stage_inputs(_LockTree(stamp_changed))) is None
 
 
 def test_same_inputs_is_machine_noise_and_nothing_is_no_change() -> None:
@@ -177,18 +223,26 @@ def _stage(deps: list[tuple[str, str]], params: dict) -> dict:
 
 
 def _lock(text_ml_trees: int) -> dict:
-    """image_ml's inputs never change; text_ml's params do."""
+    """image_ml's and encoder_fusion's inputs never change; text_ml's params do."""
     return {"schema": "2.0", "stages": {
         "train_image_ml": _stage([("data/features/images/pca.npy", "aa")], {"image_ml": {"n_estimators": 30}}),
         "train_text_ml": _stage([("data/features/text/tfidf.npz", "bb")], {"text_ml": {"n_estimators": text_ml_trees}}),
+        "train_encoder_fusion": _stage([("data/features/embeddings/x.npy", "cc")], {"encoder_fusion": {"epochs": 2}}),
     }}  # fmt: skip
+
+
+# what core.machine records: an AVX2-only EPYC (base) and an AVX-512 Xeon (head)
+EPYC = {"blas": ["openblas 0.3.30 Haswell", "openblas 0.3.31.188.0 Haswell"], "cpu_flags": ["avx2", "fma"]}
+XEON = {"blas": ["openblas 0.3.31.188.0 SkylakeX"],
+        "cpu_flags": ["avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16"]}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Base commit, then a head in the workspace: text_ml really better, image_dl +0.011 (noise),
     image_ml moved with the same inputs, the ensemble better by a paired bootstrap, text_encoder
-    jittered, and a new branch (fusion) in head's summary only."""
+    jittered, encoder_fusion moved a few millionths with the same inputs, and a new branch (fusion)
+    in head's summary only; base ran on the EPYC, head on the Xeon."""
     root = tmp_path_factory.mktemp("report") / "repo"
     root.mkdir()
     git(root, "init", "-q")
@@ -216,7 +270,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     test = np.array(split) == "test"
     val = ~test
 
-    def side(ens: np.ndarray, enc: np.ndarray, scores: dict, trees: int, fusion: bool) -> None:
+    def side(ens: np.ndarray, enc: np.ndarray, scores: dict, trees: int, fusion: bool, machine: dict) -> None:
         _predictions(root / "data/predictions/ensemble.parquet", ids, split, ens)
         _predictions(root / "data/predictions/text_encoder.parquet", ids, split, enc)
         for name, (t, v) in scores.items():
@@ -232,18 +286,23 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
         summary["val"] = {k: json.loads((root / f"metrics/{k}.json").read_text())["val"]["roc_auc_macro"]
                           for k in summary}  # fmt: skip
         _write_json(root / "metrics/summary.json", summary)
-        _write_json(root / "metrics/timings/image_dl.json", {"seconds": {"fit": 100.0 + trees}})
+        _write_json(root / "metrics/timings/image_dl.json", {"seconds": {"fit": 100.0 + trees}, "machine": machine})
+        for name in ("image_ml", "encoder_fusion", "text_encoder", "ensemble"):
+            _write_json(root / f"metrics/timings/{name}.json", {"seconds": {"fit": 1.0}, "machine": machine})
         _write_json(root / "metrics/data.json", {"movies_out": n})
         (root / "dvc.lock").write_text(yaml.safe_dump(_lock(trees)))
         (root / "plots").mkdir(exist_ok=True)
         Image.new("RGB", (8, 8), (trees, 0, 0)).save(root / "plots/macro_auc.png")
 
-    base_scores = {"image_ml": (0.645746, 0.654087), "text_ml": (0.780, 0.790), "image_dl": (0.682929, 0.690891)}
-    side(base_ens, base_enc, base_scores, trees=30, fusion=False)
+    base_scores = {"image_ml": (0.645746, 0.654087), "text_ml": (0.780, 0.790), "image_dl": (0.682929, 0.690891),
+                   "encoder_fusion": (0.9053, 0.9016)}  # fmt: skip
+    side(base_ens, base_enc, base_scores, trees=30, fusion=False, machine=EPYC)
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "base")
-    head_scores = {"image_ml": (0.649746, 0.654087), "text_ml": (0.860, 0.866), "image_dl": (0.693929, 0.690891)}
-    side(base_ens + 0.08 * y, base_enc + rng.normal(0, 0.005, base_enc.shape), head_scores, trees=7, fusion=True)
+    head_scores = {"image_ml": (0.649746, 0.654087), "text_ml": (0.860, 0.866), "image_dl": (0.693929, 0.690891),
+                   "encoder_fusion": (0.90532, 0.90157)}  # fmt: skip
+    head_enc = base_enc + rng.normal(0, 0.005, base_enc.shape)
+    side(base_ens + 0.08 * y, head_enc, head_scores, trees=7, fusion=True, machine=XEON)
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["text_ml"]["n_estimators"] = 7
     (root / "params.yaml").write_text(yaml.safe_dump(params))
@@ -270,10 +329,10 @@ def _headline(text: str) -> dict[str, list[str]]:
 
 def test_headline_is_branch_by_val_and_test_with_verdicts(report: tuple[str, Path]) -> None:
     rows = _headline(report[0])
-    assert list(rows) == ["image_ml", "text_ml", "image_dl", "text_encoder", "ensemble", "fusion"]
+    assert list(rows) == ["image_ml", "text_ml", "image_dl", "encoder_fusion", "text_encoder", "ensemble", "fusion"]
     # columns: branch, val base -> head, Δ val, test base -> head, Δ test, judged by
     assert rows["text_ml"][3] == "0.7800 → 0.8600" and rows["text_ml"][4] == "**+0.0800** outside noise"
-    assert rows["image_dl"][4] == "+0.0110 within noise" and rows["image_dl"][2] == "0"
+    assert rows["image_dl"][4] == f"+0.0110 within noise {CPU_MARK}" and rows["image_dl"][2] == "0"
     assert (
         rows["image_ml"][4] == "+0.0040 machine noise"
         and rows["image_ml"][5] == "same code, params and data upstream (dvc.lock)"
@@ -283,6 +342,24 @@ def test_headline_is_branch_by_val_and_test_with_verdicts(report: tuple[str, Pat
     assert "within noise" in rows["text_encoder"][4] and "**" not in rows["text_encoder"][4]
     assert rows["fusion"][1] == "— → 0.8600" and rows["fusion"][4] == "new"
     assert "**Noise rule.**" in report[0]
+
+
+def test_the_machines_are_said_once_and_cpu_dependent_branches_are_marked(report: tuple[str, Path]) -> None:
+    text = report[0]
+    assert max(len(line) for line in text.splitlines()) <= 160
+    prose = " ".join(text.split())  # the notes are wrapped paragraphs
+    assert text.count("**Machines.**") == 1 and text.count("avx512_vnni") == 1 and text.count("SkylakeX") == 1
+    assert "CPU flags avx512f, avx512_vnni, avx512_bf16, avx512_fp16 in head only" in prose
+    assert "BLAS openblas 0.3.30 Haswell, openblas 0.3.31.188.0 Haswell → openblas 0.3.31.188.0 SkylakeX" in prose
+    assert prose.count(f"{CPU_MARK} trained with CPU-dependent float kernels") == 1
+    rows = _headline(text)
+    # Keras branches whose Δ is shown carry the mark; the forests, the ensemble and a new branch do not
+    assert rows["encoder_fusion"][2] == f"-0.000030 machine noise {CPU_MARK}"
+    assert rows["encoder_fusion"][4] == f"+0.000020 machine noise {CPU_MARK}"
+    assert rows["text_encoder"][4].endswith(CPU_MARK) and rows["image_dl"][2] == "0"
+    assert not any(CPU_MARK in cell for name in ("image_ml", "text_ml", "ensemble", "fusion") for cell in rows[name])
+    timings = text.split("<summary>Timings")[1].split("</details>")[0]
+    assert "machine" not in timings and "| image_dl | seconds.fit |" in timings
 
 
 def test_params_that_changed_are_listed(report: tuple[str, Path]) -> None:

@@ -2,9 +2,13 @@
 
 Built on ``dvc exp show --json``: each row is the workspace, a baseline commit or one of its
 experiments, with the params it changed from its baseline and every branch's and the
-ensemble's test macro ROC-AUC. Each AUC that moved is judged by the report's noise rule
-(``report.noise``) against the baseline: the two revisions' 95% bootstrap intervals, read from
-``metrics/<branch>.json`` at each revision, and the branch stage's inputs in ``dvc.lock``.
+ensemble's test macro ROC-AUC. A branch whose train stage had the same own inputs as the
+baseline's (command, dep hashes and params in each revision's dvc.lock) is marked ``=``: the
+sweep did not reach it, whatever its AUC did. Judging by the stage's own inputs, not by what
+lies upstream, matters because every stage sits below ``check_params``, which reads every
+param. Each other AUC that moved is judged by the report's noise rule (``report.noise``)
+against the baseline's: the two revisions' 95% bootstrap intervals, read from
+``metrics/<branch>.json`` at each revision.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from moviegenre.cli.report.noise import judge, machine_only
+from moviegenre.cli.report.noise import judge, same_stage_inputs
 from moviegenre.cli.report.revisions import RevisionTree, Tree, WorkspaceTree, dvc_json, stage_inputs
 from moviegenre.cli.report.scores import Score, branch_names, read_scores
 from moviegenre.cli.report.tables import flatten
@@ -21,9 +25,12 @@ from moviegenre.cli.report.tables import flatten
 WIDTH = 120
 NAME_WIDTH = 14
 VALUE_WIDTH = 7  # "0.6457+"; a column is one wider than its value or its header (two lines, split at "_")
-# a moved AUC's mark: a real gain or loss, noise, the machine alone (same inputs), or no interval to judge by
-MARKS = {"real": "", "noise": "~", "machine": "=", "unjudged": "?", "unchanged": " ", "new": " "}
-LEGEND = "test macro ROC-AUC. +/-: real change from the baseline  ~: within the noise  =: same inputs  ?: unjudged"
+SAME_INPUTS = "="  # the branch's stage had the same own inputs as the baseline's
+# the mark of an AUC whose stage's inputs changed: a real gain or loss (+/-), noise, or no interval to judge by
+MARKS = {"real": "", "noise": "~", "unjudged": "?", "unchanged": " ", "new": " "}
+LEGEND = (
+    "test macro ROC-AUC. +/-: real change from the baseline  ~: within the noise  =: same stage inputs  ?: unjudged"
+)
 
 
 @dataclass
@@ -109,7 +116,7 @@ def _cut(text: str, width: int) -> str:
 
 
 class _Judge:
-    """The noise rule for one row against its baseline; each revision's files are read once."""
+    """The marks of one row against its baseline; each revision's files are read once."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -131,11 +138,11 @@ class _Judge:
         base_value, head_value = row.baseline.summary.get(name), row.summary.get(name)
         if not isinstance(base_value, int | float) or not isinstance(head_value, int | float):
             return " "
-        base_tree, head_tree = self.tree(row.baseline.rev), self.tree(row.rev)
-        base = read_scores(base_tree, [name]).get((name, "test"), Score(float(base_value)))
-        head = read_scores(head_tree, [name]).get((name, "test"), Score(float(head_value)))
-        machine = machine_only(name, self.stage_inputs(row.baseline.rev), self.stage_inputs(row.rev))
-        verdict = judge(base, head, machine, None)
+        if same_stage_inputs(name, self.stage_inputs(row.baseline.rev), self.stage_inputs(row.rev)):
+            return SAME_INPUTS
+        base = read_scores(self.tree(row.baseline.rev), [name]).get((name, "test"), Score(float(base_value)))
+        head = read_scores(self.tree(row.rev), [name]).get((name, "test"), Score(float(head_value)))
+        verdict = judge(base, head, None, None)
         if verdict.kind == "real":
             return "+" if (verdict.delta or 0) > 0 else "-"
         return MARKS.get(verdict.kind, " ")

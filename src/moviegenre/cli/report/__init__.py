@@ -17,7 +17,9 @@ One concern a module, in the order the report is made:
 - ``noise``: the noise rule, a verdict per branch and split (pure)
 - ``pairing``: both revisions' predictions lined up for the paired bootstrap
   (``moviegenre.evaluation.paired_bootstrap``)
-- ``markdown``: how values, Δs and verdicts are written, folded tables
+- ``markdown``: how values, Δs and verdicts are written, folded tables, wrapped paragraphs
+- ``machines``: what differs between the machines base and head ran on, said once, and which
+  branches train with CPU-dependent kernels (marked where their Δ is shown)
 - ``tables``: the headline, noise bands, timings, counts, params and metrics-diff tables
 - ``figures``: base and head figures side by side, linked relative to the report
 - ``build``: ``build_report``, which puts them together

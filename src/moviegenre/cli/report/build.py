@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from moviegenre.cli.report.figures import figure_table
-from moviegenre.cli.report.markdown import details
+from moviegenre.cli.report.machines import CPU_MARK, cpu_dependent, machine_differences, machine_notes
+from moviegenre.cli.report.markdown import details, paragraph
 from moviegenre.cli.report.noise import NOISE_RULE, Verdict, judge, machine_only, moved
 from moviegenre.cli.report.pairing import paired_intervals
 from moviegenre.cli.report.revisions import (
@@ -18,7 +19,6 @@ from moviegenre.cli.report.revisions import (
     WorkspaceTree,
     dvc_json,
     read_json,
-    recorded_machine,
     resolve_revision,
     stage_inputs,
 )
@@ -51,12 +51,9 @@ def build_report(
     base_scores, head_scores = read_scores(base_tree, names), read_scores(head_tree, names)
 
     base_inputs, head_inputs = stage_inputs(base_tree), stage_inputs(head_tree)
-    machine = {
-        name: machine_only(
-            name, base_inputs, head_inputs, (recorded_machine(base_tree, name), recorded_machine(head_tree, name))
-        )
-        for name in names
-    }
+    machine = {name: machine_only(name, base_inputs, head_inputs) for name in names}
+    differences = machine_differences(base_tree, head_tree)  # stage -> what differs between its two machines
+    marked = cpu_dependent(name for name in names if name in differences)
     pairs: dict[tuple[str, str], tuple[float, float]] = {}
     if paired:  # only where a Δ needs judging: the bootstrap is the report's one slow part
         wanted = {
@@ -80,8 +77,10 @@ def build_report(
 
     base_label = f"`{base}`" + (f" ({short})" if short != base else "")
     lines = [f"## moviegenre: {base_label} → this change", "", "### Macro ROC-AUC by branch", ""]
-    lines += headline(names, base_scores, head_scores, verdicts)
-    lines += ["", NOISE_RULE, "", "### Params changed", "", *params_table(params), ""]
+    table = headline(names, base_scores, head_scores, verdicts, marked)
+    notes = machine_notes(differences, any(CPU_MARK in line for line in table))
+    lines += [*table, "", *([*notes, ""] if notes else []), *paragraph(NOISE_RULE)]
+    lines += ["", "### Params changed", "", *params_table(params), ""]
     lines += details(
         "Noise bands: the 95% intervals behind each verdict",
         "| branch | split | base 95% interval | head 95% interval | paired Δ 95% interval |",
@@ -99,7 +98,7 @@ def build_report(
         metrics_diff_rows(metrics),
     )
     if figures:
-        table = figure_table(base_tree, head_tree, cwd, out, base_label)
-        if table:
-            lines += ["### Figures", "", *table, ""]
+        side_by_side = figure_table(base_tree, head_tree, cwd, out, base_label)
+        if side_by_side:
+            lines += ["### Figures", "", *side_by_side, ""]
     return "\n".join(lines).rstrip("\n") + "\n"

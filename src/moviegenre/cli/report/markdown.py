@@ -3,7 +3,11 @@ number formats, so that every table rounds the same way."""
 
 from __future__ import annotations
 
+import textwrap
+
 from moviegenre.cli.report.noise import Verdict
+
+WIDTH = 100  # a paragraph's lines: Markdown joins them, and a diff or a terminal shows them whole
 
 
 def fmt(value: object) -> str:
@@ -37,10 +41,15 @@ def delta_cell(verdict: Verdict) -> str:
     return {
         "real": f"**{delta}** outside noise",
         "noise": f"{delta} within noise",
-        "machine": f"{delta} machine noise"
-        + (f" ({verdict.method.split('; ', 1)[1]})" if "; " in verdict.method else ""),
+        "machine": f"{delta} machine noise",
         "unjudged": f"{delta} (no interval)",
     }[verdict.kind]
+
+
+def paragraph(text: str, width: int = WIDTH, indent: str = "") -> list[str]:
+    """A paragraph (or a list item, with ``indent``) as lines of at most ``width``; a word longer
+    than that stays whole."""
+    return textwrap.wrap(text, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
 
 
 def details(summary: str, header: str, rows: list[tuple[str, ...]]) -> list[str]:

@@ -20,8 +20,8 @@ NOISE_RULE = (
     "excludes 0. Otherwise: Δ is real when the two revisions' 95% bootstrap intervals "
     "(`roc_auc_macro_ci95` in `metrics/<branch>.json`) do not overlap. A branch whose stage and every "
     "stage upstream of it ran the same code and params on the same data in both revisions (`dvc.lock`) "
-    "moved by the machine alone (a BLAS kernel, thread timing): machine noise, never bold, with the "
-    "BLAS kernels named when the revisions recorded different ones."
+    "moved by the machine alone (a BLAS kernel, thread timing): machine noise, never bold. Where the two "
+    "revisions ran on different machines, what differs between them is named once, under the table."
 )
 
 
@@ -35,25 +35,69 @@ class Verdict:
     method: str = ""
 
 
-def machine_only(
-    name: str, base: dict[str, Any], head: dict[str, Any], machines: tuple[list[str], list[str]] = ([], [])
-) -> str | None:
+def machine_only(name: str, base: dict[str, Any], head: dict[str, Any]) -> str | None:
     """Why a difference in ``name``'s AUC can only come from the machine, or None when it can
     come from a change. It can when the stage that scores ``name`` (train@<name>, or a stage
-    called <name>) and every stage upstream of it ran the same code and params on the same
-    data in both revisions (``revisions.stage_inputs``' sources); ``machines``: what base and
-    head recorded of their machines (``revisions.recorded_machine``), named where they differ."""
-    for stage in (f"train@{name}", f"train_{name}", name):
-        if stage in base and stage in head:
-            if base[stage].get("sources") != head[stage].get("sources"):
-                return None
-            reason = "same code, params and data upstream (dvc.lock)"
-            old, new = machines
-            if old and new and old != new:
-                gone, came = [m for m in old if m not in new], [m for m in new if m not in old]
-                reason += f"; {', '.join(gone)} → {', '.join(came)}"
-            return reason
-    return None
+    called <name>) ran the same code and params in both revisions (``revisions.stage_inputs``),
+    and each of its deps either has the same hash in both or was written by stages of which the
+    same holds: the same code, params and data upstream. A dep with the same hash ends the
+    search there, so ``check_params``, which reads every param but writes the same stamp while
+    they are valid, does not make every stage below it count as changed. What the machines
+    recorded differently is the report's to say once (``machines``), not each verdict's."""
+    stage = _scoring_stage(name, base, head)
+    if stage is None or not _same_upstream(stage, base, head):
+        return None
+    return "same code, params and data upstream (dvc.lock)"
+
+
+def same_stage_inputs(name: str, base: dict[str, Any], head: dict[str, Any]) -> bool:
+    """Whether the stage that scores ``name`` ran the same command on the same deps (by hash)
+    with the same params in both revisions' dvc.lock: its own inputs, not its ancestry. Within
+    one workspace and its experiments DVC reruns a stage only when these change, so equal own
+    inputs mean the stage did not rerun, or reran to what the machine alone makes of them."""
+    stage = _scoring_stage(name, base, head)
+    return stage is not None and all(base[stage].get(k) == head[stage].get(k) for k in ("cmd", "deps", "params"))
+
+
+def _scoring_stage(name: str, base: dict[str, Any], head: dict[str, Any]) -> str | None:
+    """The stage that scores ``name`` in both revisions' dvc.lock, or None."""
+    return next((s for s in (f"train@{name}", f"train_{name}", name) if s in base and s in head), None)
+
+
+def _overlaps(a: str, b: str) -> bool:
+    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
+
+
+def _same_upstream(stage: str, base: dict[str, Any], head: dict[str, Any]) -> bool:
+    """Whether ``stage`` ran the same command and params in both revisions on deps that are the
+    same bytes, or that stages of which this holds wrote (on another machine, other bytes)."""
+    seen: set[str] = set()
+    todo = [stage]
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        if current not in base or current not in head:
+            return False
+        old, new = base[current], head[current]
+        if old.get("cmd") != new.get("cmd") or old.get("params") != new.get("params"):
+            return False
+        old_deps, new_deps = dict(old.get("deps", [])), dict(new.get("deps", []))
+        if set(old_deps) != set(new_deps):
+            return False
+        for path, digest in new_deps.items():
+            if old_deps[path] == digest:
+                continue
+            writers = [
+                w
+                for w, found in head.items()
+                if w != current and any(_overlaps(path, o) for o in found.get("outs", []))
+            ]
+            if not writers:
+                return False
+            todo += writers
+    return True
 
 
 def moved(base: Score | None, head: Score | None) -> bool:

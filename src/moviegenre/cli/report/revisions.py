@@ -125,58 +125,20 @@ def dvc_json(*args: str, cwd: Path = Path(".")) -> dict:
 
 
 def stage_inputs(tree: Tree) -> dict[str, Any]:
-    """Each stage's command, deps (path and hash) and params from dvc.lock: what it ran on; and
-    under ``sources`` the same for the stage and every stage upstream of it, less the deps that
-    a stage writes: the code, params and data the stage's result comes from."""
+    """Each stage's command, deps (path and hash), params and out paths from dvc.lock: what it
+    ran on, and what it wrote (so that a dep can be traced to the stage that wrote it)."""
     raw = tree.read("dvc.lock")
     try:
         stages = (yaml.safe_load(raw) or {}).get("stages", {}) if raw else {}
     except yaml.YAMLError:
         log.warning("dvc.lock: not YAML, so no stage counts as rerun on the same inputs")
         stages = {}
-    outs = {name: [o.get("path", "") for o in stage.get("outs", [])] for name, stage in stages.items()}
-    inputs = {
+    return {
         name: {
             "cmd": stage.get("cmd"),
             "deps": sorted((d.get("path"), d.get("md5") or d.get("hash")) for d in stage.get("deps", [])),
             "params": stage.get("params", {}),
+            "outs": [o.get("path", "") for o in stage.get("outs", [])],
         }
         for name, stage in stages.items()
     }
-    for name, found in inputs.items():
-        found["sources"] = _sources(name, inputs, outs)
-    return inputs
-
-
-def recorded_machine(tree: Tree, name: str) -> list[str]:
-    """What the stage scoring ``name`` recorded of its machine (``core.machine``): its BLAS
-    kernels, then the CPU's kernel flags as one item; empty when it recorded nothing."""
-    found = read_json(tree, f"{TIMINGS}/{name}.json").get("machine")
-    if not isinstance(found, dict):
-        return []
-    blas, flags = found.get("blas"), found.get("cpu_flags")
-    items = [f"BLAS {b}" for b in blas] if isinstance(blas, list) else []
-    return items + ([f"CPU {' '.join(map(str, flags))}"] if isinstance(flags, list) else [])
-
-
-def _overlaps(a: str, b: str) -> bool:
-    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
-
-
-def _sources(name: str, inputs: dict[str, Any], outs: dict[str, list[str]]) -> list[Any]:
-    """The commands, params and non-generated deps of ``name`` and of every stage upstream of it."""
-    found: set[str] = set()
-    seen, todo = set(), [name]
-    while todo:
-        stage = todo.pop()
-        if stage in seen:
-            continue
-        seen.add(stage)
-        found.add(json.dumps(["cmd", stage, inputs[stage]["cmd"], inputs[stage]["params"]], sort_keys=True))
-        for path, digest in inputs[stage]["deps"]:
-            writers = [s for s, paths in outs.items() if s != stage and any(_overlaps(path, o) for o in paths)]
-            if writers:
-                todo += writers
-            else:
-                found.add(json.dumps(["dep", path, digest]))
-    return sorted(found)

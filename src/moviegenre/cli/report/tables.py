@@ -3,12 +3,16 @@ and the folded comparisons of timings, counts, params and every metric DVC compa
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
+from moviegenre.cli.report.machines import CPU_MARK
 from moviegenre.cli.report.markdown import delta_cell, fmt, fmt_auc, fmt_delta
 from moviegenre.cli.report.noise import Verdict
 from moviegenre.cli.report.revisions import COUNTS, TIMINGS, Tree, read_json
 from moviegenre.cli.report.scores import SPLITS, Score
+
+MOVED = ("real", "noise", "machine", "unjudged")  # the verdicts that show a Δ
 
 
 def headline(
@@ -16,8 +20,11 @@ def headline(
     base: dict[tuple[str, str], Score],
     head: dict[tuple[str, str], Score],
     verdicts: dict[tuple[str, str], Verdict],
+    marked: Collection[str] = (),
 ) -> list[str]:
-    """One row per branch with a verdict: val and test, base → head, Δ, and the rule that judged."""
+    """One row per branch with a verdict: val and test, base → head, Δ, and the rule that judged;
+    each Δ of a ``marked`` branch (trained with CPU-dependent kernels, on two machines) carries
+    ``CPU_MARK``, which the note under the table explains."""
     lines = [
         "| branch | val: base → head | Δ val | test: base → head | Δ test | judged by |",
         "|---|---|---|---|---|---|",
@@ -30,7 +37,8 @@ def headline(
             old, new = base.get((name, split)), head.get((name, split))
             cells.append(f"{fmt_auc(old.value if old else None)} → {fmt_auc(new.value if new else None)}")
             verdict = verdicts.get((name, split), Verdict("unchanged", 0.0))
-            cells.append(delta_cell(verdict))
+            mark = f" {CPU_MARK}" if name in marked and verdict.kind in MOVED else ""
+            cells.append(delta_cell(verdict) + mark)
         methods = sorted({verdicts[name, s].method for s in SPLITS if (name, s) in verdicts} - {""})
         lines.append(f"| {name} | {' | '.join(cells)} | {', '.join(methods) or '—'} |")
     return lines
@@ -82,14 +90,17 @@ def comparison_rows(base: dict, head: dict, only_changed: bool) -> list[tuple[st
 
 
 def timing_rows(base: Tree, head: Tree) -> list[tuple[str, ...]]:
-    """Every timing of both revisions, changed or not: they move every run, so all are shown."""
+    """Every timing of both revisions, changed or not: they move every run, so all are shown. The
+    machine each stage recorded beside them is left out: the note under the headline names what
+    differs, once."""
     rows: list[tuple[str, ...]] = []
     for file in sorted(set(head.names(TIMINGS)) | set(base.names(TIMINGS))):
         if not file.endswith(".json"):
             continue
         path = f"{TIMINGS}/{file}"
         for key, old, new in comparison_rows(read_json(base, path), read_json(head, path), only_changed=False):
-            rows.append((file[:-5], key, fmt(old), fmt(new)))
+            if not key.startswith("machine."):
+                rows.append((file[:-5], key, fmt(old), fmt(new)))
     return rows
 
 
