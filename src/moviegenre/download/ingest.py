@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
-import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pandas as pd
-import requests
 from PIL import Image
 from tqdm import tqdm
 
@@ -195,12 +193,8 @@ def _fetch_posters(urls: list[str], cache: Path, data_params: dict) -> tuple[dic
         else:
             to_get.append(url)
     log.info("posters: %d cached, %d to download", len(fetched), len(to_get))
-    session = requests.Session()
-    adapter = requests.adapters.HTTPAdapter(pool_maxsize=data_params["poster_workers"])
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-
-    stop = threading.Event()
+    session = http_client.new_session(pool_maxsize=data_params["poster_workers"])
+    stop = http_client.Cancel()
     max_bytes = int(data_params.get("max_poster_mb", DEFAULT_MAX_POSTER_MB) * 1e6)
     deadline_s = data_params.get("poster_deadline_s", DEFAULT_POSTER_DEADLINE_S)
 
@@ -232,7 +226,7 @@ def _fetch_posters(urls: list[str], cache: Path, data_params: dict) -> tuple[dic
             else:
                 fetched[url] = path
     except BaseException:
-        stop.set()  # downloads in flight end at their next piece of body
+        stop.set()  # cuts the connections of the downloads in flight, wherever they are blocked
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown()
