@@ -92,3 +92,22 @@ def test_a_poster_host_that_drips_its_headers_is_given_up_at_its_deadline(http_s
     assert time.monotonic() - host.at < 2 + 5
     assert "poster of n1 not fetched: not complete within its 2 s deadline" in stderr
     assert not (tmp_path / "p.csv").exists()  # no trained pipeline here: the command stops after the fetch
+
+
+def test_a_dataset_url_that_drips_its_headers_stops_at_deadline_s(http_server, tmp_path: Path) -> None:
+    host = _Arrivals(drip_headers)
+    url = f"{http_server(host)}/movies.tar.gz"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "moviegenre.cli", "predict", "--dataset", url, "--out", "p.csv", "--deadline-s", "2"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert host.arrived.wait(60), "the dataset was never asked for"
+        _, stderr = child.communicate(timeout=2 + 5)
+    finally:
+        child.kill()
+    assert time.monotonic() - host.at < 2 + 5
+    assert child.returncode == 2
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: cannot download {url}: not complete within its 2 s deadline; fix data.source")
+    assert not (tmp_path / "p.csv").exists()
