@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import socket
 import threading
@@ -395,3 +396,49 @@ def test_a_cancel_cuts_a_download_still_waiting_for_its_headers(http_server, tmp
     threading.Thread(target=cancel_once_asked, daemon=True).start()
     raised = _ends_within(10 + 3, fetch)
     assert isinstance(raised, http.DownloadError) and raised.reason == "cancelled"
+
+
+# --- Content-Encoding ----------------------------------------------------------------------------
+
+
+def _send_gzip(h: BaseHTTPRequestHandler, body: bytes, cut: bool = False) -> None:
+    """``body`` gzip-encoded, its Content-Length the encoded size; ``cut``: hang up half way."""
+    packed = gzip.compress(body)
+    h.send_response(200)
+    h.send_header("Content-Encoding", "gzip")
+    h.send_header("Content-Length", str(len(packed)))
+    h.send_header("ETag", '"gz"')
+    h.end_headers()
+    with contextlib.suppress(OSError):
+        h.wfile.write(packed[: len(packed) // 2] if cut else packed)
+    h.close_connection = cut
+
+
+def test_a_gzip_encoded_body_is_written_decoded(http_server, tmp_path: Path) -> None:
+    url = http_server(lambda h: _send_gzip(h, BODY)) + "/poster.jpg"
+    target = http.download(url, tmp_path / "poster.jpg", retries=0, progress=False, max_bytes=len(BODY))
+    assert target.read_bytes() == BODY
+    assert http.is_complete(target, url)
+
+
+def test_a_gzip_bomb_is_refused_by_its_decoded_size(http_server, tmp_path: Path) -> None:
+    url = http_server(lambda h: _send_gzip(h, bytes(20_000_000))) + "/bomb.jpg"
+    with pytest.raises(http.DownloadError, match=r"larger than 0\.1 MB$"):
+        http.download(url, tmp_path / "bomb.jpg", retries=2, progress=False, max_bytes=100_000)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_cut_gzip_body_is_fetched_again_from_its_first_byte(http_server, tmp_path: Path) -> None:
+    asked: list[str | None] = []
+
+    def handle(h: BaseHTTPRequestHandler) -> None:
+        asked.append(h.headers.get("Range"))
+        _send_gzip(h, BODY, cut=len(asked) == 1)
+
+    url = http_server(handle) + "/data.tar"
+    target = tmp_path / "data.tar"
+    with pytest.raises(http.DownloadError, match="no complete answer"):
+        http.download(url, target, retries=0, timeout_s=5, progress=False)
+    assert http.part_path(target).exists()  # an unbounded download keeps its partial bytes...
+    assert http.download(url, target, retries=0, timeout_s=5, progress=False).read_bytes() == BODY
+    assert asked == [None, None]  # ...but a decoded body is never resumed with a Range

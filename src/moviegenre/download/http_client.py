@@ -16,6 +16,10 @@ a server that sends a header byte every second never lets a read time out. So a 
 download runs under a watchdog that shuts its connection at the deadline, or as soon as its
 ``Cancel`` is set, and whatever read is blocked (TLS handshake, status line, headers, body)
 returns at once. That needs the connections of a ``new_session()``.
+
+A body sent with a Content-Encoding (gzip) is written decoded: its Content-Length is checked
+against the bytes on the wire, ``max_bytes`` against the decoded bytes (a gzip bomb is refused
+as it inflates), and it is never resumed, since a Range counts encoded bytes.
 """
 
 from __future__ import annotations
@@ -280,11 +284,20 @@ class Meta:
     etag: str | None = None
     last_modified: str | None = None
     content_type: str | None = None
+    encoding: str | None = None  # the body's Content-Encoding on the wire (gzip, ...); None: identity
 
     @classmethod
     def of(cls, url: str, response: requests.Response, size: int | None) -> Meta:
         headers = response.headers
-        return cls(url, size, headers.get("ETag"), headers.get("Last-Modified"), headers.get("Content-Type"))
+        encoding = headers.get("Content-Encoding", "").strip().lower()
+        return cls(
+            url,
+            size,
+            headers.get("ETag"),
+            headers.get("Last-Modified"),
+            headers.get("Content-Type"),
+            encoding if encoding not in ("", "identity") else None,
+        )
 
 
 def meta_path(target: Path) -> Path:
@@ -425,7 +438,7 @@ def _finish(url: str, target: Path, check: Check | None) -> None:
     if problem:
         discard(target)
         raise DownloadError(url, problem)
-    _write_meta(target, Meta(url, part.stat().st_size, meta.etag, meta.last_modified, meta.content_type))
+    _write_meta(target, Meta(url, part.stat().st_size, meta.etag, meta.last_modified, meta.content_type, meta.encoding))
     os.replace(part, target)
 
 
@@ -434,14 +447,17 @@ def _fetch_once(
 ) -> None:
     part = part_path(target)
     saved = read_meta(target, url) if part.exists() else None
-    if part.exists() and (saved is None or not (saved.etag or saved.last_modified or saved.size)):
-        part.unlink()  # nothing to tell whether these bytes belong to this resource
+    if part.exists() and (saved is None or saved.encoding or not (saved.etag or saved.last_modified or saved.size)):
+        # Nothing tells whether these bytes belong to this resource, or they are a decoded
+        # body, whose length says nothing about the encoded byte a Range would start at.
+        part.unlink()
     have = part.stat().st_size if part.exists() else 0
     headers = _resume_headers(saved, have) if have else {}
     try:
         with http.get(url, stream=True, timeout=bounds.timeout(timeout_s), headers=headers) as response:
             start, total = _accept(url, response, target, saved, have)
-            if total is not None and bounds.max_bytes is not None and total > bounds.max_bytes:
+            encoded = Meta.of(url, response, None).encoding is not None
+            if total is not None and bounds.max_bytes is not None and total > bounds.max_bytes and not encoded:
                 raise DownloadError(url, f"larger than {_size_text(bounds.max_bytes)} (Content-Length {total})")
             _write_body(response, part, start, total, progress, url, bounds)
     except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
@@ -498,6 +514,8 @@ def _check_resume(url: str, response: requests.Response, target: Path, saved: Me
         problems.append(f"ETag {answer.etag} instead of {saved.etag}")
     if saved.last_modified and answer.last_modified != saved.last_modified:
         problems.append(f"Last-Modified {answer.last_modified} instead of {saved.last_modified}")
+    if answer.encoding != saved.encoding:
+        problems.append(f"Content-Encoding {answer.encoding} instead of {saved.encoding}")
     if problems:
         log.warning("%s changed since the partial download (%s); starting again", url, "; ".join(problems))
         discard(target)
@@ -508,12 +526,19 @@ def _check_resume(url: str, response: requests.Response, target: Path, saved: Me
 def _write_body(
     response: requests.Response, part: Path, start: int, total: int | None, progress: bool, url: str, bounds: Bounds
 ) -> None:
+    """Write the decoded body after ``start`` bytes of ``part``.
+
+    ``total`` (Content-Length, or the size in Content-Range) counts bytes on the wire, which
+    differ from the decoded bytes when the body has a Content-Encoding; ``bounds`` limits the
+    decoded bytes, which are what lands on the disk.
+    """
     mode = "ab" if start else "wb"
     written = start
+    encoded = Meta.of(url, response, None).encoding is not None
     with (
         part.open(mode) as sink,
         tqdm(
-            total=total,
+            total=None if encoded else total,
             initial=start,
             unit="B",
             unit_scale=True,
@@ -528,11 +553,12 @@ def _write_body(
             bar.update(len(chunk))
             bounds.check(url, written)
     bounds.check(url, written)  # a connection the watchdog cut can look like the end of the body
-    if total is not None and written < total:
-        raise _Retryable(f"connection closed after {written} of {total} bytes")
-    if total is not None and written > total:
+    received = start + response.raw.tell()  # on the wire: encoded, when there is a Content-Encoding
+    if total is not None and received < total:
+        raise _Retryable(f"connection closed after {received} of {total} bytes")
+    if total is not None and received > total:
         part.unlink()
-        raise _Retryable(f"{written} bytes where {total} were announced")
+        raise _Retryable(f"{received} bytes where {total} were announced")
 
 
 def _arriving(response: requests.Response) -> Iterator[bytes]:
