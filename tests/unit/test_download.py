@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import socket
 import zipfile
@@ -188,6 +189,29 @@ def test_poster_cache_is_keyed_by_url_not_by_movie_id(http_server, tmp_path: Pat
     build_raw(_params(src), tmp_path / "raw", tmp_path / "cache")
     assert _posters(tmp_path / "raw") == {"coll/1": three, "coll_1": two}
     assert served == ["/3.jpg"]  # the unchanged URL came from the cache
+
+
+def test_a_gzip_encoded_poster_is_kept_decoded_and_a_gzip_bomb_refused(http_server, tmp_path: Path) -> None:
+    poster = poster_bytes(["Drama"], 1)
+    bodies = {"/p.jpg": poster, "/bomb.jpg": bytes(3_000_000)}
+
+    def handle(h: BaseHTTPRequestHandler) -> None:
+        packed = gzip.compress(bodies[h.path])
+        h.send_response(200)
+        h.send_header("Content-Type", "image/jpeg")
+        h.send_header("Content-Encoding", "gzip")
+        h.send_header("Content-Length", str(len(packed)))  # the compressed size, as HTTP says
+        h.end_headers()
+        h.wfile.write(packed)
+
+    base = http_server(handle)
+    src = _csv_source(tmp_path, {"a": f"{base}/p.jpg", "b": f"{base}/bomb.jpg"})
+    summary = build_raw({**_params(src), "max_poster_mb": 1}, tmp_path / "raw", tmp_path / "cache")
+    assert (summary.posters, summary.poster_failures) == (1, 1)
+    table = pd.read_parquet(tmp_path / "raw" / "movies.parquet").set_index("id")
+    assert (tmp_path / "raw" / table.loc["a", "poster"]).read_bytes() == poster and pd.isna(table.loc["b", "poster"])
+    failures = pd.read_csv(tmp_path / "raw" / "poster_failures.csv")
+    assert failures["reason"].tolist() == ["larger than 1 MB"]
 
 
 @pytest.mark.parametrize(
