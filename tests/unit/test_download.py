@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import os
 import socket
 import zipfile
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -15,6 +17,8 @@ import pytest
 from helpers.synthetic import make_movies, poster_bytes, write_mmimdb_dir
 
 from moviegenre.core.errors import MovieGenreError
+from moviegenre.download.archives import Limits
+from moviegenre.download.directories import copy_directory
 from moviegenre.download.ingest import build_raw
 
 
@@ -126,6 +130,80 @@ def test_no_dataset_in_source_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "src" / "readme.txt").write_text("nothing here")
     with pytest.raises(MovieGenreError, match="no dataset found"):
         build_raw(_params(tmp_path / "src"), tmp_path / "raw", tmp_path / "cache")
+
+
+# --- Directory sources: regular files only, within the archive limits ------------------------------
+
+
+def _unix_socket(path: Path) -> None:
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+
+
+HOSTILE_ENTRIES: list[tuple[str, Callable[[Path], None], str]] = [
+    ("1.jpeg", lambda p: p.symlink_to("/dev/zero"), "link to '/dev/zero' points outside the source"),
+    ("1.jpeg", lambda p: p.symlink_to(p.parents[3] / "outside.jpeg"), "points outside the source"),
+    ("up", lambda p: p.symlink_to(".."), "link to '..' makes a loop"),
+    ("self", lambda p: p.symlink_to("self"), "link to 'self' makes a loop"),
+    ("gone.jpeg", lambda p: p.symlink_to("nothing.jpeg"), "link to 'nothing.jpeg' points at nothing"),
+    ("2.jpeg", lambda p: os.mkfifo(p), "a fifo, not a regular file"),
+    ("3.jpeg", _unix_socket, "a socket, not a regular file"),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "reason"), HOSTILE_ENTRIES, ids=[r for _, _, r in HOSTILE_ENTRIES])
+def test_a_directory_source_with_something_but_files_and_folders_is_refused_by_member(
+    tmp_path: Path, name: str, make: Callable[[Path], None], reason: str
+) -> None:
+    dataset = write_mmimdb_dir(tmp_path / "src", make_movies(2), poster_every=0)
+    (tmp_path / "outside.jpeg").write_bytes(b"secret")
+    make(dataset / name)
+    with pytest.raises(MovieGenreError) as caught:
+        build_raw(_params(tmp_path / "src"), tmp_path / "raw", tmp_path / "cache")
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'src'}: refusing member 'mmimdb/dataset/{name}': ") and reason in message
+    assert "\n" not in message
+    assert not (tmp_path / "raw").exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_links_inside_a_directory_source_are_copied_as_what_they_point_at(tmp_path: Path) -> None:
+    dataset = write_mmimdb_dir(tmp_path / "src", make_movies(2), poster_every=1)
+    first, second = sorted(dataset.glob("*.jpeg"))
+    second.unlink()
+    second.symlink_to(first.name)  # two movies, one poster file
+    (tmp_path / "src" / "alias").symlink_to("mmimdb", target_is_directory=True)
+    summary = build_raw(_params(tmp_path / "src"), tmp_path / "raw", tmp_path / "cache")
+    assert (summary.movies, summary.posters) == (2, 2)
+    files = tmp_path / "raw" / "files"
+    copied = files / "mmimdb" / "dataset" / second.name
+    assert not copied.is_symlink() and copied.read_bytes() == first.read_bytes()
+    assert (files / "alias" / "dataset" / first.name).read_bytes() == first.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("limits", "reason"),
+    [
+        (Limits(max_members=4), "more than data.max_members=4 members"),
+        (Limits(max_extract_gb=0.001), "is over data.max_extract_gb=0.001"),
+    ],
+)
+def test_a_directory_source_over_a_limit_is_refused_by_member(tmp_path: Path, limits: Limits, reason: str) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    for i in range(5):
+        (source / f"{i}.bin").write_bytes(bytes(400_000))
+    with pytest.raises(MovieGenreError, match=rf"^{source}: refusing member '\d\.bin': .*{reason}"):
+        copy_directory(source, tmp_path / "copy", limits=limits, name=str(source), progress=False)
+
+
+def test_a_name_that_is_not_utf8_in_a_directory_source_is_refused(tmp_path: Path) -> None:
+    dataset = write_mmimdb_dir(tmp_path / "src", make_movies(2), poster_every=0)
+    first = sorted(dataset.glob("*.json"))[0]
+    os.rename(first, os.path.join(os.fsencode(dataset), b"caf\xe9.json"))
+    with pytest.raises(MovieGenreError) as caught:
+        build_raw(_params(tmp_path / "src"), tmp_path / "raw", tmp_path / "cache")
+    assert str(caught.value) == f"{tmp_path / 'src'}: refusing member 'mmimdb/dataset/caf\\xe9.json': name is not UTF-8"
+    assert not (tmp_path / "raw").exists()
 
 
 # --- Poster URLs: cached by URL, only real images, failures recorded with their own reason --------

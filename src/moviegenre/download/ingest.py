@@ -29,6 +29,7 @@ from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir
 from moviegenre.download import http_client, layouts, sources
 from moviegenre.download.archives import CorruptArchive, Limits, extract, is_archive
+from moviegenre.download.directories import copy_directory
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def build_raw(data_params: dict, out_dir: Path, cache_dir: Path) -> RawSummary:
 def _unpack(source: str, local: Path, files: Path, limits: Limits, cache_dir: Path) -> None:
     """Copy a directory source or extract an archive into ``files``; a damaged download is forgotten."""
     if local.is_dir():
-        shutil.copytree(local, files)
+        copy_directory(local, files, limits=limits, name=source)
         return
     if not is_archive(local.name):
         raise MovieGenreError(f"{source}: not an archive (.tar, .tar.gz, .tgz, .zip) or a directory")
