@@ -20,6 +20,7 @@ from moviegenre.core.errors import MovieGenreError
 from moviegenre.download.archives import Limits
 from moviegenre.download.directories import copy_directory
 from moviegenre.download.ingest import build_raw
+from moviegenre.download.layouts import parse_genre_field
 
 
 def _params(source: Path | str, sha256: str | None = None) -> dict:
@@ -123,6 +124,54 @@ def test_csv_missing_columns_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(MovieGenreError, match="missing column"):
         build_raw(_params(tmp_path / "src"), tmp_path / "raw", tmp_path / "cache")
     assert not (tmp_path / "raw").exists()
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("Drama|Comedy", ["Drama", "Comedy"]),
+        ("Drama, Comedy", ["Drama", "Comedy"]),
+        ("['Drama', 'Sci-Fi']", ["Drama", "Sci-Fi"]),
+        ('["Drama", "Children\'s", \'Film-Noir\',]', ["Drama", "Children's", "Film-Noir"]),
+        ("['Children\\'s']", ["Children's"]),
+        ("[Drama, Comedy]", ["Drama", "Comedy"]),
+        ("[Drama|Comedy]", ["Drama", "Comedy"]),
+        ("[]", []),
+        ("", []),
+    ],
+)
+def test_a_genres_cell_is_read_in_every_documented_form(cell: str, expected: list[str]) -> None:
+    assert parse_genre_field(cell) == expected
+
+
+@pytest.mark.parametrize(
+    "cell",
+    ["[" + "-" * 100_000 + "1]", "[" + "+1" * 200_000 + "]", "[" + "+" * 200_000 + "1]", "[" * 20_000 + "]" * 20_000],
+    ids=["dashes", "plus-ones", "pluses", "nested"],
+)
+def test_a_hostile_genres_cell_is_refused_naming_the_file_and_row(tmp_path: Path, cell: str) -> None:
+    (tmp_path / "src").mkdir()
+    rows = [{"id": "m1", "title": "T", "year": "2000", "plot": "a plot", "genres": "Drama", "poster": ""},
+            {"id": "m2", "title": "T", "year": "2000", "plot": "a plot", "genres": cell, "poster": ""}]  # fmt: skip
+    pd.DataFrame(rows).to_csv(tmp_path / "src" / "movies.csv", index=False)
+    with pytest.raises(MovieGenreError) as caught:
+        build_raw(_params(tmp_path / "src"), tmp_path / "raw", tmp_path / "cache")
+    assert str(caught.value) == (
+        f"{tmp_path / 'src'}/movies.csv: row 2 (id 'm2'): genres cell of {len(cell):,} characters: "
+        "longer than any list of genres (10,000)"
+    )
+    assert not (tmp_path / "raw").exists()
+
+
+def test_a_json_record_too_deep_or_not_utf8_is_kept_as_a_malformed_record(tmp_path: Path) -> None:
+    dataset = write_mmimdb_dir(tmp_path / "src", make_movies(3), poster_every=0)
+    (dataset / "1000001.json").write_text("[" * 200_000 + "]" * 200_000)
+    (dataset / "1000002.json").write_text('{"title": "t", "genres": ["Drama"], "plot": ["a plot \\ud800"]}')
+    build_raw(_params(tmp_path / "src"), tmp_path / "raw", tmp_path / "cache")
+    table = pd.read_parquet(tmp_path / "raw" / "movies.parquet").set_index("id")
+    assert table["problem"].fillna("").to_dict() == {
+        "1000000": "", "1000001": "malformed_record", "1000002": "malformed_record"
+    }  # fmt: skip
 
 
 def test_no_dataset_in_source_is_a_clear_error(tmp_path: Path) -> None:
