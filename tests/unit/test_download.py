@@ -245,6 +245,26 @@ def test_a_directory_source_over_a_limit_is_refused_by_member(tmp_path: Path, li
         copy_directory(source, tmp_path / "copy", limits=limits, name=str(source), progress=False)
 
 
+def test_a_file_that_grows_past_its_size_while_copied_is_stopped_at_max_extract_gb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    growing = source / "growing.bin"
+    growing.write_bytes(bytes(3_000_000))
+    real_stat = os.stat
+
+    def stat_when_listed(path, *args, **kwargs):  # the size the file had when it was looked at
+        info = real_stat(path, *args, **kwargs)
+        return os.stat_result((*info[:6], 0, *info[7:10])) if Path(path) == growing else info
+
+    monkeypatch.setattr(os, "stat", stat_when_listed)
+    with pytest.raises(
+        MovieGenreError, match=r"'growing\.bin': unpacked size 1,048,576 bytes is over data\.max_extract_gb=0\.001"
+    ):
+        copy_directory(source, tmp_path / "copy", limits=Limits(max_extract_gb=0.001), progress=False)
+
+
 def test_a_name_that_is_not_utf8_in_a_directory_source_is_refused(tmp_path: Path) -> None:
     dataset = write_mmimdb_dir(tmp_path / "src", make_movies(2), poster_every=0)
     first = sorted(dataset.glob("*.json"))[0]

@@ -61,13 +61,17 @@ def copy_directory(
                     if identity == skip:
                         continue
                     if identity in ancestors:
-                        _refuse(shown, member, f"link to {os.readlink(entry.path)!r} makes a loop")
+                        link = f"link to {os.readlink(entry.path)!r}" if entry.is_symlink() else "folder"
+                        _refuse(shown, member, f"{link} makes a loop")
                     budget.admit(member.as_posix(), 0)
-                    (dest / member).mkdir()
+                    try:
+                        (dest / member).mkdir()
+                    except OSError as exc:  # a path too long for the copy, a full disk
+                        _cannot_copy(shown, dest, member, exc)
                     todo.append((real, member, ancestors | {identity}))
                 elif stat.S_ISREG(info.st_mode):
                     budget.admit(member.as_posix(), info.st_size)
-                    _copy_file(shown, real, dest / member, member, info.st_size, budget)
+                    _copy_file(shown, real, dest, member, info.st_size, budget)
                     bar.update()
                 else:
                     kind = next((text for test, text in _KINDS if test(info.st_mode)), "not a file or a folder")
@@ -83,6 +87,12 @@ def _identity(path: Path) -> tuple[int, int]:
 
 def _refuse(shown: str, member: PurePosixPath, why: str) -> NoReturn:
     raise MovieGenreError(f"{shown}: refusing member {member.as_posix()!r}: {why}")
+
+
+def _cannot_copy(shown: str, dest: Path, member: PurePosixPath, exc: OSError) -> NoReturn:
+    if exc.errno in _DISK_FULL:
+        raise MovieGenreError(f"{shown}: cannot copy into {dest.parent}: {exc.strerror}") from exc
+    raise MovieGenreError(f"{shown}: cannot copy member {member.as_posix()!r}: {exc.strerror or exc}") from exc
 
 
 def _entries(shown: str, folder: Path, where: PurePosixPath) -> list[os.DirEntry[str]]:
@@ -113,7 +123,7 @@ def _follow(shown: str, root: Path, path: Path, member: PurePosixPath, is_link: 
         raise MovieGenreError(f"{shown}: cannot read member {member.as_posix()!r}: {exc.strerror}") from exc
 
 
-def _copy_file(shown: str, real: Path, target: Path, member: PurePosixPath, size: int, budget: Budget) -> None:
+def _copy_file(shown: str, real: Path, dest: Path, member: PurePosixPath, size: int, budget: Budget) -> None:
     """Copy one regular file, counting every byte past the ``size`` it was admitted with.
 
     O_NONBLOCK: a file swapped for a fifo since it was looked at must not block the open;
@@ -123,18 +133,16 @@ def _copy_file(shown: str, real: Path, target: Path, member: PurePosixPath, size
     try:
         fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as exc:
-        raise MovieGenreError(f"{shown}: cannot read member {member.as_posix()!r}: {exc.strerror}") from exc
+        _cannot_copy(shown, dest, member, exc)
     try:
         with os.fdopen(fd, "rb") as src:
             if not stat.S_ISREG(os.fstat(src.fileno()).st_mode):
                 _refuse(shown, member, "changed into something that is not a regular file")
-            with target.open("xb") as sink:
+            with (dest / member).open("xb") as sink:
                 while block := src.read(BLOCK):
                     sink.write(block)
                     copied += len(block)
                     if copied > size:
                         budget.grow(member.as_posix(), min(len(block), copied - size))
     except OSError as exc:
-        if exc.errno in _DISK_FULL:
-            raise MovieGenreError(f"{shown}: cannot copy into {target.parent}: {exc.strerror}") from exc
-        raise MovieGenreError(f"{shown}: cannot read member {member.as_posix()!r}: {exc.strerror}") from exc
+        _cannot_copy(shown, dest, member, exc)
