@@ -1,4 +1,4 @@
-"""A loopback handler that sends its body a byte at a time: for deadlines and cancellation."""
+"""Loopback handlers that send a byte at a time: for deadlines and cancellation."""
 
 from __future__ import annotations
 
@@ -16,5 +16,19 @@ def trickle(h: BaseHTTPRequestHandler, byte: bytes = b"x", every_s: float = 0.2)
             h.wfile.write(byte)
             h.wfile.flush()
             time.sleep(every_s)
+    except OSError:
+        pass
+
+
+def drip_headers(h: BaseHTTPRequestHandler, every_s: float = 0.2) -> None:
+    """Start the status line and a header, then add one byte to that header every ``every_s``:
+    the headers never end, and no read waits long enough to time out."""
+    try:
+        h.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+        h.wfile.flush()
+        while True:
+            time.sleep(every_s)
+            h.wfile.write(b"x")
+            h.wfile.flush()
     except OSError:
         pass

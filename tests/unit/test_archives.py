@@ -47,6 +47,25 @@ def test_hostile_tar_member_is_refused(tmp_path: Path, name: str, kind: bytes, l
     assert not (tmp_path / "evil").exists()
 
 
+@pytest.mark.parametrize("tar_format", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_a_tar_member_whose_name_is_not_utf8_is_refused_in_one_line(tmp_path: Path, tar_format: int) -> None:
+    from moviegenre.download.ingest import build_raw
+
+    archive = tmp_path / "latin.tar"
+    record = b'{"title": "t", "year": 2000, "genres": ["Drama"], "plot": ["a plot"]}'
+    # The name's bytes as written: é in Latin-1, not UTF-8 (PAX keeps them raw with hdrcharset=BINARY).
+    with tarfile.open(archive, "w", format=tar_format, encoding="utf-8", errors="surrogateescape") as tar:
+        for name in ("dataset/1.json", "dataset/caf\udce9.json"):
+            member = tarfile.TarInfo(name)
+            member.size = len(record)
+            tar.addfile(member, io.BytesIO(record))
+    params = {"source": str(archive), "sha256": None, "poster_workers": 1, "timeout_s": 5, "retries": 0}
+    with pytest.raises(MovieGenreError) as caught:
+        build_raw(params, tmp_path / "raw", tmp_path / "cache")
+    assert str(caught.value) == f"{archive}: refusing member 'dataset/caf\\xe9.json': name is not UTF-8"
+    assert not (tmp_path / "raw").exists()
+
+
 def test_zip_with_parent_path_is_refused(tmp_path: Path) -> None:
     archive = tmp_path / "bad.zip"
     with zipfile.ZipFile(archive, "w") as zf:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
+import os
 import socket
 import zipfile
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -14,7 +17,10 @@ import pytest
 from helpers.synthetic import make_movies, poster_bytes, write_mmimdb_dir
 
 from moviegenre.core.errors import MovieGenreError
+from moviegenre.download.archives import Limits
+from moviegenre.download.directories import copy_directory
 from moviegenre.download.ingest import build_raw
+from moviegenre.download.layouts import parse_genre_field
 
 
 def _params(source: Path | str, sha256: str | None = None) -> dict:
@@ -120,11 +126,153 @@ def test_csv_missing_columns_is_a_clear_error(tmp_path: Path) -> None:
     assert not (tmp_path / "raw").exists()
 
 
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("Drama|Comedy", ["Drama", "Comedy"]),
+        ("Drama, Comedy", ["Drama", "Comedy"]),
+        ("['Drama', 'Sci-Fi']", ["Drama", "Sci-Fi"]),
+        ('["Drama", "Children\'s", \'Film-Noir\',]', ["Drama", "Children's", "Film-Noir"]),
+        ("['Children\\'s']", ["Children's"]),
+        ("[Drama, Comedy]", ["Drama", "Comedy"]),
+        ("[Drama|Comedy]", ["Drama", "Comedy"]),
+        ("[]", []),
+        ("", []),
+    ],
+)
+def test_a_genres_cell_is_read_in_every_documented_form(cell: str, expected: list[str]) -> None:
+    assert parse_genre_field(cell) == expected
+
+
+@pytest.mark.parametrize(
+    "cell",
+    ["[" + "-" * 100_000 + "1]", "[" + "+1" * 200_000 + "]", "[" + "+" * 200_000 + "1]", "[" * 20_000 + "]" * 20_000],
+    ids=["dashes", "plus-ones", "pluses", "nested"],
+)
+def test_a_hostile_genres_cell_is_refused_naming_the_file_and_row(tmp_path: Path, cell: str) -> None:
+    (tmp_path / "src").mkdir()
+    rows = [{"id": "m1", "title": "T", "year": "2000", "plot": "a plot", "genres": "Drama", "poster": ""},
+            {"id": "m2", "title": "T", "year": "2000", "plot": "a plot", "genres": cell, "poster": ""}]  # fmt: skip
+    pd.DataFrame(rows).to_csv(tmp_path / "src" / "movies.csv", index=False)
+    with pytest.raises(MovieGenreError) as caught:
+        build_raw(_params(tmp_path / "src"), tmp_path / "raw", tmp_path / "cache")
+    assert str(caught.value) == (
+        f"{tmp_path / 'src'}/movies.csv: row 2 (id 'm2'): genres cell of {len(cell):,} characters: "
+        "longer than any list of genres (10,000)"
+    )
+    assert not (tmp_path / "raw").exists()
+
+
+def test_a_json_record_too_deep_or_not_utf8_is_kept_as_a_malformed_record(tmp_path: Path) -> None:
+    dataset = write_mmimdb_dir(tmp_path / "src", make_movies(3), poster_every=0)
+    (dataset / "1000001.json").write_text("[" * 200_000 + "]" * 200_000)
+    (dataset / "1000002.json").write_text('{"title": "t", "genres": ["Drama"], "plot": ["a plot \\ud800"]}')
+    build_raw(_params(tmp_path / "src"), tmp_path / "raw", tmp_path / "cache")
+    table = pd.read_parquet(tmp_path / "raw" / "movies.parquet").set_index("id")
+    assert table["problem"].fillna("").to_dict() == {
+        "1000000": "", "1000001": "malformed_record", "1000002": "malformed_record"
+    }  # fmt: skip
+
+
 def test_no_dataset_in_source_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "readme.txt").write_text("nothing here")
     with pytest.raises(MovieGenreError, match="no dataset found"):
         build_raw(_params(tmp_path / "src"), tmp_path / "raw", tmp_path / "cache")
+
+
+# --- Directory sources: regular files only, within the archive limits ------------------------------
+
+
+def _unix_socket(path: Path) -> None:
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+
+
+HOSTILE_ENTRIES: list[tuple[str, Callable[[Path], None], str]] = [
+    ("1.jpeg", lambda p: p.symlink_to("/dev/zero"), "link to '/dev/zero' points outside the source"),
+    ("1.jpeg", lambda p: p.symlink_to(p.parents[3] / "outside.jpeg"), "points outside the source"),
+    ("up", lambda p: p.symlink_to(".."), "link to '..' makes a loop"),
+    ("self", lambda p: p.symlink_to("self"), "link to 'self' makes a loop"),
+    ("gone.jpeg", lambda p: p.symlink_to("nothing.jpeg"), "link to 'nothing.jpeg' points at nothing"),
+    ("2.jpeg", lambda p: os.mkfifo(p), "a fifo, not a regular file"),
+    ("3.jpeg", _unix_socket, "a socket, not a regular file"),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "reason"), HOSTILE_ENTRIES, ids=[r for _, _, r in HOSTILE_ENTRIES])
+def test_a_directory_source_with_something_but_files_and_folders_is_refused_by_member(
+    tmp_path: Path, name: str, make: Callable[[Path], None], reason: str
+) -> None:
+    dataset = write_mmimdb_dir(tmp_path / "src", make_movies(2), poster_every=0)
+    (tmp_path / "outside.jpeg").write_bytes(b"secret")
+    make(dataset / name)
+    with pytest.raises(MovieGenreError) as caught:
+        build_raw(_params(tmp_path / "src"), tmp_path / "raw", tmp_path / "cache")
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'src'}: refusing member 'mmimdb/dataset/{name}': ") and reason in message
+    assert "\n" not in message
+    assert not (tmp_path / "raw").exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_links_inside_a_directory_source_are_copied_as_what_they_point_at(tmp_path: Path) -> None:
+    dataset = write_mmimdb_dir(tmp_path / "src", make_movies(2), poster_every=1)
+    first, second = sorted(dataset.glob("*.jpeg"))
+    second.unlink()
+    second.symlink_to(first.name)  # two movies, one poster file
+    (tmp_path / "src" / "alias").symlink_to("mmimdb", target_is_directory=True)
+    summary = build_raw(_params(tmp_path / "src"), tmp_path / "raw", tmp_path / "cache")
+    assert (summary.movies, summary.posters) == (2, 2)
+    files = tmp_path / "raw" / "files"
+    copied = files / "mmimdb" / "dataset" / second.name
+    assert not copied.is_symlink() and copied.read_bytes() == first.read_bytes()
+    assert (files / "alias" / "dataset" / first.name).read_bytes() == first.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("limits", "reason"),
+    [
+        (Limits(max_members=4), "more than data.max_members=4 members"),
+        (Limits(max_extract_gb=0.001), "is over data.max_extract_gb=0.001"),
+    ],
+)
+def test_a_directory_source_over_a_limit_is_refused_by_member(tmp_path: Path, limits: Limits, reason: str) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    for i in range(5):
+        (source / f"{i}.bin").write_bytes(bytes(400_000))
+    with pytest.raises(MovieGenreError, match=rf"^{source}: refusing member '\d\.bin': .*{reason}"):
+        copy_directory(source, tmp_path / "copy", limits=limits, name=str(source), progress=False)
+
+
+def test_a_file_that_grows_past_its_size_while_copied_is_stopped_at_max_extract_gb(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    growing = source / "growing.bin"
+    growing.write_bytes(bytes(3_000_000))
+    real_stat = os.stat
+
+    def stat_when_listed(path, *args, **kwargs):  # the size the file had when it was looked at
+        info = real_stat(path, *args, **kwargs)
+        return os.stat_result((*info[:6], 0, *info[7:10])) if Path(path) == growing else info
+
+    monkeypatch.setattr(os, "stat", stat_when_listed)
+    with pytest.raises(
+        MovieGenreError, match=r"'growing\.bin': unpacked size 1,048,576 bytes is over data\.max_extract_gb=0\.001"
+    ):
+        copy_directory(source, tmp_path / "copy", limits=Limits(max_extract_gb=0.001), progress=False)
+
+
+def test_a_name_that_is_not_utf8_in_a_directory_source_is_refused(tmp_path: Path) -> None:
+    dataset = write_mmimdb_dir(tmp_path / "src", make_movies(2), poster_every=0)
+    first = sorted(dataset.glob("*.json"))[0]
+    os.rename(first, os.path.join(os.fsencode(dataset), b"caf\xe9.json"))
+    with pytest.raises(MovieGenreError) as caught:
+        build_raw(_params(tmp_path / "src"), tmp_path / "raw", tmp_path / "cache")
+    assert str(caught.value) == f"{tmp_path / 'src'}: refusing member 'mmimdb/dataset/caf\\xe9.json': name is not UTF-8"
+    assert not (tmp_path / "raw").exists()
 
 
 # --- Poster URLs: cached by URL, only real images, failures recorded with their own reason --------
@@ -188,6 +336,29 @@ def test_poster_cache_is_keyed_by_url_not_by_movie_id(http_server, tmp_path: Pat
     build_raw(_params(src), tmp_path / "raw", tmp_path / "cache")
     assert _posters(tmp_path / "raw") == {"coll/1": three, "coll_1": two}
     assert served == ["/3.jpg"]  # the unchanged URL came from the cache
+
+
+def test_a_gzip_encoded_poster_is_kept_decoded_and_a_gzip_bomb_refused(http_server, tmp_path: Path) -> None:
+    poster = poster_bytes(["Drama"], 1)
+    bodies = {"/p.jpg": poster, "/bomb.jpg": bytes(3_000_000)}
+
+    def handle(h: BaseHTTPRequestHandler) -> None:
+        packed = gzip.compress(bodies[h.path])
+        h.send_response(200)
+        h.send_header("Content-Type", "image/jpeg")
+        h.send_header("Content-Encoding", "gzip")
+        h.send_header("Content-Length", str(len(packed)))  # the compressed size, as HTTP says
+        h.end_headers()
+        h.wfile.write(packed)
+
+    base = http_server(handle)
+    src = _csv_source(tmp_path, {"a": f"{base}/p.jpg", "b": f"{base}/bomb.jpg"})
+    summary = build_raw({**_params(src), "max_poster_mb": 1}, tmp_path / "raw", tmp_path / "cache")
+    assert (summary.posters, summary.poster_failures) == (1, 1)
+    table = pd.read_parquet(tmp_path / "raw" / "movies.parquet").set_index("id")
+    assert (tmp_path / "raw" / table.loc["a", "poster"]).read_bytes() == poster and pd.isna(table.loc["b", "poster"])
+    failures = pd.read_csv(tmp_path / "raw" / "poster_failures.csv")
+    assert failures["reason"].tolist() == ["larger than 1 MB"]
 
 
 @pytest.mark.parametrize(

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from helpers.slow_http import trickle
+from helpers.slow_http import drip_headers, trickle
 
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.download import http_client as http
@@ -329,3 +331,114 @@ def test_a_stop_event_cancels_a_download_in_flight(http_server, tmp_path: Path) 
     with pytest.raises(http.DownloadError, match="cancelled"):
         http.download(url, tmp_path / "slow.jpg", timeout_s=5, retries=0, progress=False, stop=stop)
     assert time.monotonic() - started < 3
+
+
+def _ends_within(seconds: float, work: Callable[[], object]) -> BaseException | None:
+    """Run ``work`` in a thread; fail unless it ends within ``seconds``; return what it raised."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:
+            raised.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"still running after {seconds} s"
+    return raised[0] if raised else None
+
+
+# --- A server that sends its headers a byte at a time ------------------------------------------------
+
+
+def test_a_server_that_drips_its_headers_meets_the_deadline(http_server, tmp_path: Path) -> None:
+    url = http_server(drip_headers) + "/slow.jpg"
+
+    def fetch() -> None:
+        http.download(
+            url, tmp_path / "slow.jpg", timeout_s=5, retries=3, backoff_s=0.01, progress=False, deadline_s=1.5
+        )
+
+    raised = _ends_within(1.5 + 5, fetch)
+    assert isinstance(raised, http.DownloadError)
+    assert raised.reason == "not complete within its 1.5 s deadline"
+    assert not any(tmp_path.iterdir())
+
+
+def test_an_archive_source_that_drips_its_headers_stops_at_data_deadline_s(http_server, tmp_path: Path) -> None:
+    url = http_server(drip_headers) + "/mmimdb.tar.gz"
+    params = {"source": url, "sha256": None, "poster_workers": 2, "timeout_s": 5, "retries": 2, "deadline_s": 1.5}
+    raised = _ends_within(1.5 + 5, lambda: build_raw(params, tmp_path / "raw", tmp_path / "cache"))
+    assert isinstance(raised, MovieGenreError)
+    assert f"cannot download {url}: not complete within its 1.5 s deadline; fix data.source" in str(raised)
+    assert not (tmp_path / "raw").exists() and not any((tmp_path / "cache").rglob("*.part"))
+
+
+def test_a_cancel_cuts_a_download_still_waiting_for_its_headers(http_server, tmp_path: Path) -> None:
+    arrived = threading.Event()
+
+    def handle(h: BaseHTTPRequestHandler) -> None:
+        arrived.set()
+        drip_headers(h)
+
+    url = http_server(handle) + "/slow.jpg"
+    cancel = http.Cancel()
+
+    def fetch() -> None:
+        http.download(url, tmp_path / "slow.jpg", timeout_s=60, retries=2, progress=False, stop=cancel)
+
+    def cancel_once_asked() -> None:
+        assert arrived.wait(10), "the request never reached the server"
+        cancel.set()
+
+    threading.Thread(target=cancel_once_asked, daemon=True).start()
+    raised = _ends_within(10 + 3, fetch)
+    assert isinstance(raised, http.DownloadError) and raised.reason == "cancelled"
+
+
+# --- Content-Encoding ----------------------------------------------------------------------------
+
+
+def _send_gzip(h: BaseHTTPRequestHandler, body: bytes, cut: bool = False) -> None:
+    """``body`` gzip-encoded, its Content-Length the encoded size; ``cut``: hang up half way."""
+    packed = gzip.compress(body)
+    h.send_response(200)
+    h.send_header("Content-Encoding", "gzip")
+    h.send_header("Content-Length", str(len(packed)))
+    h.send_header("ETag", '"gz"')
+    h.end_headers()
+    with contextlib.suppress(OSError):
+        h.wfile.write(packed[: len(packed) // 2] if cut else packed)
+    h.close_connection = cut
+
+
+def test_a_gzip_encoded_body_is_written_decoded(http_server, tmp_path: Path) -> None:
+    url = http_server(lambda h: _send_gzip(h, BODY)) + "/poster.jpg"
+    target = http.download(url, tmp_path / "poster.jpg", retries=0, progress=False, max_bytes=len(BODY))
+    assert target.read_bytes() == BODY
+    assert http.is_complete(target, url)
+
+
+def test_a_gzip_bomb_is_refused_by_its_decoded_size(http_server, tmp_path: Path) -> None:
+    url = http_server(lambda h: _send_gzip(h, bytes(20_000_000))) + "/bomb.jpg"
+    with pytest.raises(http.DownloadError, match=r"larger than 0\.1 MB$"):
+        http.download(url, tmp_path / "bomb.jpg", retries=2, progress=False, max_bytes=100_000)
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_cut_gzip_body_is_fetched_again_from_its_first_byte(http_server, tmp_path: Path) -> None:
+    asked: list[str | None] = []
+
+    def handle(h: BaseHTTPRequestHandler) -> None:
+        asked.append(h.headers.get("Range"))
+        _send_gzip(h, BODY, cut=len(asked) == 1)
+
+    url = http_server(handle) + "/data.tar"
+    target = tmp_path / "data.tar"
+    with pytest.raises(http.DownloadError, match="no complete answer"):
+        http.download(url, target, retries=0, timeout_s=5, progress=False)
+    assert http.part_path(target).exists()  # an unbounded download keeps its partial bytes...
+    assert http.download(url, target, retries=0, timeout_s=5, progress=False).read_bytes() == BODY
+    assert asked == [None, None]  # ...but a decoded body is never resumed with a Range

@@ -118,6 +118,9 @@ def predict_command(
         float, typer.Option(help="--dataset: seconds one poster URL may take in all, retries included.")
     ] = 120.0,
     max_poster_mb: Annotated[float, typer.Option(help="--dataset: largest poster download, in MB.")] = 240.0,
+    deadline_s: Annotated[
+        float, typer.Option(help="--dataset: seconds an http(s) SOURCE may take in all, retries included.")
+    ] = 14_400.0,
 ) -> None:
     """Genres of one movie (--poster and/or --plot) or of a whole dataset (--dataset --out)."""
     from moviegenre.cli import predict_output
@@ -126,7 +129,7 @@ def predict_command(
         if dataset is not None:
             if out is None or poster or plot or plot_file or as_json:
                 raise MovieGenreError("--dataset needs --out and no --poster/--plot/--plot-file/--json")
-            bounds = predict_output.FetchBounds(timeout_s, retries, poster_deadline_s, max_poster_mb)
+            bounds = predict_output.FetchBounds(timeout_s, retries, poster_deadline_s, max_poster_mb, deadline_s)
             count = predict_output.predict_dataset(
                 PATHS, dataset, out, with_branches=branches, bounds=bounds, raw_csv=raw_csv
             )

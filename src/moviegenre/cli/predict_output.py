@@ -102,18 +102,24 @@ def _is_input(out: Path, source: str) -> bool:
 
 @dataclass(frozen=True)
 class FetchBounds:
-    """How posters behind URLs are fetched by ``predict --dataset`` (its options)."""
+    """How ``predict --dataset`` fetches a source and the posters behind URLs (its options).
+
+    The deadlines are wall-clock bounds on a whole download, retries included, as
+    ``data.deadline_s`` and ``data.poster_deadline_s`` are for the download stage.
+    """
 
     timeout_s: float = 30.0
     retries: int = 4
     poster_deadline_s: float = 120.0
     max_poster_mb: float = 240.0
+    deadline_s: float = 14_400.0  # an http(s) source, as params.yaml's data.deadline_s
 
     def check(self) -> None:
         limits = (
             ("--timeout-s", self.timeout_s, 0.1),
             ("--poster-deadline-s", self.poster_deadline_s, 1.0),
             ("--max-poster-mb", self.max_poster_mb, 0.01),
+            ("--deadline-s", self.deadline_s, 1.0),
         )
         for name, value, lo in limits:
             if not math.isfinite(value) or value < lo:
@@ -262,8 +268,8 @@ def _predict_dataset(
     with tempfile.TemporaryDirectory(prefix="moviegenre-predict-") as tmp:
         raw_dir = Path(tmp) / "raw"
         params = {"source": source, "sha256": None, "poster_workers": 8, "timeout_s": bounds.timeout_s,
-                  "retries": bounds.retries, "poster_deadline_s": bounds.poster_deadline_s,
-                  "max_poster_mb": bounds.max_poster_mb}  # fmt: skip
+                  "retries": bounds.retries, "deadline_s": bounds.deadline_s,
+                  "poster_deadline_s": bounds.poster_deadline_s, "max_poster_mb": bounds.max_poster_mb}  # fmt: skip
         build_raw(params, raw_dir, cache_dir=Path(tmp) / "cache")
         table, report = clean_movies(pd.read_parquet(raw_dir / "movies.parquet"), raw_dir, need_genres=False)
         dropped = sum(report.dropped.values())

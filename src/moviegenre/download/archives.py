@@ -65,31 +65,36 @@ class Limits:
         )
 
 
-class _Budget:
+class Budget:
     """Counts members and unpacked bytes, refusing the member that would cross a limit.
 
     Sizes come from the headers before a member is written (tarfile and zipfile never write
-    more than the declared size), so a bomb is stopped before it lands on the disk.
+    more than the declared size), so a bomb is stopped before it lands on the disk. A
+    directory source has no packed size, so no compression ratio: ``packed`` is None.
     """
 
-    def __init__(self, archive: Path, shown: str, limits: Limits) -> None:
+    def __init__(self, shown: str, limits: Limits, packed: int | None) -> None:
         self.shown = shown
         self.limits = limits
-        self.packed = max(archive.stat().st_size, 1)
+        self.packed = max(packed, 1) if packed is not None else None
         self.members = 0
         self.unpacked = 0
 
     def admit(self, member: str, size: int) -> None:
         self.members += 1
+        if self.members > self.limits.max_members:
+            self._refuse(member, f"more than data.max_members={self.limits.max_members} members")
+        self.grow(member, size)
+
+    def grow(self, member: str, size: int) -> None:
+        """Count ``size`` more unpacked bytes of ``member``."""
         self.unpacked += max(size, 0)
         limits = self.limits
-        if self.members > limits.max_members:
-            self._refuse(member, f"more than data.max_members={limits.max_members} members")
         if self.unpacked > limits.max_extract_gb * 1e9:
             self._refuse(
                 member, f"unpacked size {self.unpacked:,} bytes is over data.max_extract_gb={limits.max_extract_gb}"
             )
-        if self.unpacked > limits.max_compression_ratio * self.packed:
+        if self.packed is not None and self.unpacked > limits.max_compression_ratio * self.packed:
             self._refuse(
                 member,
                 f"unpacked size {self.unpacked:,} bytes is over data.max_compression_ratio="
@@ -114,7 +119,7 @@ def extract(
     whatever was written to ``dest`` by then is the caller's to discard.
     """
     shown = name or str(archive)
-    budget = _Budget(archive, shown, limits or Limits())
+    budget = Budget(shown, limits or Limits(), archive.stat().st_size)
     try:
         if archive.name.lower().endswith(".zip"):
             members = _extract_zip(archive, dest, shown, budget, progress)
@@ -139,13 +144,31 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _check_name(shown: str, name: str) -> PurePosixPath:
+def check_name(shown: str, name: str) -> PurePosixPath:
+    """A member's path, refused when absolute, climbing out with '..', or not UTF-8.
+
+    Names are decoded with surrogateescape (tarfile, os.scandir): bytes that are not UTF-8
+    would pass the unpacking and fail wherever the name is written as text, so they stop here.
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MovieGenreError(f"{shown}: refusing member '{_undecoded(name)}': name is not UTF-8") from None
     path = PurePosixPath(name)
     if path.is_absolute() or name.startswith(("/", "\\")) or (path.parts and ":" in path.parts[0]):
         raise MovieGenreError(f"{shown}: refusing member {name!r}: absolute path")
     if ".." in path.parts:
         raise MovieGenreError(f"{shown}: refusing member {name!r}: '..' in path")
     return path
+
+
+def _undecoded(name: str) -> str:
+    """A name as its bytes were, those that are not UTF-8 as \\xNN."""
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte
+        raw = name.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def _tar_mode(archive: Path) -> str:
@@ -155,7 +178,7 @@ def _tar_mode(archive: Path) -> str:
     return next((mode for magic, mode in _MAGIC_MODES if head.startswith(magic)), "r:")
 
 
-def _extract_tar(archive: Path, dest: Path, shown: str, budget: _Budget, progress: bool) -> int:
+def _extract_tar(archive: Path, dest: Path, shown: str, budget: Budget, progress: bool) -> int:
     files: set[PurePosixPath] = set()
     count = 0
     with tarfile.open(archive, mode=_tar_mode(archive)) as tar:  # type: ignore[call-overload]  # a mode read off the file
@@ -172,7 +195,7 @@ def _extract_tar(archive: Path, dest: Path, shown: str, budget: _Budget, progres
 
 def _check_tar_member(shown: str, member: tarfile.TarInfo, files: set[PurePosixPath]) -> PurePosixPath:
     """Refuse what ``tar.extract`` must never see; a hard link must name an earlier file."""
-    path = _check_name(shown, member.name)
+    path = check_name(shown, member.name)
     if member.ischr() or member.isblk() or member.isfifo() or member.isdev():
         raise MovieGenreError(f"{shown}: refusing member {member.name!r}: device or fifo")
     if member.issym() or member.islnk():
@@ -216,7 +239,7 @@ def _check_tar_end(tar: tarfile.TarFile) -> None:
         raise tarfile.ReadError(f"no end-of-archive marker after the last member (at byte {end:,}): cut short")
 
 
-def _extract_zip(archive: Path, dest: Path, shown: str, budget: _Budget, progress: bool) -> int:
+def _extract_zip(archive: Path, dest: Path, shown: str, budget: Budget, progress: bool) -> int:
     """The central directory is checked (and every limit) before anything is written."""
     with zipfile.ZipFile(archive) as zf:
         infos = zf.infolist()
@@ -229,7 +252,7 @@ def _extract_zip(archive: Path, dest: Path, shown: str, budget: _Budget, progres
 
 
 def _check_zip_member(shown: str, info: zipfile.ZipInfo) -> None:
-    _check_name(shown, info.filename)
+    check_name(shown, info.filename)
     mode = info.external_attr >> 16
     if stat.S_ISLNK(mode):
         raise MovieGenreError(f"{shown}: refusing member {info.filename!r}: symbolic link")

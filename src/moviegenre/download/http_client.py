@@ -10,22 +10,32 @@ Last-Modified against them; a resource that changed is fetched again from its fi
 The same record lets a finished download be reused when the server answers 304.
 
 A URL may also be bounded: ``max_bytes`` (refused from its Content-Length, or as soon as the
-body passes it) and ``deadline_s`` for the whole download, retries included. The body is read
-as it arrives (``read1``), so a server that trickles one byte at a time meets the deadline
-rather than the per-read timeout alone; ``stop`` cancels a download from another thread.
+decoded body passes it) and ``deadline_s`` for the whole download, retries included; ``stop``
+cancels a download from another thread. A per-read timeout bounds one silence, not a request:
+a server that sends a header byte every second never lets a read time out. So a bounded
+download runs under a watchdog that shuts its connection at the deadline, or as soon as its
+``Cancel`` is set, and whatever read is blocked (TLS handshake, status line, headers, body)
+returns at once. That needs the connections of a ``new_session()``.
+
+A body sent with a Content-Encoding (gzip) is written decoded: its Content-Length is checked
+against the bytes on the wire, ``max_bytes`` against the decoded bytes (a gzip bomb is refused
+as it inflates), and it is never resumed, since a Range counts encoded bytes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import requests
 import urllib3
@@ -60,6 +70,36 @@ class _Restart(Exception):
     """The partial file belongs to another version of the resource: start from byte 0."""
 
 
+class Cancel(threading.Event):
+    """An event that cancels downloads: setting it also shuts their connections at once.
+
+    A plain ``threading.Event`` works as ``stop`` too, but is only seen between pieces of
+    body, so a server that sends nothing (or its headers a byte at a time) would hold on.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._hooks_lock = threading.Lock()
+        self._hooks: set[Callable[[], None]] = set()
+
+    def set(self) -> None:
+        super().set()
+        with self._hooks_lock:
+            hooks = list(self._hooks)
+        for hook in hooks:
+            hook()
+
+    def subscribe(self, hook: Callable[[], None]) -> None:
+        with self._hooks_lock:
+            self._hooks.add(hook)
+        if self.is_set():
+            hook()
+
+    def unsubscribe(self, hook: Callable[[], None]) -> None:
+        with self._hooks_lock:
+            self._hooks.discard(hook)
+
+
 @dataclass(frozen=True)
 class Bounds:
     """Limits on one download: its size, its wall-clock deadline, and an event that cancels it."""
@@ -68,13 +108,14 @@ class Bounds:
     deadline: float | None = None  # time.monotonic() by which it must be complete
     deadline_s: float | None = None  # the same, as given (for the message)
     stop: threading.Event | None = None
+    expired: threading.Event = field(default_factory=threading.Event)  # set by the watchdog at the deadline
 
     def check(self, url: str, written: int) -> None:
         if self.stop is not None and self.stop.is_set():
             raise DownloadError(url, "cancelled")
         if self.max_bytes is not None and written > self.max_bytes:
             raise DownloadError(url, f"larger than {_size_text(self.max_bytes)}")
-        if self.deadline is not None and time.monotonic() > self.deadline:
+        if self.deadline is not None and (self.expired.is_set() or time.monotonic() > self.deadline):
             raise DownloadError(url, f"not complete within its {self.deadline_s:g} s deadline")
 
     def timeout(self, timeout_s: float) -> float:
@@ -88,6 +129,152 @@ def _size_text(size: int) -> str:
     return f"{size / 1e6:g} MB"
 
 
+_current = threading.local()  # .watchdog: the _Watchdog of the download this thread is running
+_handles_lock = threading.Lock()  # a handle is never shut down while it is being closed
+
+
+class _WatchedConnection(urllib3.connection.HTTPConnection):
+    """A connection that the watchdog of the download using it can shut from another thread.
+
+    ``_handle`` is a duplicate of the socket's file descriptor, taken before TLS wraps (and
+    takes over) the socket, so that even a handshake can be cut; shutting it down ends the
+    connection for every descriptor of it.
+    """
+
+    _handle: socket.socket | None = None
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        handle = sock.dup()
+        with _handles_lock:
+            old, self._handle = self._handle, handle
+        if old is not None:
+            old.close()
+        _watch(self)
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch(self)  # a connection reused from the pool serves a new download
+        super().request(*args, **kwargs)
+
+    def close(self) -> None:
+        super().close()
+        with _handles_lock:
+            handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.close()
+
+    def shut(self) -> None:
+        with _handles_lock, contextlib.suppress(OSError):
+            if self._handle is not None:
+                self._handle.shutdown(socket.SHUT_RDWR)
+
+
+class _WatchedHTTPSConnection(_WatchedConnection, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedConnection
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_WATCHED_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class _WatchedAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter, its connections (direct or through an HTTP proxy) made watchable."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if isinstance(manager, urllib3.ProxyManager):  # a SOCKS manager keeps its own connections
+            manager.pool_classes_by_scheme = _WATCHED_POOLS
+        return manager
+
+
+def new_session(pool_maxsize: int = 10) -> requests.Session:
+    """A requests session whose connections a download's deadline or ``Cancel`` can cut."""
+    http = requests.Session()
+    adapter = _WatchedAdapter(pool_maxsize=pool_maxsize)
+    http.mount("http://", adapter)
+    http.mount("https://", adapter)
+    return http
+
+
+def _watch(conn: _WatchedConnection) -> None:
+    watchdog: _Watchdog | None = getattr(_current, "watchdog", None)
+    if watchdog is not None:
+        watchdog.watch(conn)
+
+
+class _Watchdog:
+    """Shuts the connections of one download when its deadline passes or it is cancelled.
+
+    It lives for one call of ``download`` in one thread; the connections that thread opens
+    or reuses meanwhile register with it. Once it has fired, a new connection is shut as it
+    registers, and ``Bounds.check`` reports the deadline or the cancellation.
+    """
+
+    def __init__(self, bounds: Bounds) -> None:
+        self._bounds = bounds
+        self._lock = threading.Lock()
+        self._conns: set[_WatchedConnection] = set()
+        self._fired = False
+        self._closed = False
+        self._timer: threading.Timer | None = None
+        self._outer: _Watchdog | None = None
+
+    def __enter__(self) -> _Watchdog:
+        self._outer = getattr(_current, "watchdog", None)
+        _current.watchdog = self
+        if self._bounds.deadline is not None:
+            self._timer = threading.Timer(max(0.0, self._bounds.deadline - time.monotonic()), self._expire)
+            self._timer.daemon = True
+            self._timer.start()
+        if isinstance(self._bounds.stop, Cancel):
+            self._bounds.stop.subscribe(self.fire)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._closed = True
+            self._conns.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+        if isinstance(self._bounds.stop, Cancel):
+            self._bounds.stop.unsubscribe(self.fire)
+        _current.watchdog = self._outer
+
+    def watch(self, conn: _WatchedConnection) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._conns.add(conn)
+            fired = self._fired
+        if fired:
+            conn.shut()
+
+    def _expire(self) -> None:
+        self._bounds.expired.set()  # before the sockets close, so the reads that fail see why
+        self.fire()
+
+    def fire(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._fired = True
+            conns = list(self._conns)
+        for conn in conns:
+            conn.shut()
+
+
 @dataclass(frozen=True)
 class Meta:
     """What the server said about the body in ``.part`` (or the finished target)."""
@@ -97,11 +284,20 @@ class Meta:
     etag: str | None = None
     last_modified: str | None = None
     content_type: str | None = None
+    encoding: str | None = None  # the body's Content-Encoding on the wire (gzip, ...); None: identity
 
     @classmethod
     def of(cls, url: str, response: requests.Response, size: int | None) -> Meta:
         headers = response.headers
-        return cls(url, size, headers.get("ETag"), headers.get("Last-Modified"), headers.get("Content-Type"))
+        encoding = headers.get("Content-Encoding", "").strip().lower()
+        return cls(
+            url,
+            size,
+            headers.get("ETag"),
+            headers.get("Last-Modified"),
+            headers.get("Content-Type"),
+            encoding if encoding not in ("", "identity") else None,
+        )
 
 
 def meta_path(target: Path) -> Path:
@@ -165,11 +361,27 @@ def download(
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    part = part_path(target)
-    http = session or requests.Session()
+    http = session or new_session()
     deadline = time.monotonic() + deadline_s if deadline_s is not None else None
     bounds = Bounds(max_bytes, deadline, deadline_s, stop)
-    if not part.exists() and _still_current(http, url, target, bounds.timeout(timeout_s)):
+    if deadline is None and stop is None:
+        return _download(http, url, target, timeout_s, retries, backoff_s, progress, check, bounds)
+    with _Watchdog(bounds):
+        return _download(http, url, target, timeout_s, retries, backoff_s, progress, check, bounds)
+
+
+def _download(
+    http: requests.Session,
+    url: str,
+    target: Path,
+    timeout_s: float,
+    retries: int,
+    backoff_s: float,
+    progress: bool,
+    check: Check | None,
+    bounds: Bounds,
+) -> Path:
+    if not part_path(target).exists() and _still_current(http, url, target, bounds.timeout(timeout_s)):
         log.info("%s: unchanged on the server (304); using %s", url, target)
         return target
     last_error = ""
@@ -178,13 +390,13 @@ def download(
             if attempt:
                 delay = backoff_s * 2 ** (attempt - 1)
                 log.warning("retrying %s in %.1fs (%s)", url, delay, last_error)
-                if deadline is not None:
-                    delay = min(delay, max(0.0, deadline - time.monotonic()))
-                if stop is not None:
-                    stop.wait(delay)  # returns early when the download is cancelled
+                if bounds.deadline is not None:
+                    delay = min(delay, max(0.0, bounds.deadline - time.monotonic()))
+                if bounds.stop is not None:
+                    bounds.stop.wait(delay)  # returns early when the download is cancelled
                 else:
                     time.sleep(delay)
-                bounds.check(url, 0)
+            bounds.check(url, 0)
             try:
                 try:
                     _fetch_once(http, url, target, timeout_s, progress, bounds)
@@ -196,7 +408,7 @@ def download(
                 last_error = str(exc)
         bounds.check(url, 0)
     except DownloadError:
-        if max_bytes is not None or deadline_s is not None:
+        if bounds.max_bytes is not None or bounds.deadline is not None:
             discard(target)  # a bounded download is not resumed: its partial bytes are dropped
         raise
     raise DownloadError(url, f"no complete answer after {retries + 1} attempt(s) ({last_error})")
@@ -226,7 +438,7 @@ def _finish(url: str, target: Path, check: Check | None) -> None:
     if problem:
         discard(target)
         raise DownloadError(url, problem)
-    _write_meta(target, Meta(url, part.stat().st_size, meta.etag, meta.last_modified, meta.content_type))
+    _write_meta(target, Meta(url, part.stat().st_size, meta.etag, meta.last_modified, meta.content_type, meta.encoding))
     os.replace(part, target)
 
 
@@ -235,19 +447,24 @@ def _fetch_once(
 ) -> None:
     part = part_path(target)
     saved = read_meta(target, url) if part.exists() else None
-    if part.exists() and (saved is None or not (saved.etag or saved.last_modified or saved.size)):
-        part.unlink()  # nothing to tell whether these bytes belong to this resource
+    if part.exists() and (saved is None or saved.encoding or not (saved.etag or saved.last_modified or saved.size)):
+        # Nothing tells whether these bytes belong to this resource, or they are a decoded
+        # body, whose length says nothing about the encoded byte a Range would start at.
+        part.unlink()
     have = part.stat().st_size if part.exists() else 0
     headers = _resume_headers(saved, have) if have else {}
     try:
         with http.get(url, stream=True, timeout=bounds.timeout(timeout_s), headers=headers) as response:
             start, total = _accept(url, response, target, saved, have)
-            if total is not None and bounds.max_bytes is not None and total > bounds.max_bytes:
+            encoded = Meta.of(url, response, None).encoding is not None
+            if total is not None and bounds.max_bytes is not None and total > bounds.max_bytes and not encoded:
                 raise DownloadError(url, f"larger than {_size_text(bounds.max_bytes)} (Content-Length {total})")
             _write_body(response, part, start, total, progress, url, bounds)
     except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+        bounds.check(url, 0)  # a connection the watchdog cut: say why
         raise _Retryable(describe(exc)) from exc
     except requests.RequestException as exc:  # a malformed URL, a redirect loop: no retry will help
+        bounds.check(url, 0)
         raise DownloadError(url, describe(exc)) from exc
 
 
@@ -297,6 +514,8 @@ def _check_resume(url: str, response: requests.Response, target: Path, saved: Me
         problems.append(f"ETag {answer.etag} instead of {saved.etag}")
     if saved.last_modified and answer.last_modified != saved.last_modified:
         problems.append(f"Last-Modified {answer.last_modified} instead of {saved.last_modified}")
+    if answer.encoding != saved.encoding:
+        problems.append(f"Content-Encoding {answer.encoding} instead of {saved.encoding}")
     if problems:
         log.warning("%s changed since the partial download (%s); starting again", url, "; ".join(problems))
         discard(target)
@@ -307,12 +526,19 @@ def _check_resume(url: str, response: requests.Response, target: Path, saved: Me
 def _write_body(
     response: requests.Response, part: Path, start: int, total: int | None, progress: bool, url: str, bounds: Bounds
 ) -> None:
+    """Write the decoded body after ``start`` bytes of ``part``.
+
+    ``total`` (Content-Length, or the size in Content-Range) counts bytes on the wire, which
+    differ from the decoded bytes when the body has a Content-Encoding; ``bounds`` limits the
+    decoded bytes, which are what lands on the disk.
+    """
     mode = "ab" if start else "wb"
     written = start
+    encoded = Meta.of(url, response, None).encoding is not None
     with (
         part.open(mode) as sink,
         tqdm(
-            total=total,
+            total=None if encoded else total,
             initial=start,
             unit="B",
             unit_scale=True,
@@ -326,11 +552,13 @@ def _write_body(
             written += len(chunk)
             bar.update(len(chunk))
             bounds.check(url, written)
-    if total is not None and written < total:
-        raise _Retryable(f"connection closed after {written} of {total} bytes")
-    if total is not None and written > total:
+    bounds.check(url, written)  # a connection the watchdog cut can look like the end of the body
+    received = start + response.raw.tell()  # on the wire: encoded, when there is a Content-Encoding
+    if total is not None and received < total:
+        raise _Retryable(f"connection closed after {received} of {total} bytes")
+    if total is not None and received > total:
         part.unlink()
-        raise _Retryable(f"{written} bytes where {total} were announced")
+        raise _Retryable(f"{received} bytes where {total} were announced")
 
 
 def _arriving(response: requests.Response) -> Iterator[bytes]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
-import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pandas as pd
-import requests
 from PIL import Image
 from tqdm import tqdm
 
@@ -31,6 +29,7 @@ from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir
 from moviegenre.download import http_client, layouts, sources
 from moviegenre.download.archives import CorruptArchive, Limits, extract, is_archive
+from moviegenre.download.directories import copy_directory
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +83,7 @@ def build_raw(data_params: dict, out_dir: Path, cache_dir: Path) -> RawSummary:
 def _unpack(source: str, local: Path, files: Path, limits: Limits, cache_dir: Path) -> None:
     """Copy a directory source or extract an archive into ``files``; a damaged download is forgotten."""
     if local.is_dir():
-        shutil.copytree(local, files)
+        copy_directory(local, files, limits=limits, name=source)
         return
     if not is_archive(local.name):
         raise MovieGenreError(f"{source}: not an archive (.tar, .tar.gz, .tgz, .zip) or a directory")
@@ -195,12 +194,8 @@ def _fetch_posters(urls: list[str], cache: Path, data_params: dict) -> tuple[dic
         else:
             to_get.append(url)
     log.info("posters: %d cached, %d to download", len(fetched), len(to_get))
-    session = requests.Session()
-    adapter = requests.adapters.HTTPAdapter(pool_maxsize=data_params["poster_workers"])
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-
-    stop = threading.Event()
+    session = http_client.new_session(pool_maxsize=data_params["poster_workers"])
+    stop = http_client.Cancel()
     max_bytes = int(data_params.get("max_poster_mb", DEFAULT_MAX_POSTER_MB) * 1e6)
     deadline_s = data_params.get("poster_deadline_s", DEFAULT_POSTER_DEADLINE_S)
 
@@ -232,7 +227,7 @@ def _fetch_posters(urls: list[str], cache: Path, data_params: dict) -> tuple[dic
             else:
                 fetched[url] = path
     except BaseException:
-        stop.set()  # downloads in flight end at their next piece of body
+        stop.set()  # cuts the connections of the downloads in flight, wherever they are blocked
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown()
