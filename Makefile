@@ -56,7 +56,7 @@ browser:  ## Debian's Chromium for the page tests (installed as root or with pas
 		fi; \
 	fi
 
-hooks: $(STAMP)  ## Install the git pre-commit hooks (ruff, format, import contracts, mypy)
+hooks: $(STAMP)  ## Install the git pre-commit hooks (ruff, format, import contracts, mypy, check-params)
 	$(BIN)/pre-commit install
 
 docs: $(STAMP)  ## Build the documentation site into site/ (mkdocs, strict)

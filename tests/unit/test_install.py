@@ -87,7 +87,7 @@ def test_the_pre_commit_hooks_are_a_valid_config_of_installed_tools() -> None:
     import yaml
 
     hooks = [hook for repo in yaml.safe_load(config.read_text())["repos"] for hook in repo["hooks"]]
-    assert {hook["id"] for hook in hooks} == {"ruff", "ruff-format", "import-contracts", "mypy"}
+    assert {hook["id"] for hook in hooks} == {"ruff", "ruff-format", "import-contracts", "mypy", "check-params"}
     for hook in hooks:
         tool = Path(sys.executable).parent / Path(hook["entry"].split()[0]).name
         assert tool.is_file(), f"{hook['id']}: {tool} is not installed"
