@@ -14,9 +14,9 @@ import pytest
 from helpers import PROJECT_ROOT
 
 from moviegenre.cli import serve
-from moviegenre.cli.movie_input import MAX_PLOT_CHARS, MAX_POSTER_MB, PlotTooLong, check_plot
 from moviegenre.cli.predict_output import read_plot
 from moviegenre.core.errors import MovieGenreError
+from moviegenre.predict.inputs import MAX_PLOT_CHARS, MAX_POSTER_MB, PlotTooLong, check_plot
 
 
 def _predict(cwd: Path, *args: str | bytes) -> subprocess.CompletedProcess:

@@ -71,12 +71,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from moviegenre.cli.http_protocol import RETRY_AFTER_S
-from moviegenre.cli.movie_input import MAX_POSTER_MB, PlotTooLong, check_plot
-from moviegenre.cli.predict_output import movie_json, seen_text
 from moviegenre.core.digests import file_digests
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.paths import ProjectPaths
 from moviegenre.data.posters import poster_problem
+from moviegenre.predict.answer import movie_json, seen_text
+from moviegenre.predict.inputs import MAX_POSTER_MB, PlotTooLong, check_plot
 
 log = logging.getLogger(__name__)
 
