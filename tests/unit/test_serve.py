@@ -226,7 +226,7 @@ def test_localhost_names_are_answered(server: str) -> None:
 
 
 def test_json_depth_skips_brackets_inside_strings() -> None:
-    from moviegenre.cli.serve import json_depth
+    from moviegenre.serve.reading import json_depth
 
     assert json_depth(b'{"plot": "[[[[ {{{{ \\" ]]"}') == 1
     assert json_depth(b"[[[]]]") == 3 and json_depth(b'"no nesting"') == 0
@@ -269,7 +269,7 @@ def test_a_port_in_use_is_one_line_before_any_model_loads(tmp_path: Path) -> Non
 
 
 def test_sigterm_with_a_slow_client_exits_within_the_shutdown_deadline(project: Path) -> None:
-    from moviegenre.cli.serve import SHUTDOWN_S
+    from moviegenre.serve.limits import SHUTDOWN_S
 
     port = _free_port()
     command = [sys.executable, "-m", "moviegenre.cli", "serve", "--port", str(port)]

@@ -24,9 +24,11 @@ import httpx
 import numpy as np
 import pytest
 
-from moviegenre.cli import http_protocol
-from moviegenre.cli.serve import INTERNAL_ERROR, create_app, host_name, server_config
 from moviegenre.core.paths import ProjectPaths
+from moviegenre.serve import protocol
+from moviegenre.serve.app import INTERNAL_ERROR, create_app
+from moviegenre.serve.config import server_config
+from moviegenre.serve.middleware import host_name
 
 GENRES = ["Comedy", "Drama", "Horror"]
 HEADER_TIMEOUT_S = 1.0
@@ -49,8 +51,11 @@ class HeldPredictor:
         scores = np.tile([0.2, 0.7, 0.1], (len(plots), 1))
         return {"text_ml": scores, "ensemble": scores}
 
-    def genre_sets(self, scores: dict[str, np.ndarray]) -> np.ndarray:
-        return scores["ensemble"] > 0.5
+    def predict_with_sets(
+        self, posters: list[str | None], plots: list[str | None]
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        scores = self.predict(posters, plots)
+        return scores, scores["ensemble"] > 0.5
 
 
 @contextlib.contextmanager
@@ -78,7 +83,7 @@ def _running(app: Any, max_connections: int = MAX_CONNECTIONS) -> Iterator[tuple
 
 @pytest.fixture
 def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, HeldPredictor]]:
-    monkeypatch.setattr(http_protocol.HeaderDeadlineProtocol, "header_timeout_s", HEADER_TIMEOUT_S)
+    monkeypatch.setattr(protocol.HeaderDeadlineProtocol, "header_timeout_s", HEADER_TIMEOUT_S)
     predictor = HeldPredictor()
     app = create_app(predictor, ProjectPaths(tmp_path), max_upload_mb=0.1, warm_up=False, max_queue=MAX_QUEUE,
                      body_timeout_s=BODY_TIMEOUT_S)  # fmt: skip
@@ -212,7 +217,7 @@ def test_bodies_in_flight_are_capped_over_all_connections(tmp_path: Path) -> Non
 
 
 def test_a_request_over_the_connection_cap_gets_503_in_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(http_protocol.HeaderDeadlineProtocol, "header_timeout_s", 60.0)  # idle ones stay open
+    monkeypatch.setattr(protocol.HeaderDeadlineProtocol, "header_timeout_s", 60.0)  # idle ones stay open
     app = create_app(HeldPredictor(), ProjectPaths(tmp_path), warm_up=False)
     with _running(app, max_connections=2) as (url, server):
         connections = server.server_state.connections
