@@ -369,6 +369,17 @@ def test_openapi_documents_both_bodies_and_no_page_needs_a_cdn(server: str) -> N
         assert httpx.get(server + page).status_code == 404
 
 
+def test_the_answers_are_what_openapi_describes(server: str) -> None:
+    """serve.models generate /openapi.json; the answers must fit them, with no key they do not name."""
+    from moviegenre.serve.models import ErrorBody, Health, Prediction
+
+    Health.model_validate(httpx.get(f"{server}/health").json())
+    files = {"poster": ("poster.jpg", _poster(), "image/jpeg")}
+    Prediction.model_validate(httpx.post(f"{server}/predict?branches=true", data={"plot": PLOT}, files=files).json())
+    Prediction.model_validate(httpx.post(f"{server}/predict", json={"plot": PLOT}).json())
+    ErrorBody.model_validate(httpx.post(f"{server}/predict", data={}).json())
+
+
 def test_prediction_loads_no_training_code(project: Path) -> None:
     """Branch classes are imported by name, so the import contracts cannot see this: check it at run time."""
     script = (

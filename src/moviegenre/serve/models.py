@@ -123,7 +123,7 @@ ANY_ROUTE = errors({
     500: "The server failed; its log says why.",
     503: "--max-connections are open, or --max-inflight-mb of bodies are arriving (see Retry-After), "
          "or the server is stopping.",
-    "default": "Any other error: a route that does not exist (404), a method the route does not take (405).",
+    "default": "Any other error, as the same JSON: a method the route does not take (405), for one.",
 })  # fmt: skip
 
 PREDICT = {
@@ -142,4 +142,13 @@ PREDICT = {
 }  # fmt: skip
 
 HEALTH = {200: {"model": Health, "description": "The genres, branches and models loaded."}, **ANY_ROUTE}
-PAGE = {200: {"content": {"text/html": {}}, "description": "The page."}, **ANY_ROUTE}
+# The page's route answers HTML, and FastAPI files a response model under its route's media type:
+# its errors, JSON like every other, name ErrorBody's schema (which the other routes register).
+PAGE = {
+    200: {"description": "The page."},
+    **{
+        status: {"description": response["description"],
+                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+        for status, response in ANY_ROUTE.items()
+    },
+}  # fmt: skip
