@@ -142,6 +142,7 @@ PREDICT = {
 }  # fmt: skip
 
 HEALTH = {200: {"model": Health, "description": "The genres, branches and models loaded."}, **ANY_ROUTE}
+
 # The page's route answers HTML, and FastAPI files a response model under its route's media type:
 # its errors, JSON like every other, name ErrorBody's schema (which the other routes register).
 PAGE = {
