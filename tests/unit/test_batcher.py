@@ -8,7 +8,8 @@ import threading
 import numpy as np
 import pytest
 
-from moviegenre.cli.serve import MAX_QUEUE, Batcher, Scored
+from moviegenre.serve.batching import Batcher, Scored
+from moviegenre.serve.limits import MAX_QUEUE
 
 
 def test_a_full_queue_refuses_at_once_and_the_waiting_movies_are_all_answered() -> None:

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from helpers import PROJECT_ROOT
 
-from moviegenre.cli import serve
-from moviegenre.cli.movie_input import MAX_PLOT_CHARS, MAX_POSTER_MB, PlotTooLong, check_plot
 from moviegenre.cli.predict_output import read_plot
 from moviegenre.core.errors import MovieGenreError
+from moviegenre.predict.inputs import MAX_PLOT_CHARS, MAX_POSTER_MB, PlotTooLong, check_plot
+from moviegenre.serve.limits import DEFAULT_MAX_UPLOAD_MB
 
 
 def _predict(cwd: Path, *args: str | bytes) -> subprocess.CompletedProcess:
@@ -73,7 +73,7 @@ def test_a_poster_over_the_servers_body_limit_is_one_line_naming_it(tmp_path: Pa
 
 
 def test_the_command_line_and_the_server_share_the_limits() -> None:
-    assert serve.DEFAULT_MAX_UPLOAD_MB == MAX_POSTER_MB
+    assert DEFAULT_MAX_UPLOAD_MB == MAX_POSTER_MB
 
 
 def test_a_huge_plot_file_is_refused_without_reading_it(tmp_path: Path) -> None:

@@ -226,7 +226,7 @@ def test_localhost_names_are_answered(server: str) -> None:
 
 
 def test_json_depth_skips_brackets_inside_strings() -> None:
-    from moviegenre.cli.serve import json_depth
+    from moviegenre.serve.reading import json_depth
 
     assert json_depth(b'{"plot": "[[[[ {{{{ \\" ]]"}') == 1
     assert json_depth(b"[[[]]]") == 3 and json_depth(b'"no nesting"') == 0
@@ -269,7 +269,7 @@ def test_a_port_in_use_is_one_line_before_any_model_loads(tmp_path: Path) -> Non
 
 
 def test_sigterm_with_a_slow_client_exits_within_the_shutdown_deadline(project: Path) -> None:
-    from moviegenre.cli.serve import SHUTDOWN_S
+    from moviegenre.serve.limits import SHUTDOWN_S
 
     port = _free_port()
     command = [sys.executable, "-m", "moviegenre.cli", "serve", "--port", str(port)]
@@ -367,6 +367,17 @@ def test_openapi_documents_both_bodies_and_no_page_needs_a_cdn(server: str) -> N
     assert body["application/json"]["schema"]["required"] == ["plot"]
     for page in ("/docs", "/redoc"):  # Swagger UI and ReDoc come from a CDN: off
         assert httpx.get(server + page).status_code == 404
+
+
+def test_the_answers_are_what_openapi_describes(server: str) -> None:
+    """serve.models generate /openapi.json; the answers must fit them, with no key they do not name."""
+    from moviegenre.serve.models import ErrorBody, Health, Prediction
+
+    Health.model_validate(httpx.get(f"{server}/health").json())
+    files = {"poster": ("poster.jpg", _poster(), "image/jpeg")}
+    Prediction.model_validate(httpx.post(f"{server}/predict?branches=true", data={"plot": PLOT}, files=files).json())
+    Prediction.model_validate(httpx.post(f"{server}/predict", json={"plot": PLOT}).json())
+    ErrorBody.model_validate(httpx.post(f"{server}/predict", data={}).json())
 
 
 def test_prediction_loads_no_training_code(project: Path) -> None:

@@ -24,9 +24,11 @@ import httpx
 import numpy as np
 import pytest
 
-from moviegenre.cli import http_protocol
-from moviegenre.cli.serve import INTERNAL_ERROR, create_app, host_name, server_config
 from moviegenre.core.paths import ProjectPaths
+from moviegenre.serve import protocol
+from moviegenre.serve.app import INTERNAL_ERROR, create_app
+from moviegenre.serve.config import server_config
+from moviegenre.serve.middleware import host_name
 
 GENRES = ["Comedy", "Drama", "Horror"]
 HEADER_TIMEOUT_S = 1.0
@@ -49,8 +51,11 @@ class HeldPredictor:
         scores = np.tile([0.2, 0.7, 0.1], (len(plots), 1))
         return {"text_ml": scores, "ensemble": scores}
 
-    def genre_sets(self, scores: dict[str, np.ndarray]) -> np.ndarray:
-        return scores["ensemble"] > 0.5
+    def predict_with_sets(
+        self, posters: list[str | None], plots: list[str | None]
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        scores = self.predict(posters, plots)
+        return scores, scores["ensemble"] > 0.5
 
 
 @contextlib.contextmanager
@@ -78,7 +83,7 @@ def _running(app: Any, max_connections: int = MAX_CONNECTIONS) -> Iterator[tuple
 
 @pytest.fixture
 def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, HeldPredictor]]:
-    monkeypatch.setattr(http_protocol.HeaderDeadlineProtocol, "header_timeout_s", HEADER_TIMEOUT_S)
+    monkeypatch.setattr(protocol.HeaderDeadlineProtocol, "header_timeout_s", HEADER_TIMEOUT_S)
     predictor = HeldPredictor()
     app = create_app(predictor, ProjectPaths(tmp_path), max_upload_mb=0.1, warm_up=False, max_queue=MAX_QUEUE,
                      body_timeout_s=BODY_TIMEOUT_S)  # fmt: skip
@@ -212,7 +217,7 @@ def test_bodies_in_flight_are_capped_over_all_connections(tmp_path: Path) -> Non
 
 
 def test_a_request_over_the_connection_cap_gets_503_in_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(http_protocol.HeaderDeadlineProtocol, "header_timeout_s", 60.0)  # idle ones stay open
+    monkeypatch.setattr(protocol.HeaderDeadlineProtocol, "header_timeout_s", 60.0)  # idle ones stay open
     app = create_app(HeldPredictor(), ProjectPaths(tmp_path), warm_up=False)
     with _running(app, max_connections=2) as (url, server):
         connections = server.server_state.connections
@@ -228,6 +233,23 @@ def test_a_request_over_the_connection_cap_gets_503_in_json(tmp_path: Path, monk
     assert answered.status_code == 200
 
 
+def test_uvicorns_400_hook_is_still_what_the_protocol_overrides() -> None:
+    """protocol.HeaderDeadlineProtocol was written for uvicorn 0.54.0 (requirements.lock): it
+    overrides ``H11Protocol.send_400_response(msg)``, which uvicorn calls on a request h11 cannot
+    parse and does not document. An upgrade that renames it, changes its arguments or stops
+    calling it fails here, by name, before the tests below fail on a plain-text answer."""
+    import inspect
+
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    assert list(inspect.signature(H11Protocol.send_400_response).parameters) == ["self", "msg"], (
+        "uvicorn changed send_400_response: check moviegenre/serve/protocol.py against it"
+    )
+    assert "self.send_400_response(" in inspect.getsource(H11Protocol.handle_events), (
+        "uvicorn no longer calls send_400_response on a bad request: check moviegenre/serve/protocol.py"
+    )
+
+
 @pytest.mark.parametrize(
     "request_bytes",
     [b"GET /health HTTP/1.1\r\nHost: localhost\r\nBad Header\r\n\r\n", b"HELLO\r\n\r\n",
@@ -236,8 +258,8 @@ def test_a_request_over_the_connection_cap_gets_503_in_json(tmp_path: Path, monk
 )  # fmt: skip
 def test_a_request_h11_cannot_parse_gets_400_in_json(served: tuple[str, HeldPredictor], request_bytes: bytes) -> None:
     """uvicorn answers these before the application sees them; the protocol's send_400_response
-    (a method of uvicorn's H11Protocol, pinned in requirements.lock) makes the answer JSON. An
-    upgrade that stops calling it answers plain text again, and this fails."""
+    (a method of uvicorn 0.54.0's H11Protocol, pinned in requirements.lock) makes the answer JSON.
+    An upgrade that stops calling it answers plain text again, and this fails."""
     port = int(served[0].rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port)) as client:
         client.sendall(request_bytes)
@@ -310,3 +332,38 @@ def test_an_unexpected_error_anywhere_is_500_in_json_without_the_exception(serve
     answer = httpx.post(f"{url}/predict", json={"plot": "a plot"})
     assert (answer.status_code, answer.json()) == (500, {"error": INTERNAL_ERROR})
     assert "IndexError" not in answer.text
+
+
+def test_openapi_documents_every_route_status_and_error_body(tmp_path: Path) -> None:
+    """Generated from serve.models: every route lists what the middleware and uvicorn may answer
+    before it runs, each error as ErrorBody, and no 422 (a bad query parameter is answered 400)."""
+    spec = create_app(HeldPredictor(), ProjectPaths(tmp_path), warm_up=False).openapi()
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    assert set(spec["paths"]) == {"/", "/health", "/predict"}
+    any_route = {"200", "400", "408", "500", "503", "default"}
+    expected = {"/": any_route, "/health": any_route, "/predict": any_route | {"413", "415"}}
+    for path, methods in spec["paths"].items():
+        (responses,) = [operation["responses"] for operation in methods.values()]
+        assert set(responses) == expected[path], path
+        for status, response in responses.items():
+            assert response["description"], (path, status)
+            if status != "200":
+                assert response["content"] == error, (path, status)
+    assert spec["components"]["schemas"]["ErrorBody"]["required"] == ["error"]
+    assert spec["paths"]["/predict"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"] == (
+        "#/components/schemas/Prediction"
+    )
+
+
+def test_the_page_is_the_packaged_static_file(served: tuple[str, HeldPredictor]) -> None:
+    import tomllib
+
+    from helpers import PROJECT_ROOT
+
+    from moviegenre.serve.page import page_html
+
+    package_data = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "serve/static/index.html" in package_data["moviegenre"]  # shipped in the wheel, not only in a checkout
+    answer = httpx.get(f"{served[0]}/")
+    assert answer.status_code == 200 and answer.headers["content-type"] == "text/html; charset=utf-8"
+    assert answer.text == page_html() and '<form id="movie">' in answer.text

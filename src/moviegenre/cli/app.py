@@ -12,6 +12,7 @@ import typer
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.paths import PATHS
 from moviegenre.core.stage import setup_logging
+from moviegenre.serve.limits import DEFAULT_MAX_UPLOAD_MB, MAX_CONNECTIONS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -171,7 +172,7 @@ def serve_command(
     port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8000,
     max_upload_mb: Annotated[
         float, typer.Option(help="Largest request body (poster and plot) in MB, 0.001-1000; a larger one gets 413.")
-    ] = 10.0,
+    ] = DEFAULT_MAX_UPLOAD_MB,
     allowed_host: Annotated[
         list[str] | None,
         typer.Option(help="Another Host name clients use (repeatable; '*': any). Always: --host and localhost."),
@@ -183,10 +184,12 @@ def serve_command(
             "if larger); a request past it gets 503."
         ),
     ] = None,
-    max_connections: Annotated[int, typer.Option(help="Open connections; a request on one more gets 503.")] = 128,
+    max_connections: Annotated[
+        int, typer.Option(help="Open connections; a request on one more gets 503.")
+    ] = MAX_CONNECTIONS,
 ) -> None:
     """Serve predictions over HTTP: POST /predict, GET /health, a page at /; the artifacts load once."""
-    from moviegenre.cli.serve import serve
+    from moviegenre.serve.server import serve
 
     try:
         serve(PATHS, host, port, max_upload_mb, tuple(allowed_host or ()), max_inflight_mb, max_connections)

@@ -21,17 +21,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from moviegenre.cli.movie_input import MAX_PLOT_CHARS, MAX_PLOT_FILE_BYTES, MAX_POSTER_MB, check_plot
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_path, check_output
 from moviegenre.core.paths import ProjectPaths
 from moviegenre.data.posters import poster_problem
+from moviegenre.predict.answer import movie_json, seen_text
+from moviegenre.predict.inputs import MAX_PLOT_CHARS, MAX_PLOT_FILE_BYTES, MAX_POSTER_MB, check_plot
 
 log = logging.getLogger(__name__)
 
 
 def read_plot(plot: str | None, plot_file: Path | None) -> str | None:
-    """The plot given as text or in a file, checked as the server checks one (``movie_input``);
+    """The plot given as text or in a file, checked as the server checks one (``predict.inputs``);
     a file is read only up to what a plot within the limit can take."""
     if plot is not None and plot_file is not None:
         raise MovieGenreError("give --plot or --plot-file, not both")
@@ -142,29 +143,6 @@ def terminate_cleanly() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def seen_text(poster: bool, plot: bool) -> str:
-    return "poster and plot" if poster and plot else ("poster only" if poster else "plot only")
-
-
-def movie_json(
-    genres: list[str], *, seen: str, branches: list[str], in_set: np.ndarray, ensemble: np.ndarray,
-    by_branch: dict[str, np.ndarray] | None, top: int = 0,
-) -> dict[str, Any]:  # fmt: skip
-    """One movie's prediction as JSON (`moviegenre predict --json`, the server's answer): the genre
-    set, then genres by ensemble probability (the ``top`` first; 0: all)."""
-    order = np.argsort(-ensemble, kind="stable")
-    shown = order[:top] if top else order
-    out: dict[str, Any] = {
-        "seen": seen,
-        "branches": branches,
-        "genres": [genres[g] for g in order if in_set[g]],
-        "probabilities": {genres[g]: float(ensemble[g]) for g in shown},
-    }
-    if by_branch is not None:
-        out["by_branch"] = {b: {genres[g]: float(p[g]) for g in shown} for b, p in by_branch.items()}
-    return out
 
 
 def predict_one(

@@ -65,7 +65,15 @@ class Predictor:
 
     def predict(self, posters: list[str | None], plots: list[str | None]) -> dict[str, np.ndarray]:
         """Probabilities (n, n_genres) per branch and 'ensemble'; NaN rows where a branch cannot see the movie
-        (a poster branch: no poster; a plot branch: no plot; fusion: either missing).
+        (a poster branch: no poster; a plot branch: no plot; fusion: either missing)."""
+        return self.predict_with_sets(posters, plots)[0]
+
+    def predict_with_sets(
+        self, posters: list[str | None], plots: list[str | None]
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """``predict``'s probabilities and each movie's genre set (as ``genre_sets`` gives it), from
+        the one ensemble call that makes both: a caller that needs the sets does not combine the
+        branches a second time.
 
         The feature sets are computed in threads, one each: loading and running the poster and
         the sentence encoder is mostly TensorFlow's C++ work, so the two overlap rather than
@@ -99,10 +107,10 @@ class Predictor:
                 branch.check_features(self.paths.model(name), arrays, fingerprint)
                 proba = branch.predict_proba(branch.inputs(arrays))
                 out[name][rows] = check_probabilities(proba, self.paths.model(name))
-        out["ensemble"], _ = self.ensemble.predict({b: out[b] for b in self.branches})
+        out["ensemble"], sets = self.ensemble.predict({b: out[b] for b in self.branches})
         seen = ~np.isnan(out["ensemble"]).all(axis=1)
         check_probabilities(out["ensemble"][seen], self.paths.model("ensemble"))
-        return out
+        return out, sets
 
     def genre_sets(self, by_branch: dict[str, np.ndarray]) -> np.ndarray:
         """Boolean (n, n_genres): each movie's genre set, at the thresholds fitted on val for the

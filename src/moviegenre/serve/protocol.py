@@ -1,21 +1,27 @@
 """The server's HTTP/1.1 connections: uvicorn's h11 protocol with a deadline on each request's
 headers, a cap on open connections, and its own error answers in the documented JSON.
 
-uvicorn closes a keep-alive connection that stays idle, but not one that has sent part of a
-request line or of its headers: such a client (slowloris) holds its connection, and a file
+Written for uvicorn 0.54.0, the version requirements.lock pins: it overrides methods of
+uvicorn's ``H11Protocol``, which is not a documented interface. tests/unit/test_server_limits.py
+fails when an upgrade changes what it relies on (the ``send_400_response`` hook, the
+``limit_concurrency`` check); check this module against the new version's h11_impl.py then.
+
+uvicorn's documented settings do what they can (``config.server_config``: keep-alive,
+shutdown deadline, header size, connection cap), but none of them bounds the time a request's
+headers take: uvicorn closes a keep-alive connection that stays idle, not one that has sent part
+of a request line or of its headers. Such a client (slowloris) holds its connection, and a file
 descriptor, for as long as it likes. Here a request's headers must be complete within
 ``HEADER_TIMEOUT_S`` of the connection opening or of the previous response; otherwise the client
 gets 408 and the connection closes. The same deadline closes a connection whose client goes on
 sending a body the server has already answered (a 413, say). The body's own deadline is the
-application's (``serve.BodyLimit``), which answers in the documented JSON.
+application's (``middleware.BodyLimit``), which answers in the documented JSON.
 
 Two answers come from uvicorn itself, before the application sees the request, and uvicorn
-writes them as plain text: 400 to a request h11 cannot parse (``send_400_response``, a method
-of uvicorn 0.54's ``H11Protocol``, pinned in requirements.lock) and 503 past
-``limit_concurrency``. This protocol writes the first in JSON, and answers the second itself:
-it takes uvicorn's documented ``limit_concurrency`` setting as its cap on connections (and
-request tasks), turns uvicorn's own check off, and refuses a request over the cap with JSON
-and ``Retry-After``.
+writes them as plain text: 400 to a request h11 cannot parse (``send_400_response``) and 503
+past ``limit_concurrency``. This protocol writes the first in JSON, and answers the second
+itself: it takes uvicorn's ``limit_concurrency`` setting as its cap on connections (and request
+tasks), turns uvicorn's own check off, and refuses a request over the cap with JSON and
+``Retry-After``.
 """
 
 from __future__ import annotations
@@ -29,10 +35,9 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-log = logging.getLogger(__name__)
+from moviegenre.serve.limits import HEADER_TIMEOUT_S, RETRY_AFTER_S
 
-HEADER_TIMEOUT_S = 10.0
-RETRY_AFTER_S = 2  # what a 503 tells the client to wait (a full queue, a full budget, too many connections)
+log = logging.getLogger(__name__)
 
 
 def error_body(message: str) -> bytes:
@@ -100,7 +105,8 @@ class HeaderDeadlineProtocol(H11Protocol):
 
     def send_400_response(self, msg: str) -> None:
         """What uvicorn answers to a request h11 cannot parse (a malformed request line or header,
-        headers over h11's size limit): the same 400, in JSON; uvicorn's text goes to the log."""
+        headers over ``MAX_HEADER_BYTES``): the same 400, in JSON; uvicorn's text goes to the log.
+        uvicorn 0.54.0's ``handle_events`` calls it on ``h11.RemoteProtocolError``."""
         log.info("%s: %s", self._peer(), msg)
         if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):  # no answer begun yet on this connection
             message = "not a valid HTTP/1.1 request (malformed request line or headers)"

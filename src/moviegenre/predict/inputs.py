@@ -4,7 +4,8 @@ The command line and the server take the same poster and plot, so they refuse th
 a plot longer than ``MAX_PLOT_CHARS``, one that is not Unicode text (a lone surrogate, which
 is what a JSON ``"\\ud800"`` or a non-UTF-8 command-line argument becomes), one with nothing
 visible in it, and a poster over ``MAX_POSTER_MB`` (the server's default ``--max-upload-mb``)
-or over ``data.posters``' pixel limit.
+or over ``data.posters``' pixel limit. They live here, below both, so that the server needs
+nothing from the command line.
 """
 
 from __future__ import annotations
