@@ -47,6 +47,7 @@ def test_the_per_genre_legend_covers_no_bar_and_every_series_has_its_own_colour(
     (legend,) = fig.legends
     box, axes = legend.get_window_extent(), ax.get_window_extent()
     assert not box.overlaps(axes) and box.y1 <= axes.y0  # below the axes, not over the bars
+    assert not box.overlaps(ax.xaxis.label.get_window_extent())  # nor over the axis title
     assert fig.bbox.contains(box.x0, box.y0) and fig.bbox.contains(box.x1, box.y1)  # and not cut off
     labels = [text.get_text() for text in legend.get_texts()]
     assert sorted(labels) == sorted([*branches, "ensemble"])
