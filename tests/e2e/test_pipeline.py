@@ -20,6 +20,7 @@ pytestmark = pytest.mark.e2e
 BRANCHES = ("image_ml", "text_ml", "text_linear", "image_dl", "text_dl", "text_encoder", "image_encoder",
             "encoder_fusion", "fusion")  # fmt: skip
 PLOT_BRANCHES = ("text_ml", "text_linear", "text_dl", "text_encoder")
+EPOCH_BRANCHES = ("image_dl", "text_dl", "text_encoder", "image_encoder", "encoder_fusion", "fusion")  # Keras
 # Small but real settings so the whole pipeline runs in about a minute on generated data.
 TINY = {
     "prepare": {"min_genre_count": 2},
@@ -125,16 +126,66 @@ def test_every_branch_and_the_ensemble_write_metrics_in_the_contract(pipeline: P
     assert summary["ensemble"] == ensemble["test"]["roc_auc_macro"]
 
 
+def vega_specs(html: str) -> dict[str, dict]:
+    """The Vega-Lite spec of every chart of a `dvc plots show` page, by the id of its element."""
+    specs = re.findall(r"var spec = (\{.*\});\s*vegaEmbed\('#([^']+)'", html)
+    return {element: json.loads(spec) for spec, element in specs}
+
+
+def title(spec: dict) -> str:
+    return spec["title"]["text"] if isinstance(spec["title"], dict) else spec["title"]
+
+
+MEASURES = ("AUC", "loss", "learning rate")
+
+
 def test_plots_show_renders_roc_and_training_curves(pipeline: Path) -> None:
     out = pipeline / "plots-html"
     done = dvc(pipeline, "plots", "show", "-o", str(out))
     assert "WARNING" not in done.stderr, done.stderr
     html = (out / "index.html").read_text()
-    assert "plots/roc.json" in html and "plots/thresholds.json" in html
-    for branch in BRANCHES:  # every branch's run: per epoch for the Keras ones, one point for the forests
-        assert f"dvclive/{branch}/plots/metrics/val/auc.tsv" in html, branch
-    assert "dvclive/text_dl/plots/metrics/learning_rate.tsv" in html
     assert "cdn.jsdelivr.net" not in html  # the offline template: Vega's scripts are in the page
+    specs = {title(spec): spec for spec in vega_specs(html).values()}
+    assert not [name for name in specs if re.search(r"/|\.(tsv|json)\b", name)]  # titles, not file paths
+    # three charts per branch that fits in epochs, titled by branch and measure, and none for the
+    # others: their fit has no epochs, and their dvclive run no curve
+    curves = [name for name in specs if " · " in name]
+    assert curves == [f"{branch} · {measure}" for branch in EPOCH_BRANCHES for measure in MEASURES]
+    for branch in set(BRANCHES) - set(EPOCH_BRANCHES):
+        assert f"dvclive/{branch}/" not in html and not (pipeline / "dvclive" / branch / "plots").exists()
+    for branch in EPOCH_BRANCHES:  # train and val of a measure in one chart, an epoch's point each
+        for measure, field in (("AUC", "auc"), ("loss", "loss")):
+            rows = specs[f"{branch} · {measure}"]["data"]["values"]
+            assert sorted({row["filename"] for row in rows}) == [f"train/{field}.tsv", f"val/{field}.tsv"]
+            epochs = json.loads((pipeline / "metrics" / f"{branch}.json").read_text())["epochs"]["run"]
+            assert len(rows) == 2 * epochs, (branch, measure)
+    roc = specs["Test ROC (micro over genres): every branch and the ensemble"]
+    assert [b for b in dict.fromkeys(row["branch"] for row in roc["data"]["values"])] == [*BRANCHES, "ensemble"]
+    for spec in (roc, specs["image_dl · learning rate"]):  # a colour for each of 20 series, no repeat
+        colours = spec["encoding"]["color"]["scale"]["range"]
+        assert len(set(colours)) == len(colours) >= 20
+    # each genre's panel has a rule at the threshold the ensemble fitted for it
+    genre_sets = specs["Genre sets on val: precision, recall and F1 of each genre against its threshold"]
+    rule = genre_sets["spec"]["layer"][1]
+    assert rule["mark"]["type"] == "rule" and rule["encoding"]["x"]["field"] == "fitted"
+    model = json.loads((pipeline / "models/ensemble/ensemble.json").read_text())
+    genres = json.loads((pipeline / "data/prepared/genres.json").read_text())["genres"]
+    fitted = {(row["genre"], row["fitted"]) for row in genre_sets["data"]["values"]}
+    assert fitted == {(g, round(t, 4)) for g, t in zip(genres, model["combiners"][0]["thresholds"], strict=True)}
+
+
+# Reads back what the browser drew: each chart's Vega view, its scales and its SVG (titles, legends
+# and marks as text), recorded as vega-embed hands them over.
+RECORD_VIEWS = """
+Object.defineProperty(window, "vegaEmbed", {configurable: true,
+  set(embed) { this.__embed = embed; },
+  get() { return (element, spec, options) => this.__embed(element, spec, options).then(result => {
+    (window.__views = window.__views || []).push([element.slice(1), result.view]); return result; }); }});
+"""
+DRAWN = """async () => Promise.all(window.__views.map(async ([id, view]) => {
+  const scales = ["color"].filter(name => { try { view.scale(name); return true; } catch (e) { return false; } });
+  return {id, svg: await view.toSVG(), colours: scales.length ? view.scale("color").range().length : 0};
+}))"""
 
 
 def test_plots_page_renders_every_chart_offline(pipeline: Path) -> None:
@@ -144,15 +195,29 @@ def test_plots_page_renders_every_chart_offline(pipeline: Path) -> None:
     dvc(pipeline, "plots", "show", "-o", str(out))
     html = (out / "index.html").read_text()
     charts, images = html.count("vegaEmbed('#"), html.count('<img src="static/')
-    assert charts >= 2 + 3 * len(BRANCHES) and images == 2  # ROC, genre sets, curves per branch; the PNGs
+    assert charts == 2 + len(MEASURES) * len(EPOCH_BRANCHES) and images == 2  # ROC, genre sets, curves; PNGs
     with browser_page() as page:
+        page.add_init_script(RECORD_VIEWS)
         page.goto((out / "index.html").as_uri())
         page.wait_for_function(f"document.querySelectorAll('.vega-embed canvas, .vega-embed svg').length >= {charts}",
                                timeout=60_000)  # fmt: skip
+        page.wait_for_function(f"(window.__views || []).length >= {charts}", timeout=60_000)
         loaded = page.evaluate("[...document.images].map(i => i.complete && i.naturalWidth > 0)")
         legends = page.evaluate("[...document.querySelectorAll('.vega-embed')].length")
+        drawn = {chart["id"]: chart for chart in page.evaluate(DRAWN)}
         assert page.blocked == [] and page.errors == []
-    assert loaded == [True, True] and legends == charts
+    assert loaded == [True, True] and legends == charts == len(drawn)
+    texts = {chart_id: re.findall(r"<text[^>]*>([^<]*)</text>", chart["svg"]) for chart_id, chart in drawn.items()}
+    assert not [t for shown in texts.values() for t in shown if re.search(r"\.(tsv|json)\b", t)]  # no file paths
+    for branch in EPOCH_BRANCHES:
+        auc = texts[f"{branch}_auc"]
+        assert f"{branch} · AUC" in auc and {"train", "val"} <= set(auc)  # one chart, both series in its legend
+        assert f"{branch} · learning rate" in texts[f"{branch}_learning_rate"]
+    assert not [chart_id for chart_id in drawn if chart_id.startswith(tuple(set(BRANCHES) - set(EPOCH_BRANCHES)))]
+    genres = json.loads((pipeline / "data/prepared/genres.json").read_text())["genres"]
+    rules = drawn["plots_thresholds_json"]["svg"].count('class="mark-rule role-mark')
+    assert rules == len(genres)  # a fitted-threshold rule in each genre's panel
+    assert drawn["plots_roc_json"]["colours"] >= 20
 
 
 def test_nothing_changed_runs_nothing(pipeline: Path) -> None:
@@ -460,7 +525,7 @@ def test_a_failed_stage_leaves_no_half_written_log_and_checkout_restores_it(pipe
     it runs; a failed run writes none, and the last good ones come back from the DVC cache."""
     reset_to_commit(pipeline)
     kept = ("metrics/image_ml.json", "dvclive/image_ml/params.yaml", "dvclive/image_ml/metrics.json",
-            "dvclive/image_ml/plots/metrics/val/auc.tsv", "models/image_ml/model.joblib")  # fmt: skip
+            "models/image_ml/model.joblib")  # fmt: skip
     before = {name: (pipeline / name).read_bytes() for name in kept}
     original = (pipeline / "params.yaml").read_text()
     try:

@@ -130,6 +130,10 @@ def test_ensemble_writes_metrics_table_roc_and_figures(branch_files: dict[str, n
     assert curves["value"].between(0, 1).all() and curves["threshold"].between(0, 1).all()
     recall = curves[curves["measure"] == "recall"].sort_values(["genre", "threshold"])
     assert all(g["value"].is_monotonic_decreasing for _, g in recall.groupby("genre"))  # a higher cut recalls less
+    fitted = dict(zip(genres, EnsembleModel.load(PATHS.model("ensemble")).combiners[0].thresholds, strict=True))
+    assert {g: rows["fitted"].unique().tolist() for g, rows in curves.groupby("genre")} == {
+        g: [round(fitted[g], 4)] for g in set(curves["genre"])
+    }  # the threshold the full ensemble fitted on val, whose probabilities the curves are of
     for png in ("plots/per_genre_auc.png", "plots/macro_auc.png"):
         assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     ensemble = pd.read_parquet("data/ensemble/predictions.parquet")

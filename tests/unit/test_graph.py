@@ -67,6 +67,32 @@ def test_every_branch_has_its_registry_artifact() -> None:
         assert f"models/{branch}" in paths, f"dvc.yaml artifacts: no entry with path models/{branch}"
 
 
+CURVES = {"auc": ("AUC", "training_curve"), "loss": ("loss", "training_curve"),
+          "learning_rate": ("learning rate", "learning_rate")}  # fmt: skip
+
+
+def test_the_training_curves_are_drawn_for_the_branches_that_fit_in_epochs_and_no_other() -> None:
+    """Three top-level charts per branch with epochs, titled by branch and measure, train and val
+    of one measure together; none for a fit without epochs, whose run has no curves to read."""
+    definitions = {}
+    for entry in yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["plots"]:
+        plot_id, props = next(iter(entry.items())) if isinstance(entry, dict) else (entry, None)
+        definitions[plot_id] = props
+    expected = {}
+    for branch, entry in entries().items():
+        live = f"dvclive/{branch}/plots/metrics"
+        for measure, (title, template) in CURVES.items() if entry.epochs else ():
+            files = [f"{live}/learning_rate.tsv"] if measure == "learning_rate" else [
+                f"{live}/train/{measure}.tsv", f"{live}/val/{measure}.tsv"]  # fmt: skip
+            expected[f"{branch}/{measure}"] = {"title": f"{branch} · {title}", "template": template,
+                                               "y": dict.fromkeys(files, measure)}  # fmt: skip
+    curves = {plot_id: props for plot_id, props in definitions.items() if "dvclive/" in str(props)}
+    assert list(curves) == list(expected), "dvc.yaml plots: one entry per measure of each branch with epochs"
+    for plot_id, props in curves.items():
+        assert {key: props[key] for key in ("title", "template", "y")} == expected[plot_id], plot_id
+        assert props["x"] == "step" and (PROJECT_ROOT / ".dvc/plots" / f"{props['template']}.json").is_file()
+
+
 def test_the_ensemble_depends_on_the_spec_of_every_branch_it_may_combine(stages: dict[str, dict]) -> None:
     """ensemble.json records each branch's spec.json digest, so a retrained branch must rerun it."""
     for branch in NAMES:

@@ -100,6 +100,23 @@ def test_arrays_that_do_not_fit_are_one_error(tmp_path: Path) -> None:
         TextLinear(SETTINGS, 0).load_model(tmp_path)
 
 
+def test_a_fit_without_epochs_logs_its_summary_and_no_curve(prepared_project: Path) -> None:
+    """Its one fitted state is no curve: dvclive holds params and the train/val AUC summary only,
+    and the curves an earlier run left (when such fits logged one point each) go."""
+    table, _ = load_prepared(PATHS.prepared)
+    featurize_text(table, TEXT, out_dir=PATHS.features("text"))
+    live = PATHS.live("text_linear")
+    stale = live / "plots" / "metrics" / "val" / "auc.tsv"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("step\tauc\n0\t0.5\n")
+    assert not TextLinear.epochs
+    train_branch(TextLinear(SETTINGS, 0), PATHS, CPU)
+    assert sorted(p.name for p in live.iterdir()) == ["metrics.json", "params.yaml"]
+    summary = json.loads((live / "metrics.json").read_text())
+    assert set(summary) == {"train", "val"}  # no step: nothing was logged per step
+    assert 0.5 < summary["val"]["auc"] <= summary["train"]["auc"] <= 1.0
+
+
 def test_a_fit_that_fails_leaves_the_last_good_dvclive_run(
     prepared_project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

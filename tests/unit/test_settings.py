@@ -68,7 +68,9 @@ def test_the_registry_names_a_branch_class_per_entry_and_refuses_others(tmp_path
     for name in NAMES:
         cls = branch_class(name)
         assert cls.name == name and cls.modality == modalities()[name]
+        assert cls.epochs == entries()[name].epochs, f"registry.yaml: {name}'s `epochs` differs from its class's"
         assert set(cls.schema()) == set(yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())[name])
     assert list(entries()) == list(NAMES)
+    assert {entry.epochs for entry in entries().values()} == {True, False}  # Keras branches and the others
     with pytest.raises(MovieGenreError, match="unknown branch 'nope' \\(known: image_ml, "):
         branch_class("nope")

@@ -82,7 +82,8 @@ class FitContext:
     """What a fit may need beyond its data.
 
     ``live`` is the stage's dvclive run (``dvclive.Live``), opened by the train skeleton for
-    every branch: an epoch-wise fit logs its curves there, and the skeleton its summary.
+    every branch: a fit in epochs logs its curves and summary there; for a fit without epochs
+    the skeleton writes the summary alone.
     """
 
     genres: list[str]
@@ -120,6 +121,9 @@ class Branch(ABC):
     modality: ClassVar[str]  # "poster", "plot" or "both": the movies it can score (NEEDS)
     feature_set: ClassVar[str]  # the directory under data/features/ whose rows it trains on and scores
     Settings: ClassVar[type]  # the dataclass of its params.yaml section, named like the branch
+    # True for a fit that runs in epochs and logs one curve point per epoch (the Keras branches);
+    # a fit without epochs (a forest, a logistic regression) logs only its train/val summary
+    epochs: ClassVar[bool] = False
     model_file: str  # the model's file name inside models/<branch>/
 
     def __init__(self, settings: Any, seed: int, spec: ModelSpec | None = None) -> None:

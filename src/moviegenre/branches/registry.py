@@ -22,13 +22,15 @@ REGISTRY = Path(__file__).with_name("registry.yaml")
 
 @dataclass(frozen=True)
 class Entry:
-    """One branch of the list: its class (``module:Class``), own module, feature folder and description."""
+    """One branch of the list: its class (``module:Class``), own module, feature folder, description,
+    and whether it fits in epochs (and so has training curves to draw)."""
 
     name: str
     target: str
     code: str
     features: str
     description: str
+    epochs: bool
 
 
 @cache
@@ -36,7 +38,9 @@ def entries() -> dict[str, Entry]:
     """Every branch by name, in the file's order."""
     loaded = yaml.safe_load(REGISTRY.read_text())["branches"]
     return {
-        name: Entry(name, entry["class"], entry["code"], entry["features"], entry["description"])
+        name: Entry(
+            name, entry["class"], entry["code"], entry["features"], entry["description"], entry.get("epochs", False)
+        )
         for name, entry in loaded.items()
     }
 

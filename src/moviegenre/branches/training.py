@@ -3,10 +3,10 @@
 A branch's outputs are identical in form whatever the branch: ``models/<branch>/`` (model
 and spec), ``data/predictions/<branch>.parquet`` (val and test movies),
 ``metrics/<branch>.json`` (the metrics contract plus what the fit reports), its dvclive run
-``dvclive/<branch>/`` (params and the train/val summary, plus per-epoch curves for a Keras
-branch), and its timings apart in ``metrics/timings/<branch>.json``: they move every run,
-the scores do not. The dvclive run is written aside and moved into place last, so a stage that
-fails or is interrupted leaves no log of a fit that has no model.
+``dvclive/<branch>/`` (params and the train/val summary, plus per-epoch curves for a branch
+that fits in epochs), and its timings apart in ``metrics/timings/<branch>.json``: they move
+every run, the scores do not. The dvclive run is written aside and moved into place last, so a
+stage that fails or is interrupted leaves no log of a fit that has no model.
 """
 
 from __future__ import annotations
@@ -78,11 +78,10 @@ def train_branch(branch: Branch, paths: ProjectPaths, runtime: RuntimeSettings) 
             started = time.perf_counter()
             proba = branch.predict_proba(x[scored])
             predict_s = time.perf_counter() - started
-            if not live.summary:  # fitted without epochs: the fitted model's train and val AUC, as one step
+            if not branch.epochs:
+                # no curve: a fit without epochs has one state, which a chart would draw as a
+                # curve of one point; the fitted model's train and val AUC are its summary alone
                 live.summary = _summary(branch, x, labels, split)
-                for part in ("train", "val"):
-                    live.log_metric(f"{part}/auc", live.summary[part]["auc"])
-                live.next_step()
 
         branch.spec = ModelSpec(
             branch=branch.name,
@@ -115,10 +114,10 @@ def train_branch(branch: Branch, paths: ProjectPaths, runtime: RuntimeSettings) 
 
 @contextlib.contextmanager
 def staged_log(target: Path) -> Iterator[Path]:
-    """A fresh folder for this run's dvclive log; its entries replace ``target``'s when the block succeeds.
+    """A fresh folder for this run's dvclive log, which replaces ``target``'s when the block succeeds.
 
-    Entry by entry rather than the whole folder: DVC keeps a ``.gitignore`` there for the
-    log's cached files, and it must stay.
+    Entry by entry, so that ``target`` is never missing; what the last run logged and this one
+    did not (the curves of a branch that no longer fits in epochs) goes.
     """
     target.mkdir(parents=True, exist_ok=True)
     for stale in target.parent.glob(f".{target.name}.*.tmp"):  # a killed run's
@@ -126,13 +125,21 @@ def staged_log(target: Path) -> Iterator[Path]:
     staged = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield staged
-        for entry in sorted(staged.iterdir()):
-            replaced = target / entry.name
-            if replaced.is_dir() and not replaced.is_symlink():
-                shutil.rmtree(replaced)
-            os.replace(entry, replaced)
+        written = sorted(staged.iterdir())
+        for entry in written:
+            _remove(target / entry.name)
+            os.replace(entry, target / entry.name)
+        for stale in set(target.iterdir()) - {target / entry.name for entry in written}:
+            _remove(stale)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
 
 
 def load_aligned(branch: Branch, paths: ProjectPaths, ids: pd.Series) -> dict[str, Any]:
@@ -161,7 +168,7 @@ def _positions(ids: pd.Series, other: pd.Series, directory: Path) -> np.ndarray:
 
 
 def _summary(branch: Branch, x: Any, labels: np.ndarray, split: np.ndarray) -> dict[str, Any]:
-    """Train and val macro AUC of the fitted model, the summary an epoch-wise fit logs at its best epoch."""
+    """Train and val macro AUC of the fitted model: what a fit in epochs logs for its best epoch."""
     summary: dict[str, Any] = {}
     for name in ("train", "val"):
         rows = np.flatnonzero(split == name)

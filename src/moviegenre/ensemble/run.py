@@ -67,16 +67,16 @@ def summary(labels: np.ndarray, split: np.ndarray, by_branch: dict[str, np.ndarr
 
 def write_figures(
     paths: ProjectPaths, genres: list[str], labels: np.ndarray, proba: np.ndarray, scores: dict[str, np.ndarray],
-    per_genre: pd.DataFrame, val: np.ndarray, test: np.ndarray, seed: int,
+    per_genre: pd.DataFrame, val: np.ndarray, test: np.ndarray, seed: int, thresholds: list[float],
 ) -> dict[str, float]:  # fmt: skip
-    """plots/: the test ROC of every branch, the ensemble's genre-set curves on val, the AUC figures;
-    returns each test macro ROC-AUC.
+    """plots/: the test ROC of every branch, the ensemble's genre-set curves on val with the
+    ``thresholds`` it fitted there, the AUC figures; returns each test macro ROC-AUC.
 
     The intervals are the branches' own (bootstrap_interval with the seed their train stages
     used, on the same test predictions), so the error bars match metrics/<branch>.json.
     """
     write_json(paths.plots / "roc.json", figures.roc_rows(labels[test], scores))
-    write_json(paths.plots / "thresholds.json", figures.threshold_rows(genres, labels[val], proba[val]))
+    write_json(paths.plots / "thresholds.json", figures.threshold_rows(genres, labels[val], proba[val], thresholds))
     figures.per_genre_png(per_genre, paths.plots / "per_genre_auc.png")
     macro = {name: round(float(per_genre[name].mean()), 6) for name in scores}  # NaN genres skipped, as in scores
     intervals = {name: bootstrap_interval(labels[test], values, seed) for name, values in scores.items()}
@@ -119,7 +119,9 @@ def run_ensemble(settings: dict[str, Any], seed: int, paths: ProjectPaths) -> di
     per_genre = per_genre_table(genres, labels[test], scores)
     with atomic_path(paths.metrics / "per_genre_auc.csv") as tmp:
         per_genre.to_csv(tmp, index=False)
-    macro = write_figures(paths, genres, labels, proba, scores, per_genre, val, test, seed)
+    # the full combiner's: val's movies are seen by every branch, and proba[val] is its output
+    macro = write_figures(paths, genres, labels, proba, scores, per_genre, val, test, seed,
+                          model.combiners[0].thresholds)  # fmt: skip
     write_json(paths.metrics / "ensemble.json", metrics)
     write_json(paths.timings / "ensemble.json", {"seconds": {"fit": round(fit_s, 3)}, "machine": machine()})
     write_json(paths.summary, summary(labels, loaded.split, loaded.by_branch, metrics))

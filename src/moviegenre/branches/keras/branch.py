@@ -55,6 +55,7 @@ class KerasBranch(Branch):
     same for every Keras branch.
     """
 
+    epochs = True
     model_file = "model.keras"
 
     def __init__(self, settings: Any, seed: int, spec: Any = None) -> None:
