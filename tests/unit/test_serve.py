@@ -346,6 +346,13 @@ def test_the_page_predicts_in_a_real_browser(server: str, project: Path) -> None
         header = page.inner_text("#table tr:first-child")
         assert all(branch in header for branch in BRANCHES)
         assert len(page.query_selector_all("#table tr")) == 1 + len(_genres(project))
+        # the poster scored is shown, decoded by the browser from the file sent
+        page.wait_for_function("document.getElementById('preview').naturalWidth > 0", timeout=10_000)
+        assert page.is_visible("#preview")
+        # the table scrolls inside its box: the page is never wider than the window
+        page.set_viewport_size({"width": 420, "height": 800})
+        assert page.evaluate("document.documentElement.scrollWidth") <= 420
+        assert page.evaluate("getComputedStyle(document.getElementById('table-box')).overflowX") == "auto"
         genre_set = page.inner_text("#genres")
         assert page.blocked == [] and page.errors == [], (page.blocked, page.errors)
         page.fill("#plot", "")
