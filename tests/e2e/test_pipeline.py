@@ -351,7 +351,7 @@ def test_predict_bad_input_is_one_line_and_non_zero(pipeline: Path, args: list[s
     assert not (pipeline / "x.csv").exists()
 
 
-@pytest.mark.parametrize("damaged", ["models/text_ml/model.joblib", "models/ensemble/ensemble.json"])
+@pytest.mark.parametrize("damaged", ["models/text_ml/proba.npy", "models/ensemble/ensemble.json"])
 def test_a_damaged_model_is_one_line_and_exit_2_never_an_answer(pipeline: Path, damaged: str) -> None:
     path = pipeline / damaged
     good = path.read_bytes()
@@ -460,7 +460,7 @@ def test_a_failed_stage_leaves_no_half_written_log_and_checkout_restores_it(pipe
     it runs; a failed run writes none, and the last good ones come back from the DVC cache."""
     reset_to_commit(pipeline)
     kept = ("metrics/image_ml.json", "dvclive/image_ml/params.yaml", "dvclive/image_ml/metrics.json",
-            "dvclive/image_ml/plots/metrics/val/auc.tsv", "models/image_ml/model.joblib")  # fmt: skip
+            "dvclive/image_ml/plots/metrics/val/auc.tsv", "models/image_ml/forest.json")  # fmt: skip
     before = {name: (pipeline / name).read_bytes() for name in kept}
     original = (pipeline / "params.yaml").read_text()
     try:
