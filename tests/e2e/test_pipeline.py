@@ -245,16 +245,40 @@ def test_one_branch_param_reruns_that_branch_and_ensemble_and_reports(pipeline: 
 
 
 def test_exp_run_records_the_changed_param_and_its_metrics(pipeline: Path) -> None:
+    """The experiment records the value it set and the metrics of its own run: summary.json's
+    image_ml is what that run's train stage wrote to metrics/image_ml.json (read at the
+    experiment's commit), from a forest of 12 trees instead of the baseline's 30, whose
+    predictions differ. The AUC itself may equal the baseline's on generated data, so it is not
+    compared."""
+    from dvc.api import DVCFileSystem
+
     dvc(pipeline, "exp", "run", "-n", "fewer-trees", "-S", "image_ml.n_estimators=12")
     shown = json.loads(dvc(pipeline, "exp", "show", "--json").stdout)
-    experiments = [e for base in shown for e in base.get("experiments") or []]
-    runs = [r for e in experiments for r in e.get("revs", [])]
-    named = [r for r in runs if r.get("name") == "fewer-trees"]
-    assert named, f"experiment not found in {shown}"
-    data = named[0]["data"]
+    found = [(base, run) for base in shown for e in base.get("experiments") or [] for run in e.get("revs", [])
+             if run.get("name") == "fewer-trees"]  # fmt: skip
+    assert len(found) == 1, f"experiment not found once in {shown}"
+    base, run = found[0]
+    data = run["data"]
     assert data["params"]["params.yaml"]["data"]["image_ml"]["n_estimators"] == 12
+    assert base["data"]["params"]["params.yaml"]["data"]["image_ml"]["n_estimators"] == TINY["image_ml"]["n_estimators"]
     summary = data["metrics"]["metrics/summary.json"]["data"]
-    assert 0.0 <= summary["image_ml"] <= 1.0
+
+    at_run, at_base = DVCFileSystem(str(pipeline), rev=run["rev"]), DVCFileSystem(str(pipeline), rev=base["rev"])
+    written = json.loads(at_run.read_text("metrics/image_ml.json"))
+    assert summary["image_ml"] == written["test"]["roc_auc_macro"]
+    assert summary["val"]["image_ml"] == written["val"]["roc_auc_macro"]
+    assert json.loads(at_run.read_text("metrics/summary.json")) == summary  # the file the run wrote, as shown
+    for fs, trees in ((at_run, 12), (at_base, TINY["image_ml"]["n_estimators"])):
+        assert json.loads(fs.read_text("models/image_ml/spec.json"))["settings"]["n_estimators"] == trees
+        assert json.loads(fs.read_text("models/image_ml/forest.json"))["n_trees"] == trees
+    with (
+        at_run.open("data/predictions/image_ml.parquet", "rb") as new,
+        at_base.open("data/predictions/image_ml.parquet", "rb") as old,
+    ):
+        predicted, baseline = pd.read_parquet(new), pd.read_parquet(old)
+    assert predicted["id"].tolist() == baseline["id"].tolist()
+    genres = [c for c in predicted.columns if c not in ("id", "split")]
+    assert not np.array_equal(predicted[genres].to_numpy(), baseline[genres].to_numpy())
 
 
 def test_a_queued_sweep_compares_within_a_terminal(pipeline: Path) -> None:
@@ -416,7 +440,7 @@ def test_predict_bad_input_is_one_line_and_non_zero(pipeline: Path, args: list[s
     assert not (pipeline / "x.csv").exists()
 
 
-@pytest.mark.parametrize("damaged", ["models/text_ml/model.joblib", "models/ensemble/ensemble.json"])
+@pytest.mark.parametrize("damaged", ["models/text_ml/proba.npy", "models/ensemble/ensemble.json"])
 def test_a_damaged_model_is_one_line_and_exit_2_never_an_answer(pipeline: Path, damaged: str) -> None:
     path = pipeline / damaged
     good = path.read_bytes()
@@ -525,7 +549,7 @@ def test_a_failed_stage_leaves_no_half_written_log_and_checkout_restores_it(pipe
     it runs; a failed run writes none, and the last good ones come back from the DVC cache."""
     reset_to_commit(pipeline)
     kept = ("metrics/image_ml.json", "dvclive/image_ml/params.yaml", "dvclive/image_ml/metrics.json",
-            "models/image_ml/model.joblib")  # fmt: skip
+            "models/image_ml/forest.json")  # fmt: skip
     before = {name: (pipeline / name).read_bytes() for name in kept}
     original = (pipeline / "params.yaml").read_text()
     try:

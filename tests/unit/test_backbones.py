@@ -8,6 +8,9 @@ fine-tuning, every backbone's input scaling inside the model, and the one-line e
 from __future__ import annotations
 
 import socket
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ import pandas as pd
 import pytest
 from helpers.builders import CPU, IMAGE_DL, PATHS, check_keras_outputs
 
+from moviegenre.branches import image_cnn
 from moviegenre.branches.base import FitContext
 from moviegenre.branches.image_cnn import ImageCnn, backbone_model
 from moviegenre.branches.keras import trainer as keras_training
@@ -133,7 +137,72 @@ def test_imagenet_without_network_fails_in_one_line(tmp_path: Path, monkeypatch:
     assert "\n" not in message and message.startswith(f"image_dl.backbone.weights is imagenet but {name} is not in ")
     assert f"download https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/{name}" in message
     assert "set image_dl.backbone.weights to its path" in message and str(tmp_path / "keras" / "models") in message
+    assert "(network disabled by the test)" in message
     assert socket.getdefaulttimeout() is None  # the download's timeout does not outlive it
+    assert not [path for path in (tmp_path / "keras").rglob("*") if path.is_file()]  # nor does a partial file
+
+
+@pytest.fixture
+def process_timeout() -> Iterator[float]:
+    """A process-wide default socket timeout of 7.5 s, as a server or a library might have set: the
+    download must neither change it nor use it."""
+    before = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(7.5)
+    yield 7.5
+    socket.setdefaulttimeout(before)
+
+
+def test_the_download_has_its_own_timeout_and_leaves_the_processs_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, http_server: Callable, process_timeout: float
+) -> None:
+    """Building image_dl on imagenet weights downloads them with a timeout on the request: while
+    it runs, every other socket of the process keeps its default timeout."""
+    seen: list[float | None] = []
+
+    def not_found(handler: BaseHTTPRequestHandler) -> None:
+        seen.append(socket.getdefaulttimeout())  # the server's thread sees the process-wide default
+        handler.send_error(404)
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(image_cnn, "_STORAGE", http_server(not_found) + "/")
+    build = ImageCnn(_mobilenet({"weights": "imagenet"}), 0).builder(POSTERS, FitContext(genres=[], runtime=CPU))
+    with pytest.raises(MovieGenreError) as caught:
+        build(4)
+    assert seen == [process_timeout] and socket.getdefaulttimeout() == process_timeout
+    assert "cannot be downloaded (HTTP 404 Not Found); on a machine with internet" in str(caught.value)
+
+    def never_answers(handler: BaseHTTPRequestHandler) -> None:
+        time.sleep(3)
+
+    monkeypatch.setattr(image_cnn, "DOWNLOAD_TIMEOUT_S", 0.2)  # the request's, shorter than the process's 7.5 s
+    monkeypatch.setattr(image_cnn, "_STORAGE", http_server(never_answers) + "/")
+    started = time.monotonic()
+    with pytest.raises(MovieGenreError, match=r"cannot be downloaded \(timed out\)"):
+        image_cnn.imagenet_weights("mobilenet_v2", SIZE)
+    assert time.monotonic() - started < 2 and socket.getdefaulttimeout() == process_timeout
+
+
+def test_imagenet_weights_are_downloaded_once_into_keras_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, http_server: Callable
+) -> None:
+    requests: list[str] = []
+
+    def weights(handler: BaseHTTPRequestHandler) -> None:
+        requests.append(handler.path)
+        body = b"HDF5 bytes " * 50_000  # several copy blocks
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(image_cnn, "_STORAGE", http_server(weights) + "/")
+    name, _ = image_cnn.imagenet_file("mobilenet_v2", SIZE)
+    path = image_cnn.imagenet_weights("mobilenet_v2", SIZE)
+    assert path == tmp_path / "keras" / "models" / name and path.read_bytes() == b"HDF5 bytes " * 50_000
+    assert image_cnn.imagenet_weights("mobilenet_v2", SIZE) == path  # the second time from the cache
+    assert requests == [f"/tensorflow/keras-applications/mobilenet_v2/{name}"]
+    assert [p.name for p in path.parent.iterdir()] == [name]
 
 
 def test_missing_or_foreign_weights_file_fails_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -46,12 +45,13 @@ def test_image_arrays_follow_the_prepared_table(prepared_project: Path) -> None:
     again = PosterFeaturizer.load(Path("feat")).transform(with_poster["poster"].tolist(), workers=1, progress=False)
     for name in ("grey", "rgb", "colour"):
         np.testing.assert_array_equal(again[name], np.load(f"feat/{name}.npy"))
-    np.testing.assert_allclose(again["pca"], np.load("feat/pca.npy"), atol=1e-5)  # BLAS float noise
+    np.testing.assert_array_equal(again["pca"], np.load("feat/pca.npy"))  # the same products on the same arrays
 
 
 def test_streamed_stage_writes_the_bytes_of_a_fit_on_arrays_held_whole(prepared_project: Path) -> None:
     """The stage streams RGB to disk and fits PCA on a float copy it centres in place; the PCA
-    (its pickle, byte for byte) and its projections are those of the plain in-memory fit."""
+    (its saved arrays, byte for byte) and its projections are those of the plain in-memory fit,
+    projected by scikit-learn's own ``transform``."""
     table, _ = load_prepared(Path("data/prepared"))
     shapes = featurize_images(table, IMAGES, seed=0, out_dir=Path("feat"))
     grey = np.load("feat/grey.npy")
@@ -61,11 +61,12 @@ def test_streamed_stage_writes_the_bytes_of_a_fit_on_arrays_held_whole(prepared_
     train = (load_index(Path("feat"))["split"] == "train").to_numpy()
     flat = grey.reshape(len(grey), -1).astype(np.float64) / 255.0
     held = PCA(n_components=8, svd_solver="randomized", random_state=0).fit(flat[train])
-    for name in images.PCA_ARRAYS:  # rounded, so that no BLAS kernel's last bits reach the bytes
+    for name in ("components_", "mean_"):  # rounded, so that no BLAS kernel's last bits reach the bytes
         setattr(held, name, np.round(getattr(held, name), images.PCA_DECIMALS))
-    held.noise_variance_ = np.round(held.noise_variance_, images.PCA_DECIMALS)
-    joblib.dump(held, "held.joblib")
-    assert Path("held.joblib").read_bytes() == Path("feat/pca.joblib").read_bytes()
+    np.save("components.npy", held.components_)
+    np.save("mean.npy", held.mean_)
+    assert Path("components.npy").read_bytes() == Path("feat", images.PCA_COMPONENTS).read_bytes()
+    assert Path("mean.npy").read_bytes() == Path("feat", images.PCA_MEAN).read_bytes()
     projected = np.round(held.transform(flat), images.FEATURE_DECIMALS).astype(np.float32)
     np.testing.assert_array_equal(np.load("feat/pca.npy"), projected)
 
@@ -88,7 +89,7 @@ def test_the_pca_writes_the_same_bytes_under_another_blas_kernel(prepared_projec
             {"OPENBLAS_CORETYPE": kernel} if kernel else {}
         )
         subprocess.run([sys.executable, "-c", script, out], env=env, check=True, capture_output=True)
-    for name in ("pca.joblib", "pca.npy"):
+    for name in (images.PCA_COMPONENTS, images.PCA_MEAN, "pca.npy"):
         assert Path("default", name).read_bytes() == Path("haswell", name).read_bytes(), name
 
 
@@ -137,11 +138,101 @@ def test_pca_is_fitted_on_train_posters_only(prepared_project: Path) -> None:
     for path in table.loc[(table["split"] == "test") & table["poster"].notna(), "poster"]:
         Image.fromarray(rng.integers(0, 255, (90, 60, 3), dtype=np.uint8)).save(path, format="JPEG")
     featurize_images(table, IMAGES, seed=0, out_dir=Path("b"))
-    a, b = joblib.load("a/pca.joblib"), joblib.load("b/pca.joblib")
-    np.testing.assert_allclose(a.components_, b.components_, atol=1e-6)
+    a, b = PosterFeaturizer.load(Path("a")), PosterFeaturizer.load(Path("b"))
+    np.testing.assert_allclose(a.components, b.components, atol=1e-6)
     index = load_index(Path("a"))
     train = (index["split"] == "train").to_numpy()
     np.testing.assert_allclose(np.load("a/pca.npy")[train], np.load("b/pca.npy")[train], atol=1e-5)
+
+
+class _Touch:
+    """Unpickled, it creates ``path``: the harm a pickled file could do, made visible."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[Path]]:
+        return (Path.touch, (self.path,))
+
+
+def _saved_featurizer(directory: Path) -> PosterFeaturizer:
+    grey = np.random.default_rng(0).integers(0, 256, (30, 6, 4), dtype=np.uint8)
+    featurizer = PosterFeaturizer.fit(grey, components=3, seed=0)
+    directory.mkdir()
+    featurizer.save(directory)
+    return featurizer
+
+
+def test_a_saved_featurizer_loads_and_projects_as_before(tmp_path: Path) -> None:
+    featurizer = _saved_featurizer(tmp_path / "feat")
+    assert sorted(p.name for p in (tmp_path / "feat").iterdir()) == ["pca_components.npy", "pca_mean.npy", "size.json"]
+    loaded = PosterFeaturizer.load(tmp_path / "feat")
+    grey = np.random.default_rng(1).integers(0, 256, (5, 6, 4), dtype=np.uint8)
+    np.testing.assert_array_equal(loaded.pca_transform(grey), featurizer.pca_transform(grey))
+    assert loaded.pca_transform(grey).dtype == np.float32 and loaded.n_components == 3
+
+
+@pytest.mark.parametrize("how", ["pickle", "object array"])
+def test_the_fitted_pca_is_never_unpickled(tmp_path: Path, how: str) -> None:
+    """A feature directory may come from a remote: a pickle in it is refused unread, under the
+    old name (pca.joblib) as under the new one."""
+    directory = tmp_path / "feat"
+    _saved_featurizer(directory)
+    marker = tmp_path / "unpickled"
+    if how == "pickle":
+        import pickle
+
+        (directory / images.PCA_COMPONENTS).write_bytes(pickle.dumps(_Touch(marker)))
+    else:
+        np.save(directory / images.PCA_COMPONENTS, np.array([_Touch(marker)], dtype=object), allow_pickle=True)
+    (directory / "pca.joblib").write_bytes((directory / images.PCA_COMPONENTS).read_bytes())
+    with pytest.raises(MovieGenreError) as caught:
+        PosterFeaturizer.load(directory)
+    message = str(caught.value)
+    assert message.startswith(f"{directory / images.PCA_COMPONENTS}: not a readable numpy array (")
+    assert message.endswith("; run `dvc repro featurize_images`") and "\n" not in message
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("damage", "culprit", "reason"),
+    [
+        ("an older version's directory", images.PCA_COMPONENTS, ": not found"),
+        ("float32 components", images.PCA_COMPONENTS, ": float32 (3, 24) where float64 (components, 24) belongs"),
+        ("components of other posters", images.PCA_COMPONENTS, ": float64 (3, 20) where float64 (components, 24)"),
+        ("no component", images.PCA_COMPONENTS, ": holds no component"),
+        ("a mean too short", images.PCA_MEAN, ": float64 (23,) where float64 (24,) belongs"),
+        ("a NaN in the mean", images.PCA_MEAN, ": holds a value that is not a finite number"),
+        ("a size that is not one", images.SIZE, ": not a poster size"),
+    ],
+)
+def test_a_damaged_pca_state_is_one_line_naming_its_file(
+    tmp_path: Path, damage: str, culprit: str, reason: str
+) -> None:
+    directory = tmp_path / "feat"
+    featurizer = _saved_featurizer(directory)
+    components, mean = featurizer.components, featurizer.mean
+    if damage == "an older version's directory":
+        (directory / images.PCA_COMPONENTS).unlink()
+        (directory / images.PCA_MEAN).unlink()
+        (directory / "pca.joblib").write_bytes(b"a pickled PCA")
+    elif damage == "float32 components":
+        np.save(directory / culprit, components.astype(np.float32))
+    elif damage == "components of other posters":
+        np.save(directory / culprit, components[:, :20])
+    elif damage == "no component":
+        np.save(directory / culprit, components[:0])
+    elif damage == "a mean too short":
+        np.save(directory / culprit, mean[:-1])
+    elif damage == "a NaN in the mean":
+        np.save(directory / culprit, np.where(np.arange(len(mean)) == 3, np.nan, mean))
+    else:
+        (directory / culprit).write_text('{"height": 6, "width": -4}')
+    with pytest.raises(MovieGenreError) as caught:
+        PosterFeaturizer.load(directory)
+    message = str(caught.value)
+    assert message.startswith(f"{directory / culprit}{reason}"), message
+    assert message.endswith("run `dvc repro featurize_images`") and "\n" not in message
 
 
 def test_text_features_shapes_sparsity_and_order(prepared_project: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -98,7 +99,9 @@ def test_text_branch_writes_documented_outputs(prepared_project: Path) -> None:
         assert set(written[split]) == {"roc_auc_macro", "roc_auc_macro_ci95", "roc_auc_micro", "n_movies", "n_genres"}
         assert 0.5 < written[split]["roc_auc_macro"] <= 1.0  # the synthetic words are learnable
     assert written["test"]["n_movies"] == (table["split"] == "test").sum()
-    assert Path("models/text_ml/model.joblib").stat().st_size > 0
+    assert sorted(p.name for p in Path("models/text_ml").iterdir()) == sorted(
+        [forests.HEADER, "spec.json", *(file for file, _, _ in forests.ARRAYS.values())]
+    )
     spec = json.loads(Path("models/text_ml/spec.json").read_text())
     assert spec["branch"] == "text_ml" and spec["feature_set"] == "text" and spec["arrays"] == ["tfidf"]
     assert spec["genres"] == genres and len(spec["features_fingerprint"]) == 16
@@ -129,11 +132,9 @@ def test_model_trained_on_other_features_is_refused_in_one_line(prepared_project
 
 @pytest.mark.parametrize("estimator", ["ExtraTreesClassifier", "RandomForestClassifier"])
 @pytest.mark.parametrize("sparse", [False, True])
-def test_flat_forest_gives_scikit_learns_probabilities_on_both_walks(
-    tmp_path: Path, estimator: str, sparse: bool
-) -> None:
-    """A few rows walk the flat trees in numpy, many go through scikit-learn's compiled walk:
-    both must give exactly what the fitted forest gives, also after a save and a memory-mapped load."""
+def test_flat_forest_gives_scikit_learns_probabilities(tmp_path: Path, estimator: str, sparse: bool) -> None:
+    """The numpy walk gives exactly what the fitted forest gives, for a few rows and for several
+    blocks of rows, also after a save and a memory-mapped load."""
     import scipy.sparse as sp
     from sklearn import ensemble
 
@@ -144,9 +145,170 @@ def test_flat_forest_gives_scikit_learns_probabilities_on_both_walks(
     fitted = getattr(ensemble, estimator)(n_estimators=15, random_state=0).fit(x, y)
     features = sp.csr_matrix(x) if sparse else x
     flat = forests.FlatForest.from_sklearn(fitted)
-    flat.save(tmp_path / "model.joblib")
-    loaded = forests.FlatForest.load(tmp_path / "model.joblib")
-    for rows in (slice(0, 3), slice(0, 17), slice(None)):  # numpy walk, compiled walk, several chunks
+    flat.save(tmp_path)
+    loaded = forests.FlatForest.load(tmp_path)
+    assert isinstance(loaded.proba, np.memmap) and isinstance(loaded.children, np.memmap)
+    for rows in (slice(0, 3), slice(0, 17), slice(None)):  # a few rows, one block, two blocks of 256
         expected = forests.positive_proba(fitted, features[rows])
         np.testing.assert_array_equal(flat.predict(features[rows]), expected)
         np.testing.assert_array_equal(loaded.predict(features[rows]), expected)
+
+
+@pytest.mark.parametrize("estimator", ["ExtraTreesClassifier", "RandomForestClassifier"])
+def test_missing_values_go_where_scikit_learn_sends_them(estimator: str) -> None:
+    from sklearn import ensemble
+
+    rng = np.random.default_rng(6)
+    x = rng.random((200, 6)).astype(np.float32)
+    y = np.c_[x[:, 0] > 0.5, x[:, 1] + x[:, 2] > 1].astype(int)
+    x[rng.random(x.shape) < 0.2] = np.nan  # trees learn where a NaN goes at each split
+    fitted = getattr(ensemble, estimator)(n_estimators=10, random_state=0).fit(x, y)
+    flat = forests.FlatForest.from_sklearn(fitted)
+    assert flat.missing_left.any() and not flat.missing_left.all()
+    for rows in (slice(0, 5), slice(None)):
+        np.testing.assert_array_equal(flat.predict(x[rows]), forests.positive_proba(fitted, x[rows]))
+
+
+def _small_forest(directory: Path) -> forests.FlatForest:
+    """A saved ExtraTrees forest of 4 trees on 5 features and 2 genres."""
+    from sklearn.ensemble import ExtraTreesClassifier
+
+    rng = np.random.default_rng(7)
+    x = rng.random((60, 5))
+    y = np.c_[x[:, 0] > 0.5, x[:, 1] > 0.3].astype(int)
+    flat = forests.FlatForest.from_sklearn(ExtraTreesClassifier(n_estimators=4, random_state=0).fit(x, y))
+    directory.mkdir(exist_ok=True)
+    flat.save(directory)
+    return flat
+
+
+def test_a_saved_forest_loads_and_saves_to_the_same_bytes_without_scikit_learn(tmp_path: Path) -> None:
+    """Loading and predicting import neither scikit-learn (its private tree classes included) nor
+    joblib: nothing but ``.npy`` arrays and a JSON header is read."""
+    import subprocess
+    import sys
+
+    flat = _small_forest(tmp_path / "a")
+    (tmp_path / "b").mkdir()
+    forests.FlatForest.load(tmp_path / "a").save(tmp_path / "b")
+    for file in [forests.HEADER, *(file for file, _, _ in forests.ARRAYS.values())]:
+        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes(), file
+    x = np.random.default_rng(8).random((300, 5)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    script = (
+        "import sys\n"
+        "import numpy as np, scipy.sparse as sp\n"
+        "from pathlib import Path\n"
+        "from moviegenre.branches.forests import FlatForest\n"
+        "forest = FlatForest.load(Path(sys.argv[1]) / 'a')\n"
+        "x = np.load(Path(sys.argv[1]) / 'x.npy')\n"
+        "np.save(Path(sys.argv[1]) / 'dense.npy', forest.predict(x))\n"
+        "np.save(Path(sys.argv[1]) / 'sparse.npy', forest.predict(sp.csr_matrix(x)))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'joblib')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+    for name in ("dense", "sparse"):
+        np.testing.assert_array_equal(np.load(tmp_path / f"{name}.npy"), flat.predict(x))
+
+
+class _Touch:
+    """Unpickled, it creates ``path``: the harm a pickled file could do, made visible."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[Path]]:
+        return (Path.touch, (self.path,))
+
+
+def test_a_pickled_forest_is_refused_unread(tmp_path: Path) -> None:
+    """An older version's model directory held a pickled forest: it is named, with the fix, and
+    never unpickled; nor is a pickle or an object array saved under an array's name."""
+    import pickle
+
+    marker = tmp_path / "unpickled"
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / forests.LEGACY_MODEL).write_bytes(pickle.dumps(_Touch(marker)))
+    with pytest.raises(MovieGenreError) as caught:
+        forests.FlatForest.load(legacy, "run `dvc repro -s train@image_ml`")
+    assert str(caught.value) == (
+        f"{legacy / 'model.joblib'}: a pickled forest written by an older version, which is not loaded; "
+        "run `dvc repro -s train@image_ml`"
+    )
+    for name, payload in (("pickle", pickle.dumps(_Touch(marker))), ("object array", None)):
+        directory = tmp_path / name
+        _small_forest(directory)
+        if payload is None:
+            np.save(directory / "proba.npy", np.array([_Touch(marker)], dtype=object), allow_pickle=True)
+        else:
+            (directory / "proba.npy").write_bytes(payload)
+        with pytest.raises(MovieGenreError, match=rf"^{directory / 'proba.npy'}: not a readable numpy array \("):
+            forests.FlatForest.load(directory)
+    assert not marker.exists()
+
+
+def _damage(directory: Path, flat: forests.FlatForest, damage: str) -> str:
+    """Rewrite one file of a saved forest as ``damage`` says; return the file's name."""
+    header = json.loads((directory / forests.HEADER).read_text())
+    inner = int(np.flatnonzero(flat.feature >= 0)[1])  # an inner node of the first tree, not its root
+    back_to_root, into_next_tree = flat.children.copy(), flat.children.copy()
+    back_to_root[inner] = 0
+    into_next_tree[0] = flat.roots[1]
+    first_node = np.arange(len(flat.feature)) == 0
+    third_leaf = (np.arange(len(flat.proba)) == 2)[:, None]
+    edits: dict[str, tuple[str, Any]] = {
+        "another format": (forests.HEADER, header | {"format": "moviegenre-flat-forest-1"}),
+        "a count that is not one": (forests.HEADER, header | {"n_trees": 4.0}),
+        "an unknown field": (forests.HEADER, header | {"pickle": True}),
+        "int64 children": ("children.npy", flat.children.astype(np.int64)),
+        "a genre short": ("proba.npy", flat.proba[:, :1]),
+        "a node too many": ("feature.npy", np.append(flat.feature, -1).astype(np.int32)),
+        "roots out of order": ("roots.npy", flat.roots[::-1].copy()),
+        "a feature that does not exist": ("feature.npy", np.where(first_node, 5, flat.feature).astype(np.int32)),
+        "a child back to its root": ("children.npy", back_to_root),
+        "a child in the next tree": ("children.npy", into_next_tree),
+        "a leaf row out of range": ("leaf.npy", np.where(flat.leaf == flat.leaf.max(), len(flat.proba), flat.leaf)),
+        "a NaN threshold": ("threshold.npy", np.where(first_node, np.nan, flat.threshold)),
+        "a probability of 1.5": ("proba.npy", np.where(third_leaf, 1.5, flat.proba)),
+        "a NaN probability": ("proba.npy", np.where(third_leaf, np.nan, flat.proba)),
+    }
+    name, content = edits[damage]
+    if name == forests.HEADER:
+        (directory / name).write_text(json.dumps(content))
+    else:
+        np.save(directory / name, content)
+    return name
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        ("another format", "not a flat forest of format moviegenre-flat-forest-2 ('moviegenre-flat-forest-1')"),
+        ("a count that is not one", "n_trees is 4.0, not a positive integer"),
+        ("an unknown field", "fields ['format', 'n_features', 'n_genres', 'n_leaves', 'n_nodes', 'n_trees', 'pickle']"),
+        ("int64 children", "int64 ("),
+        ("a genre short", "float64 ("),
+        ("a node too many", "int32 ("),
+        ("roots out of order", "not increasing tree starts from 0"),
+        ("a feature that does not exist", "a feature outside -1 (a leaf) to 4"),
+        ("a child back to its root", "a child that is not a later node of its own tree"),
+        ("a child in the next tree", "a child that is not a later node of its own tree"),
+        ("a leaf row out of range", "leaves not numbered 0 to"),
+        ("a NaN threshold", "a threshold that is not a finite number"),
+        ("a probability of 1.5", "a probability that is not a number in [0, 1]"),
+        ("a NaN probability", "a probability that is not a number in [0, 1]"),
+    ],
+)
+def test_a_damaged_forest_is_one_line_naming_its_file(tmp_path: Path, damage: str, reason: str) -> None:
+    """Every file is checked before the walk uses it: a forest that a digest would not catch (one
+    written by hand, its digests recomputed) cannot loop forever, read out of bounds or answer
+    something that is not a probability."""
+    flat = _small_forest(tmp_path)
+    name = _damage(tmp_path, flat, damage)
+    with pytest.raises(MovieGenreError) as caught:
+        forests.FlatForest.load(tmp_path, "run `dvc repro -s train@image_ml`")
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / name}: {reason}"), message
+    assert message.endswith("; run `dvc repro -s train@image_ml`") and "\n" not in message

@@ -15,9 +15,11 @@ import numpy as np
 import pytest
 from helpers.builders import CPU, FOREST, TEXT
 
+from moviegenre.branches import forests
 from moviegenre.branches.forests import TextForest
 from moviegenre.branches.registry import load_branch
 from moviegenre.branches.training import train_branch
+from moviegenre.core.digests import file_digests
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import read_json
 from moviegenre.core.paths import ProjectPaths
@@ -48,13 +50,14 @@ def _refused(directory: Path) -> str:
 
 def test_spec_records_every_files_digest_and_a_good_model_loads(text_model: Path) -> None:
     spec = json.loads((text_model / "spec.json").read_text())
-    assert set(spec["files"]) == {"model.joblib"} and len(spec["files"]["model.joblib"]) == 64
+    arrays = [file for file, _, _ in forests.ARRAYS.values()]
+    assert set(spec["files"]) == {"forest.json", *arrays} and all(len(d) == 64 for d in spec["files"].values())
     assert load_branch(text_model).spec.files == spec["files"]
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "empty"])
 def test_a_damaged_model_file_is_refused_naming_it_and_the_fix(text_model: Path, damage: str) -> None:
-    model = text_model / "model.joblib"
+    model = text_model / "proba.npy"
     data = bytearray(model.read_bytes())
     if damage == "flip":
         data[len(data) // 2] ^= 0xFF
@@ -79,7 +82,7 @@ def test_another_branchs_directory_copied_in_is_refused(text_model: Path) -> Non
     [
         ({"settings": "x"}, "field 'settings' is not a mapping of settings"),
         ({"genres": []}, "field 'genres' is not a list of distinct genres"),
-        ({"files": {"model.joblib": "abc"}}, "field 'files' is a bad sha256 for model.joblib"),
+        ({"files": {"forest.json": "abc"}}, "field 'files' is a bad sha256 for forest.json"),
         ({"files": {"../x": "0" * 64}}, "field 'files' is a bad file name '../x'"),
         ({"extra": 1}, "unknown field 'extra'"),
     ],
@@ -94,9 +97,54 @@ def test_a_spec_without_digests_names_the_stage_that_rebuilds_it(text_model: Pat
     spec = json.loads((text_model / "spec.json").read_text())
     del spec["files"]
     (text_model / "spec.json").write_text(json.dumps(spec))
-    assert "records no digest of model.joblib (written by an older version); run `dvc repro -s train@text_ml`" in (
+    assert "records no digest of forest.json (written by an older version); run `dvc repro -s train@text_ml`" in (
         _refused(text_model)
     )
+
+
+def test_an_older_versions_pickled_forest_is_refused_unread(text_model: Path) -> None:
+    """A model directory from before the .npy format: its spec's digests name a pickled
+    ``model.joblib`` only. It is refused in one line naming the stage that rebuilds it, and the
+    pickle is never loaded."""
+    import pickle
+
+    marker = Path("unpickled")
+    spec = json.loads((text_model / "spec.json").read_text())
+    for path in text_model.iterdir():
+        path.unlink()
+    (text_model / "model.joblib").write_bytes(pickle.dumps(_Touch(marker)))
+    spec["files"] = file_digests(text_model)
+    (text_model / "spec.json").write_text(json.dumps(spec))
+    assert _refused(text_model) == (
+        f"{text_model / 'spec.json'}: records no digest of forest.json (written by an older version); "
+        "run `dvc repro -s train@text_ml`"
+    )
+    assert not marker.exists()
+
+
+def test_a_forest_made_by_hand_with_matching_digests_is_checked_before_use(text_model: Path) -> None:
+    """Digests catch damage, not a file written to match its spec: the forest's arrays are
+    checked too, so a child pointing back to the root (an endless walk) is one line naming the file."""
+    children = np.load(text_model / "children.npy")
+    children[children[:, 0] >= 0, 0] = 0
+    np.save(text_model / "children.npy", children)
+    spec = json.loads((text_model / "spec.json").read_text())
+    spec["files"] = file_digests(text_model, exclude=("spec.json",))
+    (text_model / "spec.json").write_text(json.dumps(spec))
+    assert _refused(text_model) == (
+        f"{text_model / 'children.npy'}: a child that is not a later node of its own tree; "
+        "run `dvc repro -s train@text_ml`"
+    )
+
+
+class _Touch:
+    """Unpickled, it creates ``path``: the harm a pickled file could do, made visible."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[Path]]:
+        return (Path.touch, (self.path,))
 
 
 def test_a_garbled_spec_is_one_line(text_model: Path) -> None:

@@ -6,26 +6,30 @@ was all-negative (or all-positive) in a fold has a single column; ``positive_pro
 that into the right constant instead of an index error or a silently wrong column.
 
 A fitted forest is saved as flat arrays (``FlatForest``: every tree's nodes end to end and
-each leaf's positive-class probabilities), not as a pickled scikit-learn object. Unpickling
-hundreds of trees decompresses and copies every node, the bulk of a one-movie prediction's
-time and memory; the flat file is written uncompressed and memory-mapped, so
-loading costs milliseconds and a prediction reads only the pages of the nodes it visits.
-Prediction walks the flat trees (in numpy for a few rows, with scikit-learn's compiled walk
-for many) and sums them in scikit-learn's order, so it gives the very same float64
-probabilities as ``positive_proba`` on the fitted forest.
+each leaf's positive-class probabilities), not as a pickled scikit-learn object: unpickling
+runs whatever code the file names (a model directory may come from a DVC remote or a
+registry), and hundreds of unpickled trees copy every node, the bulk of a one-movie
+prediction's time and memory. Each array is a ``.npy`` file beside a small JSON header
+(``forest.json``: the format and the counts), memory-mapped and read without unpickling; before
+use every array's dtype and shape, every node and leaf index and every probability is checked,
+so a damaged or hand-made file is one line naming it, never a crash, an endless walk or a
+probability outside [0, 1]. A directory written by an older version (a pickled
+``model.joblib``) is refused, naming the stage that rebuilds it.
+
+Prediction walks the flat trees in numpy, a block of rows at a time, and sums them in
+scikit-learn's order, so it gives the very same float64 probabilities as ``positive_proba``
+on the fitted forest; it needs neither scikit-learn nor its private tree classes.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import joblib
 import numpy as np
 import scipy.sparse as sp
 
@@ -33,6 +37,7 @@ from moviegenre.branches.base import Branch, FitContext
 from moviegenre.config.keys import Key, choice, integer
 from moviegenre.config.settings import setting
 from moviegenre.core.errors import MovieGenreError
+from moviegenre.core.files import json_text, read_json, read_npy
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +88,23 @@ def positive_proba(forest: Any, features: Any) -> np.ndarray:
     return np.stack(columns, axis=1).astype(np.float64)
 
 
-FLAT_FORMAT = "moviegenre-flat-forest-1"
-_NUMPY_WALK_ROWS = 16  # up to this many rows walk the trees in numpy; more go through scikit-learn's compiled walk
+FLAT_FORMAT = "moviegenre-flat-forest-2"
+HEADER = "forest.json"  # the format and the counts every array's shape follows from
+LEGACY_MODEL = "model.joblib"  # the pickled forest an older version wrote: never read
 FIT_BATCH = 50  # trees grown (and held as scikit-learn objects) at a time; see ForestBranch.fit_flat
-_ROWS_PER_CHUNK = 256  # rows summed at once: bounds the (trees x rows x genres) gather
+_ROWS_PER_CHUNK = 256  # rows walked and summed at once: bounds the dense copy and the (trees x rows x genres) gather
+_COMPACT_EVERY = 4  # walk steps between drops of the walkers that reached a leaf
+_COUNTS = ("n_features", "n_trees", "n_nodes", "n_leaves", "n_genres")
+# each array's file, dtype and shape (in counts of the header)
+ARRAYS: dict[str, tuple[str, np.dtype, tuple[str | int, ...]]] = {
+    "roots": ("roots.npy", np.dtype(np.int64), ("n_trees",)),
+    "children": ("children.npy", np.dtype(np.int32), ("n_nodes", 2)),
+    "feature": ("feature.npy", np.dtype(np.int32), ("n_nodes",)),
+    "threshold": ("threshold.npy", np.dtype(np.float64), ("n_nodes",)),
+    "missing_left": ("missing_left.npy", np.dtype(np.bool_), ("n_nodes",)),
+    "leaf": ("leaf.npy", np.dtype(np.int32), ("n_nodes",)),
+    "proba": ("proba.npy", np.dtype(np.float64), ("n_leaves", "n_genres")),
+}
 
 
 @dataclass(frozen=True, eq=False)  # no ==: numpy arrays have no single truth value to compare by
@@ -165,117 +183,163 @@ class FlatForest:
             proba=np.concatenate([f.proba for f in forests]),
         )
 
-    def state(self) -> dict[str, Any]:
-        """What ``save`` writes: plain arrays and numbers only, so loading needs no scikit-learn."""
-        return {"format": FLAT_FORMAT, **{name: getattr(self, name) for name in self.__dataclass_fields__}}
+    def counts(self) -> dict[str, int]:
+        """The header's counts: every array's shape follows from them."""
+        return {
+            "n_features": int(self.n_features),
+            "n_trees": len(self.roots),
+            "n_nodes": len(self.feature),
+            "n_leaves": len(self.proba),
+            "n_genres": int(np.shape(self.proba)[1]),
+        }
+
+    def save(self, directory: Path) -> None:
+        """The header and one uncompressed ``.npy`` per array, so that ``load`` can memory-map
+        them; the same forest gives the same bytes."""
+        for name, (file, dtype, _) in ARRAYS.items():
+            np.save(directory / file, np.ascontiguousarray(getattr(self, name), dtype=dtype), allow_pickle=False)
+        (directory / HEADER).write_text(json_text({"format": FLAT_FORMAT, **self.counts()}))
 
     @classmethod
-    def from_state(cls, state: dict[str, Any], path: Path) -> FlatForest:
-        if state.get("format") != FLAT_FORMAT:
-            raise MovieGenreError(f"{path}: not a flat forest ({state.get('format')!r}); run `dvc repro`")
-        return cls(**{name: state[name] for name in cls.__dataclass_fields__})
+    def load(cls, directory: Path, fix: str = "run `dvc repro`") -> FlatForest:
+        """The forest saved in ``directory``, memory-mapped, once every file checks out.
 
-    def save(self, path: Path) -> None:
-        """Uncompressed, so that ``load`` can memory-map it; the same forest gives the same bytes."""
-        joblib.dump(self.state(), path, compress=0)
-
-    @classmethod
-    def load(cls, path: Path) -> FlatForest:
-        """Memory-mapped; a model saved before the flat format (a pickled forest) is flattened here."""
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*mmap_mode.*compressed", category=UserWarning)
-            saved = joblib.load(path, mmap_mode="r")
-        if isinstance(saved, dict):
-            return cls.from_state(saved, path)
-        log.info("%s: a pickled forest (saved before the flat format): flattening it in memory", path)
-        return cls.from_sklearn(saved)
+        Nothing is unpickled; whatever is not what ``save`` writes is one ``MovieGenreError``
+        line naming the file and ``fix``.
+        """
+        header = directory / HEADER
+        if not header.is_file() and (directory / LEGACY_MODEL).is_file():
+            raise MovieGenreError(
+                f"{directory / LEGACY_MODEL}: a pickled forest written by an older version, which is not loaded; {fix}"
+            )
+        counts = _read_header(header, fix)
+        arrays = {}
+        for name, (file, dtype, shape) in ARRAYS.items():
+            array = read_npy(directory / file, fix, mmap=True)
+            expected = tuple(counts[dim] if isinstance(dim, str) else dim for dim in shape)
+            if array.dtype != dtype or array.shape != expected:
+                raise MovieGenreError(
+                    f"{directory / file}: {array.dtype} {array.shape} where {dtype} {expected} belongs "
+                    f"(as {header} counts); {fix}"
+                )
+            arrays[name] = array
+        problem = _structure_problem(counts, arrays)
+        if problem is not None:
+            name, reason = problem
+            raise MovieGenreError(f"{directory / ARRAYS[name][0]}: {reason}; {fix}")
+        return cls(n_features=counts["n_features"], **arrays)
 
     def walk(self, x_by_feature: np.ndarray) -> np.ndarray:
         """(n_trees, n) leaf node of each of the n rows in every tree, for features given as
         float32 (n_features, n), walked in numpy as scikit-learn walks: left where the feature
         is <= the float64 threshold, a NaN where the node's missing_go_to_left says.
 
-        For a few rows: it reads only the nodes on their paths (pages of the memory map) and
-        needs no scikit-learn. Walkers are tree-major, so one step's gathers stay within one
-        tree's nodes, and features are by column, so rows at the same node read adjacent memory.
+        It reads only the nodes on the rows' paths (pages of the memory map). Walkers are
+        tree-major, so one step's gathers stay within one tree's nodes, and features are by
+        column, so rows at the same node read adjacent memory. A walker that reaches a leaf
+        stays there (a leaf's children are -1) until the next drop of finished walkers, every
+        ``_COMPACT_EVERY`` steps: fewer, larger steps than dropping them at every one. A leaf's
+        feature is -1, whose gather lands on the last feature's row; its value is not used.
         """
         n, n_trees = x_by_feature.shape[1], len(self.roots)
         feature, threshold = np.asarray(self.feature), np.asarray(self.threshold)
         children, missing_left = np.asarray(self.children).reshape(-1), np.asarray(self.missing_left)
         flat_x = x_by_feature.reshape(-1)
+        any_nan = bool(np.isnan(flat_x).any())
+        stride = np.intp(n)  # int64 offsets: feature (int32) * rows could overflow int32
         leaves = np.empty(n_trees * n, dtype=np.int64)
         walker = np.arange(n_trees * n)
         column = np.tile(np.arange(n), n_trees)
-        at = np.repeat(np.asarray(self.roots), n)
+        at = np.repeat(np.asarray(self.roots, dtype=np.int64), n)
+        step = 0
         while walker.size:
             split_on = feature[at]
-            inside = split_on >= 0
-            if not inside.all():
-                leaves[walker[~inside]] = at[~inside]
-                walker, at, split_on = walker[inside], at[inside], split_on[inside]
-                if not walker.size:
-                    break
-            value = flat_x[split_on.astype(np.int64) * n + column[walker]]
+            if step % _COMPACT_EVERY == 0:
+                done = split_on < 0
+                if done.any():
+                    leaves[walker[done]] = at[done]
+                    keep = ~done
+                    walker, at, column, split_on = walker[keep], at[keep], column[keep], split_on[keep]
+                    if not walker.size:
+                        break
+            step += 1
+            value = flat_x[split_on * stride + column]
             go_right = ~(value <= threshold[at])  # float32 promoted to float64, as in scikit-learn's Cython
-            nan = np.isnan(value)
-            if nan.any():
-                go_right = np.where(nan, ~missing_left[at], go_right)
-            at = children[2 * at.astype(np.int64) + go_right]
+            if any_nan:
+                go_right = np.where(np.isnan(value), ~missing_left[at], go_right)
+            child = children[2 * at + go_right]
+            at = np.where(child >= 0, child, at)
         return leaves.reshape(n_trees, n)
-
-    def compiled_walk(self, x: Any) -> np.ndarray:
-        """(n_trees, n) leaf nodes, the same as ``walk`` gives, from scikit-learn's compiled
-        tree walk over trees rebuilt from these arrays (for many rows: the deep trees of a
-        forest on sparse TF-IDF make the numpy walk about ten times slower)."""
-        trees = self._sklearn_trees()
-        return np.stack([tree.apply(x) + root for tree, root in zip(trees, np.asarray(self.roots), strict=True)])
-
-    def _sklearn_trees(self) -> list[Any]:
-        """scikit-learn ``Tree`` objects with these nodes (values left out: only ``apply`` is used)."""
-        cached = self.__dict__.get("_trees")
-        if cached is not None:
-            return cached
-        from sklearn.tree._tree import NODE_DTYPE, Tree
-
-        roots = np.asarray(self.roots)
-        ends = np.append(roots[1:], len(self.feature))
-        trees = []
-        for begin, end in zip(roots, ends, strict=True):
-            children = np.asarray(self.children[begin:end], dtype=np.int64)
-            feature = np.asarray(self.feature[begin:end])
-            nodes = np.zeros(end - begin, dtype=NODE_DTYPE)
-            nodes["left_child"] = np.where(children[:, 0] >= 0, children[:, 0] - begin, -1)
-            nodes["right_child"] = np.where(children[:, 1] >= 0, children[:, 1] - begin, -1)
-            nodes["feature"] = np.where(feature >= 0, feature, -2)
-            nodes["threshold"] = self.threshold[begin:end]
-            nodes["missing_go_to_left"] = self.missing_left[begin:end]
-            tree = Tree(self.n_features, np.ones(1, dtype=np.intp), 1)
-            state = {"max_depth": 0, "node_count": end - begin, "nodes": nodes, "values": np.zeros((end - begin, 1, 1))}
-            tree.__setstate__(state)
-            trees.append(tree)
-        object.__setattr__(self, "_trees", trees)  # built once per loaded forest
-        return trees
 
     def predict(self, x: Any) -> np.ndarray:
         """(n, n_genres) float64 positive-class probabilities, equal to ``positive_proba`` on the forest:
-        the trees' probabilities added one tree after another from zero, then divided by their number."""
+        the trees' probabilities added one tree after another from zero, then divided by their number.
+
+        ``_ROWS_PER_CHUNK`` rows at a time: a sparse matrix is made dense a block of rows at once."""
         sparse = sp.issparse(x)
         x = sp.csr_matrix(x, dtype=np.float32) if sparse else np.ascontiguousarray(x, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"expected {self.n_features} features, got shape {x.shape}")
-        if x.shape[0] <= _NUMPY_WALK_ROWS:
-            leaves = self.walk(np.ascontiguousarray((x.toarray() if sparse else x).T))
-        else:
-            leaves = self.compiled_walk(x)
         leaf, proba = np.asarray(self.leaf), np.asarray(self.proba)
         out = np.zeros((x.shape[0], proba.shape[1]), dtype=np.float64)
         for begin in range(0, x.shape[0], _ROWS_PER_CHUNK):
-            per_tree = proba[leaf[leaves[:, begin : begin + _ROWS_PER_CHUNK]]]  # (trees, rows, genres)
+            rows = x[begin : begin + _ROWS_PER_CHUNK]
+            leaves = self.walk(np.ascontiguousarray((rows.toarray() if sparse else rows).T))
+            per_tree = proba[leaf[leaves]]  # (trees, rows, genres)
             total = np.zeros(per_tree.shape[1:], dtype=np.float64)
             for tree_proba in per_tree:
                 total += tree_proba
             out[begin : begin + len(total)] = total / len(self.roots)
         return out
+
+
+def _read_header(path: Path, fix: str) -> dict[str, int]:
+    header = read_json(path, fix)
+    if not isinstance(header, dict) or header.get("format") != FLAT_FORMAT:
+        found = header.get("format") if isinstance(header, dict) else header
+        raise MovieGenreError(f"{path}: not a flat forest of format {FLAT_FORMAT} ({found!r}); {fix}")
+    if set(header) != {"format", *_COUNTS}:
+        raise MovieGenreError(f"{path}: fields {sorted(header)}, not format and {', '.join(_COUNTS)}; {fix}")
+    for name in _COUNTS:
+        if type(header[name]) is not int or header[name] < 1:
+            raise MovieGenreError(f"{path}: {name} is {header[name]!r}, not a positive integer; {fix}")
+    return {name: header[name] for name in _COUNTS}
+
+
+def _structure_problem(counts: dict[str, int], arrays: dict[str, np.ndarray]) -> tuple[str, str] | None:
+    """The first array whose values a forest cannot have, and why; None when all can.
+
+    What ``from_sklearn`` and ``concatenate`` write: trees are consecutive runs of nodes
+    starting at ``roots``; a leaf (feature -1) has no children and the next leaf row, in node
+    order; an inner node splits on a feature that exists and has both children later in its
+    own tree, so every walk ends at a leaf of the tree it started in.
+    """
+    n_nodes = counts["n_nodes"]
+    roots = np.asarray(arrays["roots"])
+    if roots[0] != 0 or (np.diff(roots) <= 0).any() or roots[-1] >= n_nodes:
+        return "roots", f"not increasing tree starts from 0 below {n_nodes} nodes"
+    feature, leaf = np.asarray(arrays["feature"]), np.asarray(arrays["leaf"])
+    is_leaf = feature == -1
+    if ((feature < -1) | (feature >= counts["n_features"])).any():
+        return "feature", f"a feature outside -1 (a leaf) to {counts['n_features'] - 1}"
+    if is_leaf.sum() != counts["n_leaves"] or not np.array_equal(leaf[is_leaf], np.arange(counts["n_leaves"])):
+        return "leaf", f"leaves not numbered 0 to {counts['n_leaves'] - 1} in node order"
+    if (leaf[~is_leaf] != -1).any():
+        return "leaf", "a leaf row on a node that splits"
+    children = np.asarray(arrays["children"])
+    if (children[is_leaf] != -1).any():
+        return "children", "a child under a leaf"
+    node = np.flatnonzero(~is_leaf)
+    end = np.append(roots[1:], n_nodes)[np.searchsorted(roots, node, side="right") - 1]
+    inner = children[~is_leaf]
+    if ((inner <= node[:, None]) | (inner >= end[:, None])).any():
+        return "children", "a child that is not a later node of its own tree"
+    if not np.isfinite(np.asarray(arrays["threshold"])).all():
+        return "threshold", "a threshold that is not a finite number"
+    proba = np.asarray(arrays["proba"])
+    if not (np.isfinite(proba) & (proba >= 0) & (proba <= 1)).all():
+        return "proba", "a probability that is not a number in [0, 1]"
+    return None
 
 
 class ForestBranch(Branch):
@@ -285,7 +349,7 @@ class ForestBranch(Branch):
     """
 
     estimator: ClassVar[str]  # the scikit-learn class in sklearn.ensemble, imported when fitting only
-    model_file = "model.joblib"
+    model_file = HEADER  # the arrays' files are saved beside it
 
     def __init__(self, settings: Any, seed: int, spec: Any = None) -> None:
         super().__init__(settings, seed, spec)
@@ -339,10 +403,10 @@ class ForestBranch(Branch):
 
     def save_model(self, directory: Path) -> None:
         assert self.flat is not None
-        self.flat.save(directory / self.model_file)
+        self.flat.save(directory)
 
     def load_model(self, directory: Path) -> None:
-        self.flat = FlatForest.load(directory / self.model_file)
+        self.flat = FlatForest.load(directory, f"run `dvc repro -s train@{self.name}`")
 
 
 class ImageForest(ForestBranch):

@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
+import shutil
+import urllib.error
+import urllib.request
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ from moviegenre.branches.keras.branch import FineTune, KerasBranch, TrainingSett
 from moviegenre.config.keys import Key, boolean, choice, integer, number
 from moviegenre.config.settings import group, setting
 from moviegenre.core.errors import MovieGenreError
+from moviegenre.core.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +95,8 @@ CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)  # ResNet50 and VGG16 were trained o
 # EfficientNet's ImageNet file holds these standard deviations as its input normalisation's
 # variances; Keras corrects that with an extra rescaling, but only for weights="imagenet".
 EFFICIENTNET_STDDEV = (0.229, 0.224, 0.225)
-DOWNLOAD_TIMEOUT_S = 30  # per socket operation: urllib would wait forever on a blocked network
+DOWNLOAD_TIMEOUT_S = 30  # per socket operation of the request: urllib would wait forever on a blocked network
+DOWNLOAD_BLOCK = 1 << 20  # bytes copied from the response to the file at a time
 _STORAGE = "https://storage.googleapis.com/"
 
 
@@ -168,28 +172,41 @@ def resolve_weights(backbone: BackboneSettings) -> Path | None:
 def imagenet_weights(backbone: str, size: tuple[int, int]) -> Path:
     """Keras' ImageNet file for ``backbone``: from its cache, else downloaded there.
 
-    ``KERAS_HOME`` is read here, not only when Keras was imported, so it can be pointed at
-    another cache. Without a network this fails at once (or after DOWNLOAD_TIMEOUT_S), in
-    one line that says where to put the file.
+    The cache is Keras' (``$KERAS_HOME/models``, else ``~/.keras/models``), read here, not only
+    when Keras was imported, so it can be pointed at another one. The request carries its own
+    timeout (DOWNLOAD_TIMEOUT_S per socket operation), not the process's default: that default
+    is every other socket's too, a server thread's or a library's. Without a network this fails
+    at once (or after the timeout), in one line that says where to put the file; a download cut
+    short leaves no file behind.
     """
-    import keras
-
     name, url = imagenet_file(backbone, size)
-    home = os.environ.get("KERAS_HOME")
-    cache = Path(home or "~/.keras") / "models"
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    cache = Path(os.environ.get("KERAS_HOME") or "~/.keras").expanduser() / "models"
+    target = cache / name
+    if target.is_file():
+        return target
+    log.info("downloading %s into %s", url, cache)
     try:
-        return Path(keras.utils.get_file(name, url, cache_subdir="models", cache_dir=home))
-    except Exception as exc:  # no network, proxy, HTTP error: all end the same way for a user
-        reason = _first_line(exc).replace(f"URL fetch failure on {url}: ", "")
+        with (
+            urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response,
+            atomic_path(target) as tmp,
+            tmp.open("wb") as out,
+        ):
+            shutil.copyfileobj(response, out, DOWNLOAD_BLOCK)
+    except Exception as exc:  # no network, proxy, HTTP error, timeout: all end the same way for a user
         raise MovieGenreError(
-            f"image_dl.backbone.weights is imagenet but {name} is not in {cache} and cannot be downloaded ({reason}); "
-            f"on a machine with internet download {url}, then set image_dl.backbone.weights to its path (or copy it "
-            f"into {cache})"
+            f"image_dl.backbone.weights is imagenet but {name} is not in {cache} and cannot be downloaded "
+            f"({_download_error(exc)}); on a machine with internet download {url}, then set "
+            f"image_dl.backbone.weights to its path (or copy it into {cache})"
         ) from exc
-    finally:
-        socket.setdefaulttimeout(previous)
+    return target
+
+
+def _download_error(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return str(exc.reason) or type(exc.reason).__name__
+    return _first_line(exc)
 
 
 def load_backbone_weights(backbone: Any, kind: str, path: Path) -> None:

@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from moviegenre.core.errors import MovieGenreError
 
 # errno values that mean "this write cannot succeed", even when the error names no file
@@ -203,3 +205,27 @@ def read_json(path: str | Path, fix: str) -> Any:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
+
+
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def read_npy(path: str | Path, fix: str, *, mmap: bool = False) -> np.ndarray:
+    """The array in the ``.npy`` file ``path``, memory-mapped read-only if ``mmap``.
+
+    Never unpickled: a file that is not a ``.npy`` array (a pickle, a zip of arrays) or holds
+    Python objects is one line naming it and ``fix``, since loading an object array runs
+    whatever code its pickle names. The caller checks the dtype and shape it expects.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MovieGenreError(f"{path}: not found; {fix}")
+    try:
+        with path.open("rb") as stream:
+            if stream.read(len(NPY_MAGIC)) != NPY_MAGIC:
+                raise ValueError("not a .npy file")
+        array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:  # a pickle, an object array, a truncated header
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise MovieGenreError(f"{path}: not a readable numpy array ({reason}); {fix}") from exc
+    return array

@@ -14,8 +14,15 @@ the user set it) to 2 (errors only) where an NVIDIA driver is loaded, and to 3 w
 on a CPU the errors it logs (oneDNN falling back to Eigen for a boolean op, say) are notes, and
 a failure that matters raises a Python exception all the same.
 
-``install()`` runs when ``moviegenre`` is imported, so it precedes every TensorFlow import of
-the project's code; ``MOVIEGENRE_TF_LOGS=all`` leaves TensorFlow's logging as it is.
+The filter applies only inside ``first_import_filtered()``, around the code of the project's
+own that imports TensorFlow lazily: a stage's ``main`` (``core.stage.run``) and the loading of
+a ``Predictor``. An import hook (a finder on ``sys.meta_path``) catches the first import
+wherever in that code it happens; it is there for the block only and removed after, so
+importing ``moviegenre`` changes nothing in the process, and a program that uses the package
+and imports TensorFlow itself gets TensorFlow as it is. ``TF_CPP_MIN_LOG_LEVEL`` is set at the
+same moment, and taken back at the end of a block that imported nothing: once TensorFlow is
+loaded it may read the variable at its first log line, after the block. ``MOVIEGENRE_TF_LOGS=all``
+leaves TensorFlow's logging as it is.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -108,17 +116,41 @@ class _TensorFlowFinder(importlib.abc.MetaPathFinder):
 
 
 _FINDER = _TensorFlowFinder()
+LEVEL = "TF_CPP_MIN_LOG_LEVEL"
+_lock = threading.Lock()
+_blocks = 0  # blocks in progress, in any thread: the finder stays until the last one ends
+_level_set = False  # whether the first of them set LEVEL (and the last may take it back)
 
 
-def install() -> None:
-    """Set TensorFlow's log level and filter its first import (unless ``MOVIEGENRE_TF_LOGS=all``)."""
-    if os.environ.get(ENV, "").strip().lower() == "all":
+@contextlib.contextmanager
+def first_import_filtered() -> Iterator[None]:
+    """Filter TensorFlow's first import (and set its log level) if it happens within the block.
+
+    Nothing is done where TensorFlow is already imported or ``MOVIEGENRE_TF_LOGS=all``. Blocks
+    may nest and overlap across threads (a Predictor loads its featurizers in threads); the
+    finder and the log level are the process's, so they are held while any block runs.
+    """
+    global _blocks, _level_set
+    if os.environ.get(ENV, "").strip().lower() == "all" or "tensorflow" in sys.modules:
+        yield
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if NVIDIA_DRIVER.exists() else "3")
-    if "tensorflow" in sys.modules:
-        return
-    if _FINDER not in sys.meta_path:
-        sys.meta_path.insert(0, _FINDER)
+    with _lock:
+        _blocks += 1
+        if _blocks == 1:
+            _level_set = LEVEL not in os.environ
+            os.environ.setdefault(LEVEL, "2" if NVIDIA_DRIVER.exists() else "3")
+            if _FINDER not in sys.meta_path:
+                sys.meta_path.insert(0, _FINDER)
+    try:
+        yield
+    finally:
+        with _lock:
+            _blocks -= 1
+            if _blocks == 0:
+                uninstall()
+                if _level_set and "tensorflow" not in sys.modules:
+                    os.environ.pop(LEVEL, None)
+                _level_set = False
 
 
 def uninstall() -> None:

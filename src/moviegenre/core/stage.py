@@ -6,6 +6,7 @@ import logging
 import sys
 from collections.abc import Callable
 
+from moviegenre.core import quiet_tensorflow
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import os_error_text
 
@@ -26,11 +27,13 @@ def run(main: Callable[[], None]) -> None:
 
     So does an OSError that no write helper turned into one (a library writing its own file
     on a full disk, a file that cannot be read): the user gets the file and the reason, not
-    a traceback through the library.
+    a traceback through the library. A stage that imports TensorFlow does so with its start-up
+    chatter off stderr (``quiet_tensorflow``).
     """
     setup_logging()
     try:
-        main()
+        with quiet_tensorflow.first_import_filtered():
+            main()
     except MovieGenreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -11,12 +11,17 @@ The PCA is the one BLAS-heavy step, and BLAS kernels (OpenBLAS picks one per CPU
 machine. It is therefore fitted and applied in float64, whose kernel-to-kernel differences are
 some orders of magnitude below the decimals kept: the fitted arrays are rounded to
 ``PCA_DECIMALS`` and the features to ``FEATURE_DECIMALS``, so every kernel writes the same bytes.
+
+The fitted PCA is kept as its two arrays, the components and the mean, in ``.npy`` files read
+without unpickling (a pickled scikit-learn object runs whatever code the file names when it is
+loaded, and a feature directory may come from a DVC remote), and checked against ``size.json``
+before use. The projection is scikit-learn's own formula, ``x @ components.T - mean @
+components.T`` (the centring after the product), so the features keep their bytes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from collections.abc import Iterator
@@ -24,14 +29,13 @@ from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 from tqdm import tqdm
 
 from moviegenre.core.errors import MovieGenreError
-from moviegenre.core.files import atomic_dir, json_text
+from moviegenre.core.files import atomic_dir, json_text, read_json, read_npy
 from moviegenre.data.posters import load_rgb, to_grey
 from moviegenre.features.colour import N_COLOUR_FEATURES, colour_features
 from moviegenre.features.store import INDEX, NpyWriter, write_arrays
@@ -39,14 +43,13 @@ from moviegenre.features.store import INDEX, NpyWriter, write_arrays
 log = logging.getLogger(__name__)
 
 FEATURE_SET = "images"
-PCA_MODEL, SIZE = "pca.joblib", "size.json"
+PCA_COMPONENTS, PCA_MEAN, SIZE = "pca_components.npy", "pca_mean.npy", "size.json"
 FIT_BLOCK = 1024  # training posters copied into the PCA's float array per step
 PCA_DECIMALS = 7  # of the fitted PCA's arrays (components are at most about 0.05)
 FEATURE_DECIMALS = 5  # of the PCA features (about +-40)
-PCA_ARRAYS = ("components_", "mean_", "explained_variance_", "explained_variance_ratio_", "singular_values_")
 DECODE_CHUNK = 64  # posters per task of a decoding process, and per block written to rgb.npy
 # the fitted state behind each array: a branch's spec fingerprints the files of what it reads
-STATE_FILES = {"grey": (SIZE,), "rgb": (SIZE,), "colour": (SIZE,), "pca": (SIZE, PCA_MODEL)}
+STATE_FILES = {"grey": (SIZE,), "rgb": (SIZE,), "colour": (SIZE,), "pca": (SIZE, PCA_COMPONENTS, PCA_MEAN)}
 
 
 def _decode_chunk(paths: list[str], height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -91,10 +94,15 @@ def decode_all(
 
 
 class PosterFeaturizer:
-    """Poster size and the PCA of greyscale pixels fitted on training posters."""
+    """Poster size and the PCA of greyscale pixels fitted on training posters: its components
+    (k, height * width) and the training pixels' mean (height * width,), float64."""
 
-    def __init__(self, height: int, width: int, pca: PCA) -> None:
-        self.height, self.width, self.pca = height, width, pca
+    def __init__(self, height: int, width: int, components: np.ndarray, mean: np.ndarray) -> None:
+        self.height, self.width, self.components, self.mean = height, width, components, mean
+
+    @property
+    def n_components(self) -> int:
+        return int(self.components.shape[0])
 
     @classmethod
     def fit(cls, grey: np.ndarray, components: int, seed: int, rows: np.ndarray | None = None) -> PosterFeaturizer:
@@ -111,11 +119,12 @@ class PosterFeaturizer:
         flat /= 255.0  # the same division as _flatten's
         components = min(components, *flat.shape)
         pca = PCA(n_components=components, svd_solver="randomized", random_state=seed, copy=False).fit(flat)
-        pca.set_params(copy=True)  # copy only mattered to this fit: the saved PCA is the default one
-        for name in PCA_ARRAYS:
-            setattr(pca, name, np.round(getattr(pca, name), PCA_DECIMALS))
-        pca.noise_variance_ = np.round(pca.noise_variance_, PCA_DECIMALS)
-        return cls(height, width, pca)
+        log.info(
+            "PCA: %d components explain %.1f%% of train pixel variance",
+            pca.n_components_,
+            100 * pca.explained_variance_ratio_.sum(),
+        )
+        return cls(height, width, np.round(pca.components_, PCA_DECIMALS), np.round(pca.mean_, PCA_DECIMALS))
 
     def arrays(self, rgb: np.ndarray, colour: np.ndarray) -> dict[str, np.ndarray]:
         """Every image array from decoded pixels: what the stage stores and predict computes."""
@@ -127,22 +136,55 @@ class PosterFeaturizer:
         return self.arrays(rgb, colour)
 
     def pca_transform(self, grey: np.ndarray, batch: int = 1024) -> np.ndarray:
-        parts = [
-            np.round(self.pca.transform(_flatten(grey[i : i + batch])), FEATURE_DECIMALS)
-            for i in range(0, len(grey), batch)
-        ]
-        return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, self.pca.n_components_), np.float32)
+        """PCA features of greyscale posters, ``batch`` posters per product.
+
+        scikit-learn's ``PCA.transform`` step for step: the product first, then the mean's
+        projection subtracted (the same operations on the same arrays give the same bytes).
+        """
+        offset = self.mean.reshape(1, -1) @ self.components.T
+        parts = []
+        for i in range(0, len(grey), batch):
+            projected = _flatten(grey[i : i + batch]) @ self.components.T
+            projected -= offset
+            parts.append(np.round(projected, FEATURE_DECIMALS))
+        return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, self.n_components), np.float32)
 
     def save(self, directory: Path) -> None:
-        joblib.dump(self.pca, directory / PCA_MODEL)
+        np.save(directory / PCA_COMPONENTS, np.ascontiguousarray(self.components), allow_pickle=False)
+        np.save(directory / PCA_MEAN, np.ascontiguousarray(self.mean), allow_pickle=False)
         (directory / SIZE).write_text(json_text({"height": self.height, "width": self.width}))
 
     @classmethod
     def load(cls, directory: Path) -> PosterFeaturizer:
-        if not (directory / SIZE).is_file():
-            raise MovieGenreError(f"{directory / SIZE}: not found (run `dvc repro featurize_images`)")
-        size = json.loads((directory / SIZE).read_text())
-        return cls(size["height"], size["width"], joblib.load(directory / PCA_MODEL))
+        """The featurizer saved in ``directory``, each file checked before use: one line naming
+        the first that is missing or not what ``save`` writes (a directory written by an older
+        version held a pickled PCA, ``pca.joblib``, which is never read)."""
+        fix = "run `dvc repro featurize_images`"
+        size = read_json(directory / SIZE, fix)
+        if not (
+            isinstance(size, dict) and all(type(size.get(key)) is int and size[key] >= 1 for key in ("height", "width"))
+        ):
+            raise MovieGenreError(f"{directory / SIZE}: not a poster size (positive height and width); {fix}")
+        pixels = size["height"] * size["width"]
+        components = read_npy(directory / PCA_COMPONENTS, fix)
+        if components.dtype != np.float64 or components.ndim != 2 or components.shape[1:] != (pixels,):
+            raise MovieGenreError(
+                f"{directory / PCA_COMPONENTS}: {_describe(components)} where float64 (components, {pixels}) "
+                f"belongs ({size['height']} x {size['width']} posters); {fix}"
+            )
+        mean = read_npy(directory / PCA_MEAN, fix)
+        if mean.dtype != np.float64 or mean.shape != (pixels,):
+            raise MovieGenreError(f"{directory / PCA_MEAN}: {_describe(mean)} where float64 ({pixels},) belongs; {fix}")
+        for path, array in ((directory / PCA_COMPONENTS, components), (directory / PCA_MEAN, mean)):
+            if not np.isfinite(array).all():
+                raise MovieGenreError(f"{path}: holds a value that is not a finite number; {fix}")
+        if not len(components):
+            raise MovieGenreError(f"{directory / PCA_COMPONENTS}: holds no component; {fix}")
+        return cls(size["height"], size["width"], components, mean)
+
+
+def _describe(array: np.ndarray) -> str:
+    return f"{array.dtype} {tuple(array.shape)}"
 
 
 def featurize_images(table: pd.DataFrame, settings: dict, seed: int, out_dir: Path) -> dict:
@@ -170,11 +212,6 @@ def featurize_images(table: pd.DataFrame, settings: dict, seed: int, out_dir: Pa
                 start += len(rgb)
         train_rows = np.flatnonzero((with_poster["split"] == "train").to_numpy())
         featurizer = PosterFeaturizer.fit(grey, settings["pca_components"], seed, rows=train_rows)
-        log.info(
-            "PCA: %d components explain %.1f%% of train pixel variance",
-            featurizer.pca.n_components_,
-            100 * featurizer.pca.explained_variance_ratio_.sum(),
-        )
         arrays = {"grey": grey, "pca": featurizer.pca_transform(grey), "colour": colour}
         write_arrays(tmp, arrays)
         featurizer.save(tmp)

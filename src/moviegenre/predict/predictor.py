@@ -21,6 +21,7 @@ import numpy as np
 
 from moviegenre.branches.base import NEEDS, Branch
 from moviegenre.branches.registry import NAMES, branch_class, load_branch
+from moviegenre.core import quiet_tensorflow
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.paths import ProjectPaths
 from moviegenre.data.table import load_genres
@@ -49,7 +50,8 @@ class Predictor:
                 raise MovieGenreError(f"{directory}: not built yet (run `dvc repro` first)")
             if not set(NEEDS[branch_class(name).modality]) <= set(modalities):
                 continue  # a plot-only movie does not pay for loading the poster (or fusion) models
-            branch = load_branch(directory)
+            with quiet_tensorflow.first_import_filtered():  # a Keras branch's load imports TensorFlow
+                branch = load_branch(directory)
             if branch.spec is None or branch.spec.genres != self.genres:
                 raise MovieGenreError(f"{directory}: trained on other genres than {paths.prepared}; run `dvc repro`")
             self.ensemble.check_fitted_on(name, directory, paths.model("ensemble"))
@@ -59,9 +61,10 @@ class Predictor:
     def _featurize(self, feature_set: str, values: list[str | None]) -> tuple[np.ndarray, dict[str, Any]]:
         """The movies that have the set's input, and their arrays (the featurizer loaded on first use)."""
         movies = np.array([i for i, v in enumerate(values) if v is not None], dtype=int)
-        if feature_set not in self.featurizers:
-            self.featurizers[feature_set] = load_featurizer(feature_set, self.paths.features(feature_set))
-        return movies, self.featurizers[feature_set]([str(values[i]) for i in movies])
+        with quiet_tensorflow.first_import_filtered():  # the encoders' featurizers import TensorFlow
+            if feature_set not in self.featurizers:
+                self.featurizers[feature_set] = load_featurizer(feature_set, self.paths.features(feature_set))
+            return movies, self.featurizers[feature_set]([str(values[i]) for i in movies])
 
     def predict(self, posters: list[str | None], plots: list[str | None]) -> dict[str, np.ndarray]:
         """Probabilities (n, n_genres) per branch and 'ensemble'; NaN rows where a branch cannot see the movie
