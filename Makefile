@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements.lock
 PLOTS_TEMPLATE := .dvc/plots-template.html
 RUN := PATH="$(CURDIR)/$(BIN):$$PATH"
+TEST_WORKERS ?= auto
 
 .DEFAULT_GOAL := help
 .PHONY: help install lock repro test lint browser hooks docs clean
@@ -37,8 +38,8 @@ repro: $(STAMP)  ## The main job: every stage of dvc.yaml on the shared dataset,
 	$(RUN) $(BIN)/dvc repro
 	$(RUN) $(BIN)/dvc metrics show
 
-test: lint browser  ## The test suite: lint, types, unit tests and end-to-end DVC runs
-	$(RUN) $(BIN)/python -m pytest
+test: lint browser  ## The test suite: lint, types, unit tests and end-to-end DVC runs (one process per core)
+	$(RUN) $(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 lint: $(STAMP)  ## ruff (lint and format), import contracts and mypy
 	$(BIN)/ruff check src stages tests benchmarks

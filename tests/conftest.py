@@ -19,6 +19,26 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers.builders import IMAGES, PATHS, TEXT, WORDS
 from helpers.synthetic import make_mmimdb_archive, make_movies, write_mmimdb_dir
 
+# Unit-test modules that train Keras models, load TensorFlow models or drive real servers: seconds
+# each, so `pytest -m "not slow and not e2e and not browser"` leaves them out of the quick loop.
+SLOW_MODULES = {
+    "test_backbones", "test_deep", "test_efficientnet_lite", "test_embeddings", "test_encoder_cache",
+    "test_ensemble_fitted_on", "test_fusion", "test_http", "test_poster_encoder", "test_predict_fetch",
+    "test_python_api", "test_quiet_tensorflow", "test_serve", "test_server_limits", "test_text_archs",
+    "test_verified_artifacts", "test_ensemble", "test_features",
+}  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the unit tests ``unit``, and ``slow`` by module (the e2e modules and the browser tests
+    carry their own marks)."""
+    for item in items:
+        folder, module = item.path.parent.name, item.path.stem
+        if folder == "unit":
+            item.add_marker(pytest.mark.unit)
+            if module in SLOW_MODULES:
+                item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def private_encoder_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:

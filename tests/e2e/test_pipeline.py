@@ -188,6 +188,7 @@ DRAWN = """async () => Promise.all(window.__views.map(async ([id, view]) => {
 }))"""
 
 
+@pytest.mark.browser
 def test_plots_page_renders_every_chart_offline(pipeline: Path) -> None:
     from helpers.browser import browser_page
 
@@ -252,6 +253,7 @@ def test_exp_run_records_the_changed_param_and_its_metrics(pipeline: Path) -> No
     compared."""
     from dvc.api import DVCFileSystem
 
+    reset_to_commit(pipeline)
     dvc(pipeline, "exp", "run", "-n", "fewer-trees", "-S", "image_ml.n_estimators=12")
     shown = json.loads(dvc(pipeline, "exp", "show", "--json").stdout)
     found = [(base, run) for base in shown for e in base.get("experiments") or [] for run in e.get("revs", [])
@@ -279,9 +281,11 @@ def test_exp_run_records_the_changed_param_and_its_metrics(pipeline: Path) -> No
     assert predicted["id"].tolist() == baseline["id"].tolist()
     genres = [c for c in predicted.columns if c not in ("id", "split")]
     assert not np.array_equal(predicted[genres].to_numpy(), baseline[genres].to_numpy())
+    reset_to_commit(pipeline)  # `dvc exp run` left the experiment applied in the workspace
 
 
 def test_a_queued_sweep_compares_within_a_terminal(pipeline: Path) -> None:
+    reset_to_commit(pipeline)
     for trees in (10, 20):
         dvc(pipeline, "exp", "run", "--queue", "-n", f"trees-{trees}", "-S", f"image_ml.n_estimators={trees}")
     dvc(pipeline, "exp", "run", "--run-all", "--jobs", "1")

@@ -331,6 +331,7 @@ def test_serve_without_artifacts_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert last == "error: data/prepared/genres.json: not found (run `dvc repro prepare`)"
 
 
+@pytest.mark.browser
 def test_the_page_predicts_in_a_real_browser(server: str, project: Path) -> None:
     from helpers.browser import browser_page
 
