@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 from helpers.project import PROJECT_ROOT, copy_project, dvc, env, git
+from sklearn.metrics import roc_auc_score
 
 pytestmark = pytest.mark.e2e
 
@@ -342,9 +343,18 @@ def _exp_show(repo: Path, args: list[str]) -> str:
 
 def test_predict_dataset_reproduces_the_ensemble_test_probabilities(pipeline: Path) -> None:
     archive = (pipeline / "archive-path").read_text()
-    moviegenre(pipeline, "predict", "--dataset", archive, "--out", "preds.csv", "--branches")
+    done = moviegenre(pipeline, "predict", "--dataset", archive, "--out", "preds.csv", "--branches")
     predicted = pd.read_csv(pipeline / "preds.csv", dtype={"id": str}).set_index("id")
     genres = json.loads((pipeline / "data/prepared/genres.json").read_text())["genres"]
+    # the dataset carries genres: the predictions are scored against them, printed and written beside --out
+    score = json.loads((pipeline / "preds.score.json").read_text())
+    raw = pd.read_parquet(pipeline / "data/raw/movies.parquet").set_index("id").loc[predicted.index]
+    labelled = raw["genres"].map(len) > 0
+    y = np.array([[genre in list(names) for genre in genres] for names in raw.loc[labelled, "genres"]])
+    expected = [roc_auc_score(y[:, g], predicted.loc[labelled, genre]) for g, genre in enumerate(genres)]
+    assert score["n_movies"] == int(labelled.sum()) and score["n_genres"] == len(genres)
+    assert score["roc_auc_macro"] == pytest.approx(np.mean(expected), abs=1e-4) and score["roc_auc_macro"] > 0.5
+    assert f"macro ROC-AUC {score['roc_auc_macro']:.4f}" in done.stderr and "preds.score.json" in done.stderr
     assert len(predicted) == 120
     assert list(predicted.columns[: len(genres) + 2]) == ["title", "genres", *genres]
     raw = pd.read_parquet(pipeline / "data/raw/movies.parquet").set_index("id")

@@ -131,10 +131,17 @@ def predict_command(
             if out is None or poster or plot or plot_file or as_json:
                 raise MovieGenreError("--dataset needs --out and no --poster/--plot/--plot-file/--json")
             bounds = predict_output.FetchBounds(timeout_s, retries, poster_deadline_s, max_poster_mb, deadline_s)
-            count = predict_output.predict_dataset(
+            count, score = predict_output.predict_dataset(
                 PATHS, dataset, out, with_branches=branches, bounds=bounds, raw_csv=raw_csv
             )
             typer.echo(f"wrote {count} movies to {out}", err=True)
+            if score is not None:
+                typer.echo(
+                    f"against the dataset's genres ({score['n_movies']} movies, {score['n_genres']} genres): "
+                    f"macro ROC-AUC {score['roc_auc_macro']:.4f}, F1 macro {score['f1_macro']:.4f}; "
+                    f"written to {predict_output.score_path(out)}",
+                    err=True,
+                )
         elif out is not None or raw_csv:
             raise MovieGenreError("--out and --raw-csv are for --dataset; one movie's answer is printed")
         else:

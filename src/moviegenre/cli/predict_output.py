@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from moviegenre.core.errors import MovieGenreError
-from moviegenre.core.files import atomic_path, check_output
+from moviegenre.core.files import atomic_path, check_output, write_json
 from moviegenre.core.paths import ProjectPaths
 from moviegenre.data.posters import poster_problem
 from moviegenre.predict.answer import movie_json, seen_text
@@ -218,11 +218,17 @@ def _defused(value: Any) -> Any:
     return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
 
 
+def score_path(out: Path) -> Path:
+    """Where ``predict --dataset`` writes its score against the dataset's own genres: beside ``out``."""
+    return out.with_name(f"{out.stem}.score.json")
+
+
 def predict_dataset(
     paths: ProjectPaths, source: str, out: Path, *, with_branches: bool, bounds: FetchBounds | None = None,
     raw_csv: bool = False,
-) -> int:  # fmt: skip
-    """Fetch and validate ``source`` as the pipeline does, predict every movie, write a CSV.
+) -> tuple[int, dict[str, Any] | None]:  # fmt: skip
+    """Fetch and validate ``source`` as the pipeline does, predict every movie, write a CSV; the
+    number of movies, and the score against the genres the dataset carries (None without any).
 
     Columns: id, title, genres (the genre set, ``|``-separated), then one probability per genre.
     Text that a spreadsheet would run as a formula is escaped unless ``raw_csv``.
@@ -231,17 +237,19 @@ def predict_dataset(
     bounds = bounds or FetchBounds()
     bounds.check()
     check_out(out, source)
+    check_out(score_path(out), source)
     with terminate_cleanly():
         return _predict_dataset(paths, source, out, with_branches=with_branches, bounds=bounds, raw_csv=raw_csv)
 
 
 def _predict_dataset(
     paths: ProjectPaths, source: str, out: Path, *, with_branches: bool, bounds: FetchBounds, raw_csv: bool
-) -> int:
+) -> tuple[int, dict[str, Any] | None]:
     from moviegenre.branches.registry import NAMES
     from moviegenre.data.prepare import clean_movies
     from moviegenre.download.ingest import build_raw
     from moviegenre.predict.predictor import Predictor
+    from moviegenre.predict.scoring import dataset_score
 
     with tempfile.TemporaryDirectory(prefix="moviegenre-predict-") as tmp:
         raw_dir = Path(tmp) / "raw"
@@ -268,7 +276,10 @@ def _predict_dataset(
             frame = pd.concat([frame, branch_frame], axis=1)
     frame.insert(0, "title", table["title"].to_numpy())
     frame.insert(0, "id", table["id"].to_numpy())
+    score = dataset_score(table["genres"].tolist(), predictor.genres, scores["ensemble"], sets)
     with atomic_path(out) as tmp_csv:
         (frame if raw_csv else spreadsheet_safe(frame)).to_csv(tmp_csv, index=False, float_format="%.8f")
+    if score is not None:
+        write_json(score_path(out), score)
     log.info("predicted %d movies (%d with a poster)", len(frame), int(np.sum([p is not None for p in posters])))
-    return len(frame)
+    return len(frame), score
