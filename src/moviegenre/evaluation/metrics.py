@@ -1,4 +1,4 @@
-"""Scores in the shape of DESIGN.md's metrics contract, with their bootstrap intervals.
+"""Scores in the shape of the metrics contract (docs/design.md), with their bootstrap intervals.
 
 A genre with only one class among the scored movies has no ROC-AUC; it is left out of the
 macro average and counted, never averaged in as NaN. Each macro AUC comes with a seeded
@@ -83,5 +83,5 @@ def split_scores(y_true: np.ndarray, proba: np.ndarray, seed: int = 0) -> dict[s
 
 
 def scores_by_split(y_true: np.ndarray, proba: np.ndarray, split: np.ndarray, seed: int) -> dict[str, dict]:
-    """``{"test": {...}, "val": {...}}`` per DESIGN.md's metrics contract."""
+    """``{"test": {...}, "val": {...}}`` per the metrics contract (docs/design.md)."""
     return {name: split_scores(y_true[split == name], proba[split == name], seed) for name in ("test", "val")}
