@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from moviegenre.branches.base import FitContext
-from moviegenre.branches.keras.branch import KerasBranch, TrainingSettings
+from moviegenre.branches.keras.branch import KerasBranch
 from moviegenre.branches.keras.heads import embedding_head
+from moviegenre.branches.keras.settings import TrainingSettings
 from moviegenre.config.keys import boolean, integer, number
 from moviegenre.config.settings import setting
 

@@ -1,7 +1,8 @@
 """Train a Keras branch: tf.data input, early stopping on val macro AUC, dvclive curves.
 
 ``KerasBranch.fit`` imports this module when a fit starts; prediction never does (it would
-pay for dvclive and the callbacks).
+pay for dvclive and the callbacks). It needs nothing of the branch module but the settings it
+trains by (``settings.py``), so the two do not import each other.
 
 dvclive records, per epoch, train and val loss and AUC and the learning rate (halved on
 plateaus); its summary (``dvclive/<branch>/metrics.json``) is the restored best epoch's, the
@@ -20,8 +21,8 @@ import keras
 import numpy as np
 
 from dvclive import Live
-from moviegenre.branches.keras.branch import FineTune, TrainingSettings
 from moviegenre.branches.keras.common import make_dataset
+from moviegenre.branches.keras.settings import FineTune, TrainingSettings
 from moviegenre.config.runtime import RuntimeSettings
 from moviegenre.features import tensorflow_runtime as runtime
 
