@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from moviegenre.branches.base import Branch, FitContext
+from moviegenre.branches.base import Branch, FitContext, Rows
 from moviegenre.branches.keras.common import load_keras, predict_batches, save_keras
 from moviegenre.branches.keras.settings import FineTune
 
@@ -36,17 +36,22 @@ class KerasBranch(Branch):
 
     @abstractmethod
     def builder(self, x: Any, context: FitContext) -> Callable[[int], Any]:
-        """A function from the number of genres to an uncompiled model for inputs like ``x``."""
+        """A function from the number of genres to an uncompiled model for inputs like ``x``.
+
+        ``x`` is the train rows' input: what a part of the model fitted to the data (a
+        standardisation's mean and variance) is fitted on, and the row shape of every input.
+        """
 
     def fine_tune(self) -> FineTune | None:
         """The second phase to train after a frozen warm-up, if any (a pretrained backbone's)."""
         return None
 
-    def fit(self, x: Any, labels: np.ndarray, split: np.ndarray, context: FitContext) -> dict[str, Any]:
+    def fit(self, train: Rows, val: Rows, context: FitContext) -> dict[str, Any]:
+        """Train on ``train``, stopping early on ``val``'s macro AUC (the trainer's loop)."""
         from moviegenre.branches.keras.trainer import KerasTrainer
 
         trainer = KerasTrainer(self.settings, self.seed, context.runtime, context.live)
-        self.model, extra = trainer.fit(self.name, self.builder(x, context), x, labels, split, self.fine_tune())
+        self.model, extra = trainer.fit(self.name, self.builder(train.x, context), train, val, self.fine_tune())
         return extra
 
     def predict_proba(self, x: Any) -> np.ndarray:
