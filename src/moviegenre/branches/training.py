@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
 from dvclive import Live
+
 from moviegenre.branches.base import Branch, FitContext, ModelSpec, Rows, row_shape
 from moviegenre.config.params import load_section, load_settings
 from moviegenre.config.runtime import RuntimeSettings

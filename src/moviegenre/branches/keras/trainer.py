@@ -19,8 +19,8 @@ from typing import Any
 
 import keras
 import numpy as np
-
 from dvclive import Live
+
 from moviegenre.branches.base import Rows
 from moviegenre.branches.keras.common import make_dataset
 from moviegenre.branches.keras.settings import FineTune, TrainingSettings
