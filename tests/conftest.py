@@ -25,7 +25,7 @@ SLOW_MODULES = {
     "test_backbones", "test_deep", "test_efficientnet_lite", "test_embeddings", "test_encoder_cache",
     "test_ensemble_fitted_on", "test_fusion", "test_http", "test_poster_encoder", "test_predict_fetch",
     "test_python_api", "test_quiet_tensorflow", "test_serve", "test_server_limits", "test_text_archs",
-    "test_verified_artifacts", "test_ensemble", "test_features",
+    "test_verified_artifacts", "test_ensemble", "test_features", "test_branch_contract",
 }  # fmt: skip
 
 

@@ -13,7 +13,7 @@ import pytest
 from helpers.builders import CPU, IMAGES, TEXT
 
 from moviegenre.branches import forests
-from moviegenre.branches.base import FitContext
+from moviegenre.branches.base import FitContext, Rows
 from moviegenre.branches.forests import ImageForest, TextForest
 from moviegenre.branches.registry import load_branch
 from moviegenre.branches.training import train_branch
@@ -46,7 +46,7 @@ def test_genre_absent_from_training_is_reported_and_predicted_zero(
     labels[:, 2] = 1  # all positive
     with caplog.at_level(logging.WARNING):
         branch = branch_class(SETTINGS | {"features": _features(branch_class)}, 0)
-        branch.fit(features, labels, np.array(["train"] * 40), FitContext(["A", "Rare", "All"], CPU))
+        branch.fit(Rows(features, labels), Rows(features[:0], labels[:0]), FitContext(["A", "Rare", "All"], CPU))
     assert "Rare" in caplog.text
     proba = branch.predict_proba(features[:7])
     one_shot = branch.make().fit(features, labels)

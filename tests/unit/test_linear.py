@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from helpers.builders import CPU, TEXT
 from sklearn.linear_model import LogisticRegression
 
-from moviegenre.branches.base import FitContext
+from moviegenre.branches.base import FitContext, Rows
 from moviegenre.branches.linear import TextLinear
 from moviegenre.branches.registry import load_branch
 from moviegenre.branches.training import train_branch
@@ -42,7 +42,7 @@ def test_probabilities_are_scikit_learns_and_a_genre_absent_from_training_is_zer
     x, labels = sparse_problem()
     branch = TextLinear(SETTINGS, 0)
     with caplog.at_level(logging.WARNING):
-        branch.fit(x, labels, np.array(["train"] * len(labels)), FitContext(["A", "B", "Rare"], CPU))
+        branch.fit(Rows(x, labels), Rows(x[:0], labels[:0]), FitContext(["A", "B", "Rare"], CPU))
     assert "Rare" in caplog.text
     proba = branch.predict_proba(x[:7])
     for g in (0, 1):

@@ -1,10 +1,12 @@
 """The Branch interface: one plug-in that turns a movie's features into genre probabilities.
 
-A branch names the feature set and arrays it reads, fits on the train rows, saves a
-self-describing directory ``models/<branch>/`` (its model file plus ``spec.json``) and
-loads itself from there to predict for any rows of its features. The train stage, the
-ensemble and ``moviegenre predict`` all go through this interface, so adding a branch is its
-module, its entry in ``registry.yaml``, its params section and its place in the ensemble's list.
+A branch names the feature set and arrays it reads, fits on the train and val rows the
+train stage selects for it (``Rows``: a fit never holds a test row, so it cannot learn from
+one), saves a self-describing directory ``models/<branch>/`` (its model file plus
+``spec.json``) and loads itself from there to predict for any rows of its features. The train
+stage, the ensemble and ``moviegenre predict`` all go through this interface, so adding a branch
+is its module, its entry in ``registry.yaml``, its params section and its place in the
+ensemble's list.
 
 Settings are a frozen dataclass per branch (``Settings``), validated once: from params.yaml
 when a stage starts, from ``spec.json`` when a model loads. A spec written with other keys (an
@@ -77,19 +79,43 @@ class ModelSpec:
         return versions
 
 
+@dataclass(frozen=True, eq=False)  # no ==: numpy arrays have no single truth value to compare by
+class Rows:
+    """Some rows of a branch's input and their labels: what ``fit`` is given for train and for val.
+
+    ``x`` is what ``inputs`` assembles, at these rows only (a numpy array, a scipy sparse matrix
+    or ``InputParts``); ``labels`` the same rows' (n, n_genres) multi-hot genres. The train
+    skeleton selects them, so a fit holds no row it must not learn from: test rows are never
+    in either.
+    """
+
+    x: Any
+    labels: np.ndarray
+
+    def __post_init__(self) -> None:
+        if int(self.x.shape[0]) != len(self.labels):
+            raise ValueError(f"{self.x.shape[0]} input rows for {len(self.labels)} rows of labels")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
 @dataclass(frozen=True)
 class FitContext:
-    """What a fit may need beyond its data.
+    """What a fit may need beyond its rows.
 
     ``live`` is the stage's dvclive run (``dvclive.Live``), opened by the train skeleton for
     every branch: a fit in epochs logs its curves and summary there; for a fit without epochs
     the skeleton writes the summary alone.
+    ``array_shapes`` is one row's shape of each array ``reads()`` names, by that name: a branch
+    that joins several arrays into one input can tell where each lies in it.
     """
 
     genres: list[str]
     runtime: RuntimeSettings
     feature_dir: Path | None = None
     live: Any = None
+    array_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 class InputParts:
@@ -167,8 +193,15 @@ class Branch(ABC):
 
     # -- the model -------------------------------------------------------------------
     @abstractmethod
-    def fit(self, x: Any, labels: np.ndarray, split: np.ndarray, context: FitContext) -> dict[str, Any]:
-        """Fit on the rows whose ``split`` is train; return extra metrics (epochs, throughput)."""
+    def fit(self, train: Rows, val: Rows, context: FitContext) -> dict[str, Any]:
+        """Fit on ``train``; return extra metrics (epochs, throughput).
+
+        ``val`` is there for what a fit tunes on held-out movies (early stopping, the learning
+        rate's plateaus); a fit without such a step leaves it alone. Test rows are never given:
+        they are scored once the fit is done. Whatever the model needs from its rows (a
+        standardisation's mean, an input's width) comes from these arguments, not from an
+        attribute another method set.
+        """
 
     @abstractmethod
     def predict_proba(self, x: Any) -> np.ndarray:

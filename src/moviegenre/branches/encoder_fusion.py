@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 
 from moviegenre.branches.base import FitContext
-from moviegenre.branches.keras.branch import KerasBranch, TrainingSettings
+from moviegenre.branches.keras.branch import KerasBranch
 from moviegenre.branches.keras.heads import embedding_head
+from moviegenre.branches.keras.settings import TrainingSettings
 from moviegenre.config.keys import integer, number
 from moviegenre.config.settings import setting
 
@@ -45,21 +46,19 @@ class EncoderFusion(KerasBranch):
 
     def inputs(self, arrays: Mapping[str, Any]) -> np.ndarray:
         """One row per movie: its poster embedding, then its plot embedding."""
-        self._poster_dim = int(np.shape(arrays[POSTER])[1])
         return np.hstack([np.asarray(arrays[POSTER], dtype=np.float32), np.asarray(arrays[PLOT], dtype=np.float32)])
 
     def describe_input(self, arrays: Mapping[str, Any]) -> str:
         return f"poster {np.shape(arrays[POSTER])[1]} + plot {np.shape(arrays[PLOT])[1]}"
 
-    def fit(self, x: Any, labels: np.ndarray, split: np.ndarray, context: FitContext) -> dict[str, Any]:
-        self._train_rows = np.flatnonzero(split == "train")  # what the standardisation is fitted on
-        return super().fit(x, labels, split, context)
-
     def builder(self, x: Any, context: FitContext) -> Callable[[int], Any]:
+        """The head after a standardisation by ``x``'s mean and variance (the train movies'), the
+        poster part of the row (its first columns, as ``inputs`` joins them) scaled by ``poster_weight``."""
         settings = self.settings
-        train = np.asarray(x[self._train_rows], dtype=np.float64)
+        (poster_dim,) = context.array_shapes[POSTER]
+        train = np.asarray(x, dtype=np.float64)
         mean, variance = train.mean(axis=0), train.var(axis=0)
-        variance[: self._poster_dim] /= max(settings.poster_weight, 1e-6) ** 2  # (x - mean) / std, times the weight
+        variance[:poster_dim] /= max(settings.poster_weight, 1e-6) ** 2  # (x - mean) / std, times the weight
         standardise = (mean.astype(np.float32), variance.astype(np.float32))
         width = int(x.shape[1])
         return lambda n_genres: embedding_head(

@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from moviegenre.branches.base import Branch, FitContext
+from moviegenre.branches.base import Branch, FitContext, Rows
 from moviegenre.config.keys import Key, choice, integer
 from moviegenre.config.settings import setting
 from moviegenre.core.errors import MovieGenreError
@@ -362,12 +362,12 @@ class ForestBranch(Branch):
         keys = {f.name: getattr(self.settings, f.name) for f in dataclasses.fields(ForestSettings)}
         return estimator(random_state=self.seed, n_jobs=n_jobs, **keys)
 
-    def fit(self, x: Any, labels: np.ndarray, split: np.ndarray, context: FitContext) -> dict[str, Any]:
-        train = np.flatnonzero(split == "train")
-        absent = [g for g, n in zip(context.genres, labels[train].sum(axis=0), strict=True) if n == 0]
+    def fit(self, train: Rows, val: Rows, context: FitContext) -> dict[str, Any]:
+        """Grown on ``train`` alone: a forest has nothing to tune on ``val``."""
+        absent = [g for g, n in zip(context.genres, train.labels.sum(axis=0), strict=True) if n == 0]
         if absent:
             log.warning("genres with no positive training movie (predicted 0): %s", ", ".join(absent))
-        self.flat = self.fit_flat(x[train], labels[train], context.runtime.n_jobs)
+        self.flat = self.fit_flat(train.x, train.labels, context.runtime.n_jobs)
         return {}
 
     def fit_flat(self, x: Any, labels: np.ndarray, n_jobs: int = -1) -> FlatForest:

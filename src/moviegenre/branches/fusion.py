@@ -23,7 +23,8 @@ from typing import Any
 
 from moviegenre.branches.base import FitContext, InputParts
 from moviegenre.branches.keras.blocks import bn_gap_trunk, poster_pixels
-from moviegenre.branches.keras.branch import KerasBranch, TrainingSettings
+from moviegenre.branches.keras.branch import KerasBranch
+from moviegenre.branches.keras.settings import TrainingSettings
 from moviegenre.config.keys import boolean, choice, integer
 from moviegenre.config.settings import setting
 

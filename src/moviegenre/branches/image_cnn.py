@@ -43,7 +43,8 @@ import numpy as np
 
 from moviegenre.branches.base import FitContext
 from moviegenre.branches.keras.blocks import bn_gap_trunk, poster_pixels
-from moviegenre.branches.keras.branch import FineTune, KerasBranch, TrainingSettings
+from moviegenre.branches.keras.branch import KerasBranch
+from moviegenre.branches.keras.settings import FineTune, TrainingSettings
 from moviegenre.config.keys import Key, boolean, choice, integer, number
 from moviegenre.config.settings import group, setting
 from moviegenre.core.errors import MovieGenreError

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from moviegenre.branches.base import FitContext
-from moviegenre.branches.keras.branch import KerasBranch, TrainingSettings
+from moviegenre.branches.keras.branch import KerasBranch
 from moviegenre.branches.keras.heads import embedding_head
+from moviegenre.branches.keras.settings import TrainingSettings
 from moviegenre.config.keys import boolean, integer, number
 from moviegenre.config.settings import setting
 
@@ -40,15 +41,12 @@ class ImageEncoderHead(KerasBranch):
     def reads(self) -> tuple[str, ...]:
         return ("embeddings",)
 
-    def fit(self, x: Any, labels: np.ndarray, split: np.ndarray, context: FitContext) -> dict[str, Any]:
-        self._train_rows = np.flatnonzero(split == "train")  # what the standardisation is fitted on
-        return super().fit(x, labels, split, context)
-
     def builder(self, x: Any, context: FitContext) -> Callable[[int], Any]:
+        """The head, after a standardisation by ``x``'s mean and variance (the train posters') if asked."""
         settings = self.settings
         standardise = None
         if settings.standardise:
-            train = np.asarray(x[self._train_rows], dtype=np.float64)
+            train = np.asarray(x, dtype=np.float64)
             standardise = (train.mean(axis=0).astype(np.float32), train.var(axis=0).astype(np.float32))
         width = int(x.shape[1])
         return lambda n_genres: embedding_head(

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
 
-from moviegenre.branches.base import Branch, FitContext
+from moviegenre.branches.base import Branch, FitContext, Rows
 from moviegenre.config.keys import choice, integer, number
 from moviegenre.config.settings import setting
 from moviegenre.core.errors import MovieGenreError
@@ -76,18 +76,18 @@ class TextLinear(Branch):
     def inputs(self, arrays: Mapping[str, Any]) -> sp.csr_matrix:
         return sp.csr_matrix(arrays[self.settings.features])
 
-    def fit(self, x: Any, labels: np.ndarray, split: np.ndarray, context: FitContext) -> dict[str, Any]:
+    def fit(self, train: Rows, val: Rows, context: FitContext) -> dict[str, Any]:
         """Each genre on its own (lbfgs is deterministic: the seed changes nothing), in
-        ``runtime.n_jobs`` processes; the result does not depend on their number."""
+        ``runtime.n_jobs`` processes; the result does not depend on their number. ``C`` is a
+        setting chosen on val beforehand, so the fit itself reads ``train`` only."""
         from joblib import Parallel, delayed
 
-        train = np.flatnonzero(split == "train")
-        x_train, y_train = sp.csr_matrix(x)[train], labels[train]
+        x_train, y_train = sp.csr_matrix(train.x), train.labels
         absent = [g for g, n in zip(context.genres, y_train.sum(axis=0), strict=True) if n == 0]
         if absent:
             log.warning("genres with no positive training movie (predicted 0): %s", ", ".join(absent))
         fitted = Parallel(n_jobs=context.runtime.n_jobs)(
-            delayed(_fit_genre)(x_train, y_train[:, g], self.settings, self.seed) for g in range(labels.shape[1])
+            delayed(_fit_genre)(x_train, y_train[:, g], self.settings, self.seed) for g in range(y_train.shape[1])
         )
         self.coef = np.stack([coef for coef, _ in fitted])
         self.intercept = np.array([intercept for _, intercept in fitted], dtype=np.float64)

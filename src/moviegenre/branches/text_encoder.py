@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from moviegenre.branches.base import FitContext
-from moviegenre.branches.keras.branch import KerasBranch, TrainingSettings
+from moviegenre.branches.keras.branch import KerasBranch
 from moviegenre.branches.keras.heads import embedding_head
+from moviegenre.branches.keras.settings import TrainingSettings
 from moviegenre.config.keys import integer
 from moviegenre.config.settings import setting
 

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from moviegenre.branches.base import FitContext
-from moviegenre.branches.keras.branch import KerasBranch, TrainingSettings
+from moviegenre.branches.keras.branch import KerasBranch
+from moviegenre.branches.keras.settings import TrainingSettings
 from moviegenre.config.keys import boolean, choice, integer
 from moviegenre.config.settings import setting
 from moviegenre.core.errors import MovieGenreError

@@ -17,15 +17,15 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-
 from dvclive import Live
-from moviegenre.branches.base import Branch, FitContext, ModelSpec, row_shape
+
+from moviegenre.branches.base import Branch, FitContext, ModelSpec, Rows, row_shape
 from moviegenre.config.params import load_section, load_settings
 from moviegenre.config.runtime import RuntimeSettings
 from moviegenre.config.settings import to_dict
@@ -57,38 +57,44 @@ def train_branch(branch: Branch, paths: ProjectPaths, runtime: RuntimeSettings) 
 
     The rows are those of the branch's own feature set; arrays of another set (a branch over
     posters and plots) are taken at the same movies, so val and test come out in the order
-    and with the ids every other branch writes.
+    and with the ids every other branch writes. The branch is handed its train and val rows
+    only, each split's arrays selected before ``inputs`` assembles them; the test rows reach
+    it once the fit is done, to be scored.
     """
     table, genres = load_prepared(paths.prepared)
     feature_dir = paths.features(branch.feature_set)
     index = load_index(feature_dir)
     arrays = load_aligned(branch, paths, index["id"])
-    x = branch.inputs(arrays)
     labels = labels_for(index["id"], table, genres)
     split = index["split"].to_numpy()
     scored = np.flatnonzero(np.isin(split, SCORED_SPLITS))
+    rows = {part: np.flatnonzero(split == part) for part in ("train", "val")}
+    train_arrays = _at(arrays, rows["train"])
+    train = Rows(branch.inputs(train_arrays), labels[rows["train"]])
+    val = Rows(branch.inputs(_at(arrays, rows["val"])), labels[rows["val"]])
+    shapes = {name: tuple(int(d) for d in array.shape[1:]) for name, array in arrays.items()}
 
     with staged_log(paths.live(branch.name)) as live_dir:  # the last good log stays until this run succeeds
         with Live(str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
             live.log_params(to_dict(branch.settings))
-            context = FitContext(genres, runtime, feature_dir, live)
+            context = FitContext(genres, runtime, feature_dir, live, array_shapes=shapes)
             started = time.perf_counter()
-            extra = branch.fit(x, labels, split, context)
+            extra = branch.fit(train, val, context)
             fit_s = time.perf_counter() - started
             started = time.perf_counter()
-            proba = branch.predict_proba(x[scored])
+            proba = branch.predict_proba(branch.inputs(_at(arrays, scored)))
             predict_s = time.perf_counter() - started
             if not branch.epochs:
                 # no curve: a fit without epochs has one state, which a chart would draw as a
                 # curve of one point; the fitted model's train and val AUC are its summary alone
-                live.summary = _summary(branch, x, labels, split)
+                live.summary = _summary(branch, train, val)
 
         branch.spec = ModelSpec(
             branch=branch.name,
             feature_set=branch.feature_set,
             arrays=list(branch.reads()),
-            input_shape=row_shape(x),
-            input_description=branch.describe_input(arrays),
+            input_shape=row_shape(train.x),
+            input_description=branch.describe_input(train_arrays),
             genres=genres,
             features_fingerprint=sets_fingerprint(branch.feature_sets(), paths.features),
             settings=to_dict(branch.settings),
@@ -155,6 +161,11 @@ def load_aligned(branch: Branch, paths: ProjectPaths, ids: pd.Series) -> dict[st
     return arrays
 
 
+def _at(arrays: Mapping[str, Any], rows: np.ndarray) -> dict[str, Any]:
+    """Every array at ``rows`` only (a memory-mapped one read at those rows)."""
+    return {name: array[rows] for name, array in arrays.items()}
+
+
 def _positions(ids: pd.Series, other: pd.Series, directory: Path) -> np.ndarray:
     """Where each of ``ids`` is in ``other`` (another feature set's index)."""
     where = pd.Index(other).get_indexer(ids)
@@ -167,10 +178,9 @@ def _positions(ids: pd.Series, other: pd.Series, directory: Path) -> np.ndarray:
     return where
 
 
-def _summary(branch: Branch, x: Any, labels: np.ndarray, split: np.ndarray) -> dict[str, Any]:
+def _summary(branch: Branch, train: Rows, val: Rows) -> dict[str, Any]:
     """Train and val macro AUC of the fitted model: what a fit in epochs logs for its best epoch."""
     summary: dict[str, Any] = {}
-    for name in ("train", "val"):
-        rows = np.flatnonzero(split == name)
-        summary[name] = {"auc": round(macro_auc_ranks(labels[rows], branch.predict_proba(x[rows])), 6)}
+    for name, rows in (("train", train), ("val", val)):
+        summary[name] = {"auc": round(macro_auc_ranks(rows.labels, branch.predict_proba(rows.x)), 6)}
     return summary

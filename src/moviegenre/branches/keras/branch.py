@@ -3,49 +3,21 @@
 A subclass says only how to build its network (``builder``) and, for a pretrained part, a
 second phase (``fine_tune``). The trainer is imported when a fit starts, not with this
 module: prediction loads Keras branches and must not pay for the training loop and dvclive.
+The imports run one way: this module imports the trainer, which needs only ``settings.py``.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from moviegenre.branches.base import Branch, FitContext
+from moviegenre.branches.base import Branch, FitContext, Rows
 from moviegenre.branches.keras.common import load_keras, predict_batches, save_keras
-from moviegenre.config.keys import integer, number
-from moviegenre.config.settings import setting
-
-
-@dataclass(frozen=True)
-class TrainingSettings:
-    """The keys every Keras branch trains by (the trainer reads these, nothing else)."""
-
-    epochs: int = setting(integer(1, 1000))
-    batch_size: int = setting(integer(1, 4096))
-    learning_rate: float = setting(number(1e-6, 1.0))
-    weight_decay: float = setting(number(0.0, 1.0))
-    lr_patience: int = setting(integer(0, 1000))
-    dropout: float = setting(number(0.0, 0.95))
-    patience: int = setting(integer(1, 1000))
-
-
-@dataclass(frozen=True)
-class FineTune:
-    """A second training phase, for a pretrained part trained frozen first.
-
-    After ``warmup_epochs`` epochs (of the run's ``epochs``), the model's layer ``layer`` is
-    unfrozen except for its BatchNormalization layers, and training goes on at
-    ``learning_rate``; ``keras_training.fit_keras`` runs it.
-    """
-
-    layer: str
-    warmup_epochs: int
-    learning_rate: float
+from moviegenre.branches.keras.settings import FineTune
 
 
 class KerasBranch(Branch):
@@ -64,17 +36,22 @@ class KerasBranch(Branch):
 
     @abstractmethod
     def builder(self, x: Any, context: FitContext) -> Callable[[int], Any]:
-        """A function from the number of genres to an uncompiled model for inputs like ``x``."""
+        """A function from the number of genres to an uncompiled model for inputs like ``x``.
+
+        ``x`` is the train rows' input: what a part of the model fitted to the data (a
+        standardisation's mean and variance) is fitted on, and the row shape of every input.
+        """
 
     def fine_tune(self) -> FineTune | None:
         """The second phase to train after a frozen warm-up, if any (a pretrained backbone's)."""
         return None
 
-    def fit(self, x: Any, labels: np.ndarray, split: np.ndarray, context: FitContext) -> dict[str, Any]:
+    def fit(self, train: Rows, val: Rows, context: FitContext) -> dict[str, Any]:
+        """Train on ``train``, stopping early on ``val``'s macro AUC (the trainer's loop)."""
         from moviegenre.branches.keras.trainer import KerasTrainer
 
         trainer = KerasTrainer(self.settings, self.seed, context.runtime, context.live)
-        self.model, extra = trainer.fit(self.name, self.builder(x, context), x, labels, split, self.fine_tune())
+        self.model, extra = trainer.fit(self.name, self.builder(train.x, context), train, val, self.fine_tune())
         return extra
 
     def predict_proba(self, x: Any) -> np.ndarray:

@@ -1,7 +1,8 @@
 """Train a Keras branch: tf.data input, early stopping on val macro AUC, dvclive curves.
 
 ``KerasBranch.fit`` imports this module when a fit starts; prediction never does (it would
-pay for dvclive and the callbacks).
+pay for dvclive and the callbacks). It needs nothing of the branch module but the settings it
+trains by (``settings.py``), so the two do not import each other.
 
 dvclive records, per epoch, train and val loss and AUC and the learning rate (halved on
 plateaus); its summary (``dvclive/<branch>/metrics.json``) is the restored best epoch's, the
@@ -18,10 +19,11 @@ from typing import Any
 
 import keras
 import numpy as np
-
 from dvclive import Live
-from moviegenre.branches.keras.branch import FineTune, TrainingSettings
+
+from moviegenre.branches.base import Rows
 from moviegenre.branches.keras.common import make_dataset
+from moviegenre.branches.keras.settings import FineTune, TrainingSettings
 from moviegenre.config.runtime import RuntimeSettings
 from moviegenre.features import tensorflow_runtime as runtime
 
@@ -57,12 +59,11 @@ class KerasTrainer:
         self,
         name: str,
         build: Callable[[int], Any],
-        x: Any,
-        labels: np.ndarray,
-        split: np.ndarray,
+        train: Rows,
+        val: Rows,
         fine_tune: FineTune | None = None,
     ) -> tuple[Any, dict[str, Any]]:
-        """Fit ``build(n_genres)`` on train rows, stop on val AUC; return the best model and extra metrics.
+        """Fit ``build(n_genres)`` on ``train``, stop on ``val``'s AUC; return the best model and extra metrics.
 
         The runtime settings (device, threads, precision, determinism) are applied first:
         TensorFlow fixes them on first use.
@@ -76,12 +77,11 @@ class KerasTrainer:
         """
         settings, live = self.settings, self.live
         strategy, device = runtime.configure(self.runtime, self.seed)
-        labels = labels.astype(np.float32)
-        train, val = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
-        n_genres = labels.shape[1]
+        n_genres = train.labels.shape[1]
         batch = settings.batch_size * strategy.num_replicas_in_sync
-        train_data = make_dataset(x, labels, train, batch, shuffle_seed=self.seed)
-        val_data = make_dataset(x, labels, val, batch)
+        train_labels, val_labels = train.labels.astype(np.float32), val.labels.astype(np.float32)
+        train_data = make_dataset(train.x, train_labels, _every(train), batch, shuffle_seed=self.seed)
+        val_data = make_dataset(val.x, val_labels, _every(val), batch)
         keras.backend.clear_session()  # layer names restart from 1: the same model gives the same file
         with strategy.scope():
             model = build(n_genres)
@@ -125,6 +125,11 @@ class KerasTrainer:
             "throughput": {"train_per_s": round(epochs_run * len(train) / fit_s, 1)},
         }
         return model, extra
+
+
+def _every(rows: Rows) -> np.ndarray:
+    """The positions of all of ``rows``, in order: the rows a dataset over them batches."""
+    return np.arange(len(rows))
 
 
 def _compile(model: Any, learning_rate: float, weight_decay: float, n_genres: int) -> None:
