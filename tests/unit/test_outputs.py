@@ -55,11 +55,9 @@ class _FixedPredictor:
     def __init__(self, paths: object, modalities: tuple[str, ...] = ("poster", "plot")) -> None:
         self.genres = ["Drama", "Comedy"]
 
-    def predict(self, posters: list, plots: list) -> dict[str, np.ndarray]:
-        return {"ensemble": np.tile([0.25, 0.75], (len(plots), 1))}
-
-    def genre_sets(self, scores: dict[str, np.ndarray]) -> np.ndarray:
-        return scores["ensemble"] >= 0.5
+    def predict_with_sets(self, posters: list, plots: list) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        scores = {"ensemble": np.tile([0.25, 0.75], (len(plots), 1))}
+        return scores, scores["ensemble"] >= 0.5
 
 
 @pytest.fixture

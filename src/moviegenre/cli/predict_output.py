@@ -161,9 +161,9 @@ def predict_one(
 
     modalities = tuple(m for m, given in (("poster", poster is not None), ("plot", plot is not None)) if given)
     predictor = Predictor(paths, modalities)
-    scores = predictor.predict([str(poster) if poster else None], [plot])
+    scores, sets = predictor.predict_with_sets([str(poster) if poster else None], [plot])
     used = branches_used(scores, 0)
-    in_set = predictor.genre_sets(scores)[0]
+    in_set = sets[0]
     seen = seen_text(poster is not None, plot is not None)
     if as_json:
         by_branch = {b: scores[b][0] for b in used} if with_branches else None
@@ -265,9 +265,8 @@ def _predict_dataset(
             raise MovieGenreError(f"{source}: no movie with a plot to predict")
         posters = [p if isinstance(p, str) else None for p in table["poster"]]
         predictor = Predictor(paths)
-        scores = predictor.predict(posters, table["plot"].tolist())
+        scores, sets = predictor.predict_with_sets(posters, table["plot"].tolist())
     frame = pd.DataFrame(scores["ensemble"], columns=predictor.genres)
-    sets = predictor.genre_sets(scores)
     genres = np.array(predictor.genres)
     frame.insert(0, "genres", ["|".join(genres[row]) for row in sets])  # the genre set, as MM-IMDb writes it
     if with_branches:
