@@ -11,13 +11,9 @@ stage that fails or is interrupted leaves no log of a fit that has no model.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +26,7 @@ from moviegenre.config.params import load_section, load_settings
 from moviegenre.config.runtime import RuntimeSettings
 from moviegenre.config.settings import to_dict
 from moviegenre.core.errors import MovieGenreError
-from moviegenre.core.files import write_json
+from moviegenre.core.files import atomic_dir, write_json
 from moviegenre.core.machine import machine
 from moviegenre.core.paths import ProjectPaths
 from moviegenre.data.table import labels_for, load_prepared
@@ -74,7 +70,7 @@ def train_branch(branch: Branch, paths: ProjectPaths, runtime: RuntimeSettings) 
     val = Rows(branch.inputs(_at(arrays, rows["val"])), labels[rows["val"]])
     shapes = {name: tuple(int(d) for d in array.shape[1:]) for name, array in arrays.items()}
 
-    with staged_log(paths.live(branch.name)) as live_dir:  # the last good log stays until this run succeeds
+    with atomic_dir(paths.live(branch.name)) as live_dir:  # the last good log stays until this run succeeds
         with Live(str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
             live.log_params(to_dict(branch.settings))
             context = FitContext(genres, runtime, feature_dir, live, array_shapes=shapes)
@@ -116,36 +112,6 @@ def train_branch(branch: Branch, paths: ProjectPaths, runtime: RuntimeSettings) 
             branch.name, metrics["test"]["roc_auc_macro"], metrics["val"]["roc_auc_macro"], fit_s,
         )  # fmt: skip
     return metrics
-
-
-@contextlib.contextmanager
-def staged_log(target: Path) -> Iterator[Path]:
-    """A fresh folder for this run's dvclive log, which replaces ``target``'s when the block succeeds.
-
-    Entry by entry, so that ``target`` is never missing; what the last run logged and this one
-    did not (the curves of a branch that no longer fits in epochs) goes.
-    """
-    target.mkdir(parents=True, exist_ok=True)
-    for stale in target.parent.glob(f".{target.name}.*.tmp"):  # a killed run's
-        shutil.rmtree(stale, ignore_errors=True)
-    staged = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        yield staged
-        written = sorted(staged.iterdir())
-        for entry in written:
-            _remove(target / entry.name)
-            os.replace(entry, target / entry.name)
-        for stale in set(target.iterdir()) - {target / entry.name for entry in written}:
-            _remove(stale)
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
 
 
 def load_aligned(branch: Branch, paths: ProjectPaths, ids: pd.Series) -> dict[str, Any]:
