@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -105,6 +107,25 @@ def peak_rss_mib(pid: int) -> float | None:
     except OSError:
         return None
     return None
+
+
+@contextlib.contextmanager
+def serving(root: Path) -> Iterator[tuple[str, int, subprocess.Popen]]:
+    """A server on a free loopback port, healthy: its URL, port and process. On leaving, SIGTERM and
+    the seconds it took to exit (what a shutdown under load costs)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as tmp:
+        log_file = Path(tmp) / "server.log"
+        server = start_server(root, port, log_file)
+        try:
+            wait_healthy(url, server, log_file)
+            yield url, port, server
+        finally:
+            server.send_signal(signal.SIGTERM)
+            began = time.perf_counter()
+            server.wait(timeout=60)
+            print(f"SIGTERM to exit: {time.perf_counter() - began:.1f} s")
 
 
 def main() -> None:

@@ -18,15 +18,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import signal
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 from PIL import Image
-from serve import ROOT, free_port, start_server, wait_healthy  # benchmarks/, the script's own folder
+from serve import ROOT, serving  # benchmarks/, the script's own folder
 
 
 def png_bomb(side: int) -> bytes:
@@ -91,22 +89,11 @@ def main() -> None:
     parser.add_argument("--plots", type=int, default=16)
     parser.add_argument("--plot-mb", type=float, default=4.4)
     args = parser.parse_args()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as tmp:
-        log_file = Path(tmp) / "server.log"
-        server = start_server(args.root, port, log_file)
-        try:
-            wait_healthy(url, server, log_file)
-            if args.bombs:
-                asyncio.run(bombs(url, args.bombs, args.side))
-            if args.plots:
-                asyncio.run(plots(url, args.plots, args.plot_mb, server.pid))
-        finally:
-            server.send_signal(signal.SIGTERM)
-            began = time.perf_counter()
-            server.wait(timeout=60)
-            print(f"SIGTERM to exit: {time.perf_counter() - began:.1f} s")
+    with serving(args.root) as (url, _, server):
+        if args.bombs:
+            asyncio.run(bombs(url, args.bombs, args.side))
+        if args.plots:
+            asyncio.run(plots(url, args.plots, args.plot_mb, server.pid))
 
 
 if __name__ == "__main__":

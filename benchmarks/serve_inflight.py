@@ -17,13 +17,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import signal
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
-from serve import ROOT, free_port, start_server, wait_healthy  # benchmarks/, the script's own folder
+from serve import ROOT, serving  # benchmarks/, the script's own folder
 from serve_abuse import peak_rss_mib
 
 
@@ -97,19 +95,8 @@ def main() -> None:
     parser.add_argument("--hold-s", type=float, default=3.0, help="how long RSS is sampled while they hold")
     parser.add_argument("--deadline-s", type=float, default=30.0, help="a stalled send or read gives up then")
     args = parser.parse_args()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as tmp:
-        log_file = Path(tmp) / "server.log"
-        server = start_server(args.root, port, log_file)
-        try:
-            wait_healthy(url, server, log_file)
-            asyncio.run(scenario(url, port, server.pid, args))
-        finally:
-            server.send_signal(signal.SIGTERM)
-            began = time.perf_counter()
-            server.wait(timeout=60)
-            print(f"SIGTERM to exit: {time.perf_counter() - began:.1f} s")
+    with serving(args.root) as (url, port, server):
+        asyncio.run(scenario(url, port, server.pid, args))
 
 
 if __name__ == "__main__":
