@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from moviegenre.features.embeddings import PRECISIONS, SentenceEncoder  # noqa: E402
+from moviegenre.features.sentence_encoder import PRECISIONS, SentenceEncoder  # noqa: E402
 
 log = logging.getLogger("benchmark")
 

@@ -57,7 +57,7 @@ def copy_project(dest: Path, overrides: dict) -> Path:
         elif src.exists():
             shutil.copy2(src, dst)
     params = yaml.safe_load((dest / "params.yaml").read_text())
-    for section, key in (("data", "source"), ("embed", "preset")):  # relative to the project, not the copy
+    for section, key in (("data", "source"), ("embed_text", "preset")):  # relative to the project, not the copy
         value = params[section][key]
         if "://" not in value and not Path(value).is_absolute():
             params[section][key] = str((ROOT / value).resolve())
@@ -151,9 +151,9 @@ def encoder_rates(repo: Path, n: int = 256, repeat: int = 3) -> dict:
 
     from moviegenre.config.params import load_section
     from moviegenre.data.table import load_prepared
-    from moviegenre.features.embeddings import SentenceEncoder, resolve_precision
+    from moviegenre.features.sentence_encoder import SentenceEncoder, resolve_precision
 
-    settings = load_section("embed")
+    settings = load_section("embed_text")
     table, _ = load_prepared(Path("data/prepared"))
     rng = np.random.default_rng(0)
     texts = [table["plot"].iloc[i] for i in rng.choice(len(table), size=min(n, len(table)), replace=False)]

@@ -201,9 +201,9 @@ def copy_project(dest: Path, overrides: dict[str, object]) -> Path:
         else:
             shutil.copy2(src, dst)
     params = yaml.safe_load((dest / "params.yaml").read_text())
-    preset = params["embed"]["preset"]
+    preset = params["embed_text"]["preset"]
     if "://" not in preset and not Path(preset).is_absolute():
-        params["embed"]["preset"] = str((ROOT / preset).resolve())
+        params["embed_text"]["preset"] = str((ROOT / preset).resolve())
     for dotted, value in overrides.items():
         section, *keys = dotted.split(".")
         target = params[section]

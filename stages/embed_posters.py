@@ -8,15 +8,15 @@ from moviegenre.core import stage
 from moviegenre.core.files import write_json
 from moviegenre.core.machine import machine
 from moviegenre.core.paths import PATHS
+from moviegenre.core.runtime import tensorflow_setup
 from moviegenre.data.table import load_prepared
-from moviegenre.features import tensorflow_runtime
-from moviegenre.features.poster_embeddings import FEATURE_SET, PosterEncoderSettings, embed_posters
+from moviegenre.features.poster_encoder import FEATURE_SET, PosterEncoderSettings, embed_posters
 
 
 def main() -> None:
     started = time.perf_counter()  # the whole stage, the model's build and load included
     settings = load_settings(PosterEncoderSettings, "embed_posters")
-    tensorflow_runtime.configure(load_settings(RuntimeSettings, "runtime"), load_section("seed"))
+    tensorflow_setup.configure(load_settings(RuntimeSettings, "runtime"), load_section("seed"))
     table, _ = load_prepared(PATHS.prepared)
     shapes = embed_posters(table, settings, PATHS.features(FEATURE_SET))
     seconds = time.perf_counter() - started

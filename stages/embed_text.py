@@ -8,14 +8,14 @@ from moviegenre.core import stage
 from moviegenre.core.files import write_json
 from moviegenre.core.machine import machine
 from moviegenre.core.paths import PATHS
+from moviegenre.core.runtime import tensorflow_setup
 from moviegenre.data.table import load_prepared
-from moviegenre.features import tensorflow_runtime
-from moviegenre.features.embeddings import FEATURE_SET, embed_text
+from moviegenre.features.sentence_encoder import FEATURE_SET, embed_text
 
 
 def main() -> None:
-    settings = load_section("embed")
-    tensorflow_runtime.configure(load_settings(RuntimeSettings, "runtime"), load_section("seed"))  # device, threads
+    settings = load_section("embed_text")
+    tensorflow_setup.configure(load_settings(RuntimeSettings, "runtime"), load_section("seed"))  # device, threads
     table, _ = load_prepared(PATHS.prepared)
     started = time.perf_counter()
     embed_text(table, settings, PATHS.features(FEATURE_SET))

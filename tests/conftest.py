@@ -22,7 +22,7 @@ from helpers.synthetic import make_mmimdb_archive, make_movies, write_mmimdb_dir
 # Unit-test modules that train Keras models, load TensorFlow models or drive real servers: seconds
 # each, so `pytest -m "not slow and not e2e and not browser"` leaves them out of the quick loop.
 SLOW_MODULES = {
-    "test_backbones", "test_deep", "test_efficientnet_lite", "test_embeddings", "test_encoder_cache",
+    "test_backbones", "test_deep", "test_efficientnet_lite", "test_sentence_encoder", "test_encoder_cache",
     "test_ensemble_fitted_on", "test_fusion", "test_http", "test_poster_encoder", "test_predict_fetch",
     "test_python_api", "test_quiet_tensorflow", "test_serve", "test_server_limits", "test_text_archs",
     "test_verified_artifacts", "test_ensemble", "test_features", "test_branch_contract",

@@ -36,7 +36,7 @@ TINY = {
     "text_ml": {"n_estimators": 30},
     "image_dl": {"epochs": 2, "batch_size": 16},
     "runtime": {"deterministic": True},
-    "embed": {"sha256": None, "sequence_length": 32, "batch_size": 16, "precision": "float32"},
+    "embed_text": {"sha256": None, "sequence_length": 32, "batch_size": 16, "precision": "float32"},
     "text_encoder": {"epochs": 2, "hidden_units": 16},
     "embed_posters": {"input_size": 64, "batch_size": 16, "precision": "float32"},
     "image_encoder": {"epochs": 2},
@@ -76,7 +76,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("pipeline")
     archive = make_mmimdb_archive(root / "tiny.tar.gz", n=120, seed=3)
     preset = write_tiny_bert_preset(root / "tiny-bert")
-    tiny = TINY | {"embed": TINY["embed"] | {"preset": str(preset)}}
+    tiny = TINY | {"embed_text": TINY["embed_text"] | {"preset": str(preset)}}
     repo = copy_project(root / "repo", {"data": {"source": str(archive), "sha256": None}, **tiny})
     first = dvc(repo, "repro")
     assert ran(first.stdout) == set(stage_names(repo)) and {f"train@{b}" for b in BRANCHES} <= ran(first.stdout)
@@ -507,7 +507,7 @@ def test_editing_a_module_marks_the_stages_whose_deps_cover_it(pipeline: Path) -
         assert set(status) == expected and importers <= expected, module
     # one branch's module reruns that branch (and check_params, which validates every section); the
     # ensemble reruns only if the branch's predictions change
-    assert set(json.loads(_status_after_edit(pipeline, "src/moviegenre/branches/text_nn.py"))) == {
+    assert set(json.loads(_status_after_edit(pipeline, "src/moviegenre/branches/text_dl.py"))) == {
         "check_params", "train@text_dl"}  # fmt: skip
     # the HTTP client: the download alone (and check_params), no branch
     assert set(json.loads(_status_after_edit(pipeline, "src/moviegenre/download/http_client.py"))) == {
@@ -639,7 +639,7 @@ POSTER_BRANCHES = ("image_ml", "image_dl", "image_encoder")
     ("section", "key", "value", "stage", "untouched"),
     [
         ("embed_posters", "input_size", 48, "embed_posters", PLOT_BRANCHES),
-        ("embed", "sequence_length", 24, "embed_text", POSTER_BRANCHES),
+        ("embed_text", "sequence_length", 24, "embed_text", POSTER_BRANCHES),
     ],
 )
 def test_an_encoder_change_reruns_no_branch_of_the_other_modality(

@@ -39,9 +39,9 @@ def build_tiny_project(root: Path) -> Path:
     from helpers.builders import IMAGES, TEXT
     from helpers.synthetic import make_movies, write_mmimdb_dir, write_tiny_bert_preset
     from moviegenre.branches.forests import ImageForest, TextForest
-    from moviegenre.branches.image_cnn import ImageCnn
+    from moviegenre.branches.image_dl import ImageCnn
+    from moviegenre.branches.text_dl import TextNet
     from moviegenre.branches.text_encoder import TextEncoderHead
-    from moviegenre.branches.text_nn import TextNet
     from moviegenre.branches.training import train_branch
     from moviegenre.config.runtime import RuntimeSettings
     from moviegenre.config.settings import build
@@ -50,8 +50,8 @@ def build_tiny_project(root: Path) -> Path:
     from moviegenre.data.table import load_prepared
     from moviegenre.download.ingest import build_raw
     from moviegenre.ensemble.run import run_ensemble
-    from moviegenre.features.embeddings import embed_text
     from moviegenre.features.images import featurize_images
+    from moviegenre.features.sentence_encoder import embed_text
     from moviegenre.features.text import featurize_text
 
     write_mmimdb_dir(root / "src", make_movies(90, seed=1), poster_every=1, seed=1)

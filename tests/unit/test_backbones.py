@@ -20,9 +20,9 @@ import pandas as pd
 import pytest
 from helpers.builders import CPU, IMAGE_DL, PATHS, check_keras_outputs
 
-from moviegenre.branches import image_cnn
+from moviegenre.branches import image_dl
 from moviegenre.branches.base import FitContext
-from moviegenre.branches.image_cnn import ImageCnn, backbone_model
+from moviegenre.branches.image_dl import ImageCnn, backbone_model
 from moviegenre.branches.keras import trainer as keras_training
 from moviegenre.branches.training import train_branch
 from moviegenre.core.errors import MovieGenreError
@@ -164,7 +164,7 @@ def test_the_download_has_its_own_timeout_and_leaves_the_processs_alone(
         handler.send_error(404)
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.setattr(image_cnn, "_STORAGE", http_server(not_found) + "/")
+    monkeypatch.setattr(image_dl, "_STORAGE", http_server(not_found) + "/")
     build = ImageCnn(_mobilenet({"weights": "imagenet"}), 0).builder(POSTERS, FitContext(genres=[], runtime=CPU))
     with pytest.raises(MovieGenreError) as caught:
         build(4)
@@ -174,11 +174,11 @@ def test_the_download_has_its_own_timeout_and_leaves_the_processs_alone(
     def never_answers(handler: BaseHTTPRequestHandler) -> None:
         time.sleep(3)
 
-    monkeypatch.setattr(image_cnn, "DOWNLOAD_TIMEOUT_S", 0.2)  # the request's, shorter than the process's 7.5 s
-    monkeypatch.setattr(image_cnn, "_STORAGE", http_server(never_answers) + "/")
+    monkeypatch.setattr(image_dl, "DOWNLOAD_TIMEOUT_S", 0.2)  # the request's, shorter than the process's 7.5 s
+    monkeypatch.setattr(image_dl, "_STORAGE", http_server(never_answers) + "/")
     started = time.monotonic()
     with pytest.raises(MovieGenreError, match=r"cannot be downloaded \(timed out\)"):
-        image_cnn.imagenet_weights("mobilenet_v2", SIZE)
+        image_dl.imagenet_weights("mobilenet_v2", SIZE)
     assert time.monotonic() - started < 2 and socket.getdefaulttimeout() == process_timeout
 
 
@@ -196,11 +196,11 @@ def test_imagenet_weights_are_downloaded_once_into_keras_cache(
         handler.wfile.write(body)
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.setattr(image_cnn, "_STORAGE", http_server(weights) + "/")
-    name, _ = image_cnn.imagenet_file("mobilenet_v2", SIZE)
-    path = image_cnn.imagenet_weights("mobilenet_v2", SIZE)
+    monkeypatch.setattr(image_dl, "_STORAGE", http_server(weights) + "/")
+    name, _ = image_dl.imagenet_file("mobilenet_v2", SIZE)
+    path = image_dl.imagenet_weights("mobilenet_v2", SIZE)
     assert path == tmp_path / "keras" / "models" / name and path.read_bytes() == b"HDF5 bytes " * 50_000
-    assert image_cnn.imagenet_weights("mobilenet_v2", SIZE) == path  # the second time from the cache
+    assert image_dl.imagenet_weights("mobilenet_v2", SIZE) == path  # the second time from the cache
     assert requests == [f"/tensorflow/keras-applications/mobilenet_v2/{name}"]
     assert [p.name for p in path.parent.iterdir()] == [name]
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from helpers.builders import CPU, IMAGE_DL, PATHS, TEXT_DL, check_keras_outputs
 
-from moviegenre.branches.image_cnn import ImageCnn
-from moviegenre.branches.text_nn import TextNet
+from moviegenre.branches.image_dl import ImageCnn
+from moviegenre.branches.text_dl import TextNet
 from moviegenre.branches.training import train_branch
 from moviegenre.core.errors import MovieGenreError
-from moviegenre.features import tensorflow_runtime as runtime
+from moviegenre.core.runtime import tensorflow_setup as runtime
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from moviegenre.core.errors import MovieGenreError
-from moviegenre.features.efficientnet_lite import build_lite0, layer_table, lite0, load_lite0_weights, normalise
-from moviegenre.features.torch_checkpoint import LITE0_PACKAGE
+from moviegenre.poster_network.efficientnet_lite import build_lite0, layer_table, lite0, load_lite0_weights, normalise
+from moviegenre.poster_network.torch_checkpoint import LITE0_PACKAGE
 
 REFERENCE = Path(__file__).resolve().parents[2].parent / "shared/models/efficientnet-lite0-reference"
 TOLERANCE = 1e-4

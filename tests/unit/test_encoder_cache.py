@@ -15,8 +15,8 @@ import pytest
 from helpers.builders import TEXTS
 
 from moviegenre.core.errors import MovieGenreError
-from moviegenre.features import encoder_cache
-from moviegenre.features.embeddings import EXPORT_MODEL, SentenceEncoder, embed_text, load_encoder
+from moviegenre.features.sentence_encoder import EXPORT_MODEL, SentenceEncoder, embed_text, load_encoder
+from moviegenre.predict import encoder_cache
 from moviegenre.predict.featurizers import load_featurizer
 
 

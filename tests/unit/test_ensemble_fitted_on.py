@@ -11,7 +11,7 @@ from helpers.builders import CPU, TEXT
 from typer.testing import CliRunner
 
 from moviegenre.branches.forests import TextForest
-from moviegenre.branches.linear import TextLinear
+from moviegenre.branches.text_linear import TextLinear
 from moviegenre.branches.training import train_branch
 from moviegenre.cli.app import app
 from moviegenre.core.digests import sha256_file

@@ -16,14 +16,14 @@ from moviegenre.branches.image_encoder import ImageEncoderHead
 from moviegenre.branches.training import train_branch
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.data.table import load_prepared
-from moviegenre.features.embeddings import embed_text
-from moviegenre.features.poster_embeddings import (
+from moviegenre.features.poster_encoder import (
     FEATURE_SET,
     PosterEncoderSettings,
     embed_posters,
     load_poster_encoder,
 )
-from moviegenre.features.torch_checkpoint import LITE0_SHA256
+from moviegenre.features.sentence_encoder import embed_text
+from moviegenre.poster_network.torch_checkpoint import LITE0_SHA256
 
 SETTINGS = PosterEncoderSettings(backbone="efficientnet_lite0", input_size=64, resize="squash", batch_size=16,
                                  precision="float32")  # fmt: skip
@@ -120,8 +120,8 @@ def test_image_dl_fine_tunes_lite0_from_the_packaged_weights() -> None:
     from helpers.builders import IMAGE_DL, NO_BACKBONE
 
     from moviegenre.branches.base import FitContext
-    from moviegenre.branches.image_cnn import ImageCnn
-    from moviegenre.features.torch_checkpoint import installed_lite0_checkpoint, read_state_dict
+    from moviegenre.branches.image_dl import ImageCnn
+    from moviegenre.poster_network.torch_checkpoint import installed_lite0_checkpoint, read_state_dict
 
     backbone = NO_BACKBONE | {"name": "efficientnet_lite0", "input_size": [64, 64], "freeze": False}
     branch = ImageCnn(IMAGE_DL | {"epochs": 3, "backbone": backbone}, 0)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from helpers.project import PROJECT_ROOT
 
-from moviegenre.core.quiet_tensorflow import chatter_patterns, keep_lines
+from moviegenre.core.runtime.quiet_tensorflow import chatter_patterns, keep_lines
 
 CHATTER = [
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
@@ -61,7 +61,7 @@ def _run_child(path: Path, script: str, env_extra: dict[str, str] | None = None)
 
 FILTERED_IMPORT = """
     import os, sys
-    from moviegenre.core import quiet_tensorflow
+    from moviegenre.core.runtime import quiet_tensorflow
     before = list(sys.meta_path)
     with quiet_tensorflow.first_import_filtered():
         import tensorflow
@@ -127,7 +127,7 @@ def test_the_hook_lasts_while_any_block_runs_and_a_block_without_tensorflow_leav
     the last one ends; one that imported nothing takes the log level back too."""
     script = """
         import os, sys, threading
-        from moviegenre.core.quiet_tensorflow import first_import_filtered
+        from moviegenre.core.runtime.quiet_tensorflow import first_import_filtered
         before = list(sys.meta_path)
         inner_done, outer_may_end = threading.Event(), threading.Event()
         def other_thread():
@@ -153,7 +153,7 @@ def test_the_hook_lasts_while_any_block_runs_and_a_block_without_tensorflow_leav
 
 def test_real_tensorflow_imports_silently() -> None:
     script = (
-        "from moviegenre.core.quiet_tensorflow import first_import_filtered\n"
+        "from moviegenre.core.runtime.quiet_tensorflow import first_import_filtered\n"
         "with first_import_filtered():\n"
         "    import keras, tensorflow as tf\n"
         "tf.constant(1.0) + 1; tf.config.list_physical_devices()\n"

@@ -11,7 +11,7 @@ from helpers import PROJECT_ROOT
 from helpers.builders import FOREST, IMAGE_DL
 
 from moviegenre.branches.forests import ImageForest
-from moviegenre.branches.image_cnn import BackboneSettings, ImageCnn, ImageCnnSettings
+from moviegenre.branches.image_dl import BackboneSettings, ImageCnn, ImageCnnSettings
 from moviegenre.branches.registry import NAMES, branch_class, entries
 from moviegenre.config.params import load_settings
 from moviegenre.config.runtime import RuntimeSettings

@@ -14,7 +14,7 @@ from helpers import PROJECT_ROOT
 from helpers.builders import CPU, PATHS, TEXT, TEXT_DL, check_keras_outputs
 
 from moviegenre.branches.base import FitContext
-from moviegenre.branches.text_nn import TextNet, text_model
+from moviegenre.branches.text_dl import TextNet, text_model
 from moviegenre.branches.training import train_branch
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.data.table import load_prepared

@@ -19,8 +19,8 @@ import pytest
 
 from moviegenre.core.digests import sha256_file
 from moviegenre.core.errors import MovieGenreError
-from moviegenre.features import torch_checkpoint
-from moviegenre.features.torch_checkpoint import (
+from moviegenre.poster_network import torch_checkpoint
+from moviegenre.poster_network.torch_checkpoint import (
     LEGACY_MAGIC,
     LEGACY_PROTOCOL,
     LITE0_FILE,

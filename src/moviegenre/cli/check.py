@@ -16,7 +16,7 @@ from moviegenre.config.params import load_all
 from moviegenre.config.schema import SECTIONS
 from moviegenre.config.settings import schema_of
 from moviegenre.ensemble.settings import SCHEMA as ENSEMBLE_SCHEMA
-from moviegenre.features.poster_embeddings import PosterEncoderSettings
+from moviegenre.features.poster_encoder import PosterEncoderSettings
 
 
 def full_schema() -> dict[str, Key | Schema]:

@@ -57,7 +57,7 @@ SECTIONS: dict[str, Key | Schema] = {
             "length": integer(8, 5000),
         },
     },
-    "embed": {
+    "embed_text": {
         "preset": text(describe="a directory or hf://owner/name"),
         "sha256": text(r"[0-9a-fA-F]{64}", nullable=True, describe="64 hex digits"),
         "sequence_length": integer(8, 512),

@@ -6,9 +6,9 @@ import logging
 import sys
 from collections.abc import Callable
 
-from moviegenre.core import quiet_tensorflow
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import os_error_text
+from moviegenre.core.runtime import quiet_tensorflow
 
 log = logging.getLogger("moviegenre")
 

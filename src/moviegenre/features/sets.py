@@ -11,14 +11,14 @@ from pathlib import Path
 
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.paths import FEATURE_MODALITY
-from moviegenre.features import embeddings, images, poster_embeddings, text
+from moviegenre.features import images, poster_encoder, sentence_encoder, text
 from moviegenre.features.store import fingerprint
 
 STATE_FILES: dict[str, Mapping[str, tuple[str, ...]]] = {
     images.FEATURE_SET: images.STATE_FILES,
     text.FEATURE_SET: text.STATE_FILES,
-    embeddings.FEATURE_SET: embeddings.STATE_FILES,
-    poster_embeddings.FEATURE_SET: poster_embeddings.STATE_FILES,
+    sentence_encoder.FEATURE_SET: sentence_encoder.STATE_FILES,
+    poster_encoder.FEATURE_SET: poster_encoder.STATE_FILES,
 }
 
 # What each set featurizes, so what a movie needs to be in it (a poster or a plot); the same

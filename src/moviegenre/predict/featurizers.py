@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from moviegenre.core.errors import MovieGenreError
-from moviegenre.features import embeddings, encoder_cache, images, poster_embeddings, text
+from moviegenre.features import images, poster_encoder, sentence_encoder, text
 from moviegenre.features.sets import check_feature_set
+from moviegenre.predict import encoder_cache
 
 Featurize = Callable[[list[str]], dict[str, Any]]
 
@@ -45,9 +46,9 @@ def _load(feature_set: str, feature_dir: Path) -> Featurize:
     if feature_set == text.FEATURE_SET:
         plots = text.PlotFeaturizer.load(feature_dir)
         return lambda texts: plots.transform(texts)
-    if feature_set == embeddings.FEATURE_SET:
+    if feature_set == sentence_encoder.FEATURE_SET:
         encoder = encoder_cache.load_cached_encoder(feature_dir)  # a SavedModel export: no build, no tracing
         return lambda texts: {"embeddings": encoder.encode(texts, PREDICT_BATCH, progress=len(texts) > 1)}
-    if feature_set == poster_embeddings.FEATURE_SET:
-        return poster_embeddings.poster_featurizer(feature_dir)
+    if feature_set == poster_encoder.FEATURE_SET:
+        return poster_encoder.poster_featurizer(feature_dir)
     raise AssertionError(f"feature set {feature_set!r} is in features.sets but has no featurizer here")

@@ -21,9 +21,9 @@ import numpy as np
 
 from moviegenre.branches.base import NEEDS, Branch
 from moviegenre.branches.registry import NAMES, branch_class, load_branch
-from moviegenre.core import quiet_tensorflow
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.paths import ProjectPaths
+from moviegenre.core.runtime import quiet_tensorflow
 from moviegenre.data.table import load_genres
 from moviegenre.ensemble.model import EnsembleModel
 from moviegenre.features.sets import MODALITY, sets_fingerprint

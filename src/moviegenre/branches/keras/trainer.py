@@ -25,7 +25,7 @@ from moviegenre.branches.base import Rows
 from moviegenre.branches.keras.common import make_dataset
 from moviegenre.branches.keras.settings import FineTune, TrainingSettings
 from moviegenre.config.runtime import RuntimeSettings
-from moviegenre.features import tensorflow_runtime as runtime
+from moviegenre.core.runtime import tensorflow_setup as runtime
 
 log = logging.getLogger(__name__)
 

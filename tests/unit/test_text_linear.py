@@ -14,8 +14,8 @@ from helpers.builders import CPU, TEXT
 from sklearn.linear_model import LogisticRegression
 
 from moviegenre.branches.base import FitContext, Rows
-from moviegenre.branches.linear import TextLinear
 from moviegenre.branches.registry import load_branch
+from moviegenre.branches.text_linear import TextLinear
 from moviegenre.branches.training import train_branch
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.paths import ProjectPaths

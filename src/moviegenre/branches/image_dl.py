@@ -7,7 +7,7 @@ conv blocks and global average pooling, after an optional average-pooling of the
 float32 sigmoids even under mixed precision, for stable losses.
 
 ``backbone.name`` replaces the from-scratch network with a Keras Applications one (MobileNetV2,
-EfficientNetB0, ResNet50, VGG16) or EfficientNet-Lite0 (``features.efficientnet_lite``, its
+EfficientNetB0, ResNet50, VGG16) or EfficientNet-Lite0 (``poster_network.efficientnet_lite``, its
 ImageNet weights from an installed package, no download) under a small head (global average pooling, dropout, the
 sigmoids). All a poster needs on its way in is a layer of the saved model, so prediction feeds
 the same uint8 arrays: resizing to ``backbone.input_size`` (null: 224 x 160, the scale ImageNet models
@@ -87,7 +87,7 @@ def image_model(
 # -- pretrained backbones ------------------------------------------------------------
 
 BACKBONES = ("none", "mobilenet_v2", "efficientnet_b0", "resnet50", "vgg16", "efficientnet_lite0")
-LITE0 = "efficientnet_lite0"  # built by features.efficientnet_lite; its ImageNet weights come from a package
+LITE0 = "efficientnet_lite0"  # built by poster_network.efficientnet_lite; its ImageNet weights come from a package
 DEFAULT_INPUT_SIZE = (224, 160)  # height, width: ImageNet's 224 at about the posters' 3:2
 MIN_SIDE = 32  # the smallest input keras.applications accept without their classifier
 BACKBONE_LAYER = "backbone"  # the backbone's name in the model: what fine-tuning unfreezes
@@ -153,7 +153,7 @@ def resolve_weights(backbone: BackboneSettings) -> Path | None:
     if weights is None:
         return None
     if weights == "imagenet" and backbone.name == LITE0:
-        from moviegenre.features.torch_checkpoint import installed_lite0_checkpoint
+        from moviegenre.poster_network.torch_checkpoint import installed_lite0_checkpoint
 
         return installed_lite0_checkpoint()
     if weights == "imagenet":
@@ -219,7 +219,7 @@ def load_backbone_weights(backbone: Any, kind: str, path: Path) -> None:
     from keras import layers
 
     if kind == LITE0 and path.suffix == ".pth":  # a PyTorch state_dict: converted, sha256 checked when it is ours
-        from moviegenre.features import efficientnet_lite, torch_checkpoint
+        from moviegenre.poster_network import efficientnet_lite, torch_checkpoint
 
         expected = torch_checkpoint.LITE0_SHA256 if path == torch_checkpoint.installed_lite0_checkpoint() else None
         efficientnet_lite.load_lite0_weights(backbone, torch_checkpoint.read_state_dict(path, expected))
@@ -274,7 +274,7 @@ def backbone_model(height: int, width: int, n_genres: int, settings: ImageCnnSet
         x = caffe(x)
         caffe.set_weights([np.eye(3, dtype=np.float32)[::-1], -np.asarray(CAFFE_BGR_MEAN, dtype=np.float32)])
     if kind == LITE0:
-        from moviegenre.features.efficientnet_lite import build_lite0
+        from moviegenre.poster_network.efficientnet_lite import build_lite0
 
         backbone = build_lite0((*size, 3), include_top=False, pooling=None, name=BACKBONE_LAYER)
     else:

@@ -35,7 +35,7 @@ from moviegenre.core.digests import sha256_file
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir, json_text
 from moviegenre.core.paths import project_root
-from moviegenre.features.embeddings import resolve_precision
+from moviegenre.core.runtime.precision import resolve_precision
 from moviegenre.features.store import INDEX, write_arrays
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ def _build(settings: PosterEncoderSettings, expected_sha256: str | None) -> tupl
     """The network ``settings.backbone`` names, with its weights, and the sha256 (or name) of those weights."""
     import keras
 
-    from moviegenre.features import efficientnet_lite, torch_checkpoint
+    from moviegenre.poster_network import efficientnet_lite, torch_checkpoint
 
     size = (settings.input_size, settings.input_size, 3)
     file = _keras_file(settings.backbone)
@@ -207,7 +207,7 @@ def _build(settings: PosterEncoderSettings, expected_sha256: str | None) -> tupl
 def _scaling(backbone: str) -> Any:
     """The input scaling the backbone was trained with, as a function of uint8 pixels."""
     if backbone == LITE0:
-        from moviegenre.features.efficientnet_lite import normalise
+        from moviegenre.poster_network.efficientnet_lite import normalise
 
         return normalise
     if backbone.endswith(".keras"):

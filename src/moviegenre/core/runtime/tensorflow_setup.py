@@ -7,15 +7,32 @@ use. Returns the distribution strategy to build and train under (several GPUs: m
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 
-from moviegenre.config.runtime import RuntimeSettings
 from moviegenre.core.errors import MovieGenreError
 
 log = logging.getLogger(__name__)
 
 
-def configure(settings: RuntimeSettings, seed: int) -> tuple[Any, str]:
+class RuntimeChoices(Protocol):
+    """What the set-up reads of params.yaml's ``runtime`` section (``config.runtime.RuntimeSettings``).
+
+    A protocol, not the settings class, because ``core`` sits below ``config``.
+    """
+
+    @property
+    def device(self) -> str: ...
+    @property
+    def mixed_precision(self) -> bool: ...
+    @property
+    def deterministic(self) -> bool: ...
+    @property
+    def intra_op_threads(self) -> int: ...
+    @property
+    def inter_op_threads(self) -> int: ...
+
+
+def configure(settings: RuntimeChoices, seed: int) -> tuple[Any, str]:
     """Apply ``runtime.*``; return ``(strategy, device_name)``."""
     import keras
     import tensorflow as tf

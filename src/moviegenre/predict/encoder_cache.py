@@ -28,7 +28,7 @@ from importlib import metadata
 from pathlib import Path
 
 from moviegenre.core.errors import MovieGenreError
-from moviegenre.features.embeddings import ENCODER_STATE, SentenceEncoder, load_encoder
+from moviegenre.features.sentence_encoder import ENCODER_STATE, SentenceEncoder, load_encoder
 
 log = logging.getLogger(__name__)
 

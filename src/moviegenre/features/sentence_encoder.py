@@ -52,6 +52,7 @@ from moviegenre.core.digests import sha256_file
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir, json_text
 from moviegenre.core.paths import project_root
+from moviegenre.core.runtime.precision import resolve_precision
 from moviegenre.features.store import INDEX, write_arrays
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def _download_hf(preset: str) -> Path:
     repo_id = preset.removeprefix(HF_SCHEME).strip("/")
     hint = (
         f"download it (e.g. `hf download {repo_id} --local-dir ../shared/models/{repo_id.split('/')[-1]}`) "
-        "and set embed.preset to that local directory"
+        "and set embed_text.preset to that local directory"
     )
     try:
         import huggingface_hub
@@ -110,10 +111,10 @@ def _download_hf(preset: str) -> Path:
 
 
 def resolve_preset(preset: str) -> Path:
-    """The local directory behind ``embed.preset``: a path (relative to the project) or ``hf://``."""
+    """The local directory behind ``embed_text.preset``: a path (relative to the project) or ``hf://``."""
     if not preset:
         raise MovieGenreError(
-            f"embed.preset is empty; set it to a local all-MiniLM-L6-v2 directory or {DEFAULT_PRESET}"
+            f"embed_text.preset is empty; set it to a local all-MiniLM-L6-v2 directory or {DEFAULT_PRESET}"
         )
     if preset.startswith(HF_SCHEME):
         return _download_hf(preset)
@@ -123,7 +124,7 @@ def resolve_preset(preset: str) -> Path:
     path = path if path.is_absolute() else project_root() / path
     if not path.is_dir():
         raise MovieGenreError(
-            f"{path}: preset directory not found; set embed.preset to a directory holding all-MiniLM-L6-v2 "
+            f"{path}: preset directory not found; set embed_text.preset to a directory holding all-MiniLM-L6-v2 "
             f"or {DEFAULT_PRESET}"
         )
     return path
@@ -141,7 +142,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _require(path: Path) -> Path:
     if not path.is_file():
-        raise MovieGenreError(f"{path}: missing from the preset; re-download it or fix embed.preset")
+        raise MovieGenreError(f"{path}: missing from the preset; re-download it or fix embed_text.preset")
     return path
 
 
@@ -150,7 +151,7 @@ def inspect_preset(directory: Path) -> PresetFiles:
     config_path = directory / "config.json"
     if not config_path.is_file():
         raise MovieGenreError(
-            f"{directory}: not a KerasHub/Hugging Face preset (no config.json); set embed.preset to a directory "
+            f"{directory}: not a KerasHub/Hugging Face preset (no config.json); set embed_text.preset to a directory "
             f"holding all-MiniLM-L6-v2 or {DEFAULT_PRESET}"
         )
     config = _read_json(config_path)
@@ -178,7 +179,7 @@ def verify_weights(files: PresetFiles, expected: str | None) -> str:
     if expected and actual != expected.strip().lower():
         raise MovieGenreError(
             f"{files.weights}: sha256 mismatch: expected {expected.strip().lower()}, got {actual} "
-            "(a different or corrupted checkpoint; fix embed.preset or embed.sha256)"
+            "(a different or corrupted checkpoint; fix embed_text.preset or embed_text.sha256)"
         )
     return actual
 
@@ -196,30 +197,6 @@ def _tokenizer_kwargs(files: PresetFiles) -> dict[str, Any]:
     return {"strip_accents": bool(config.get("do_lower_case", False) if strip is None else strip)}
 
 
-def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX); elsewhere bf16 is emulated, and slow."""
-    try:
-        flags = set(cpuinfo.read_text().split())
-    except OSError:
-        return False
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
-
-
-def resolve_precision(setting: str) -> str:
-    """``auto`` is mixed_bfloat16 on a CPU with bf16 instructions (and no GPU in use), else float32.
-
-    The resolved value is what encoder.json records, so prediction uses the same arithmetic
-    as the stage did, whatever machine it runs on.
-    """
-    if setting != "auto":
-        return setting
-    import tensorflow as tf
-
-    if tf.config.get_visible_devices("GPU"):
-        return "float32"
-    return "mixed_bfloat16" if cpu_has_bf16() else "float32"
-
-
 def _load_keras_hub(files: PresetFiles, precision: str) -> tuple[Any, Any]:
     """Backbone and tokenizer; any failure inside KerasHub means the preset is unusable."""
     import keras_hub
@@ -231,7 +208,7 @@ def _load_keras_hub(files: PresetFiles, precision: str) -> tuple[Any, Any]:
         raise
     except Exception as exc:  # garbled weights, config or vocabulary surface as many exception types
         raise MovieGenreError(
-            f"{files.directory}: malformed preset ({_first_line(exc)}); re-download it or fix embed.preset"
+            f"{files.directory}: malformed preset ({_first_line(exc)}); re-download it or fix embed_text.preset"
         ) from exc
     return backbone, tokenizer
 
@@ -334,16 +311,17 @@ class SentenceEncoder:
     ) -> SentenceEncoder:
         """Check and load ``preset``; ``sha256`` (of the weights file) pins the exact checkpoint."""
         if precision not in PRECISIONS:
-            raise MovieGenreError(f"embed.precision: {precision!r}; expected one of {', '.join(PRECISIONS)}")
+            raise MovieGenreError(f"embed_text.precision: {precision!r}; expected one of {', '.join(PRECISIONS)}")
         if long_texts not in LONG_TEXTS:
-            raise MovieGenreError(f"embed.long_texts: {long_texts!r}; expected one of {', '.join(LONG_TEXTS)}")
+            raise MovieGenreError(f"embed_text.long_texts: {long_texts!r}; expected one of {', '.join(LONG_TEXTS)}")
         files = inspect_preset(resolve_preset(preset))
         weights_sha = verify_weights(files, sha256)
         backbone, tokenizer = _load_keras_hub(files, precision)
         limit = int(backbone.max_sequence_length)
         if not 3 <= int(sequence_length) <= limit:
             raise MovieGenreError(
-                f"embed.sequence_length: {sequence_length} is outside 3..{limit} (the preset's position embeddings)"
+                f"embed_text.sequence_length: {sequence_length} is outside 3..{limit}"
+                " (the preset's position embeddings)"
             )
         identity = {
             "preset": preset,
@@ -455,7 +433,7 @@ class SentenceEncoder:
     def encode(self, texts: list[str], batch_size: int, progress: bool = True) -> np.ndarray:
         """float32 (len(texts), dim), unit rows in input order; batches grouped by token length."""
         if batch_size < 1:
-            raise MovieGenreError(f"embed.batch_size: {batch_size}; expected a positive integer")
+            raise MovieGenreError(f"embed_text.batch_size: {batch_size}; expected a positive integer")
         texts = [str(t) for t in texts]
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
@@ -545,6 +523,6 @@ def load_encoder(feature_dir: Path) -> SentenceEncoder:
     if encoder.identity["vocabulary"]["sha256"] != vocabulary_sha:
         raise MovieGenreError(
             f"{preset}: vocabulary sha256 {encoder.identity['vocabulary']['sha256']} differs from {vocabulary_sha} "
-            f"recorded in {path}; point embed.preset at the checkpoint the features were made with"
+            f"recorded in {path}; point embed_text.preset at the checkpoint the features were made with"
         )
     return encoder

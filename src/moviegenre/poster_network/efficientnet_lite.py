@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from moviegenre.core.errors import MovieGenreError
-from moviegenre.features.torch_checkpoint import LITE0_SHA256, installed_lite0_checkpoint, read_state_dict
+from moviegenre.poster_network.torch_checkpoint import LITE0_SHA256, installed_lite0_checkpoint, read_state_dict
 
 if TYPE_CHECKING:
     import keras

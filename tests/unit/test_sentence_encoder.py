@@ -14,8 +14,9 @@ from helpers.builders import LONG, SHORT, TEXTS
 
 from moviegenre.core.digests import sha256_file
 from moviegenre.core.errors import MovieGenreError
-from moviegenre.features import embeddings
-from moviegenre.features.embeddings import SentenceEncoder, embed_text, load_encoder
+from moviegenre.core.runtime import precision
+from moviegenre.features import sentence_encoder
+from moviegenre.features.sentence_encoder import SentenceEncoder, embed_text, load_encoder
 
 SHARED_PRESET = SHARED / "models" / "all-MiniLM-L6-v2"
 
@@ -82,7 +83,7 @@ def test_windows_split_a_long_text_into_equal_rows_that_fit(windowed: SentenceEn
 def test_windows_stop_at_max_windows(windowed: SentenceEncoder) -> None:
     huge = " ".join([LONG] * 40)
     rows, owners = windowed.windows([huge])
-    assert len(rows) == windowed.max_windows == embeddings.MAX_WINDOWS and set(owners.tolist()) == {0}
+    assert len(rows) == windowed.max_windows == sentence_encoder.MAX_WINDOWS and set(owners.tolist()) == {0}
     assert all(len(row) == 32 for row in rows)  # the first MAX_WINDOWS full windows' worth of tokens
     kept = windowed._pieces([huge])[0][: 30 * len(rows)]
     assert np.concatenate([row[1:-1] for row in rows]).tolist() == kept.tolist()
@@ -108,7 +109,7 @@ def test_windows_embed_a_long_text_as_the_mean_of_its_windows(
 
 def test_unknown_long_texts_setting(tiny_preset: Path) -> None:
     message = one_line_error(lambda: SentenceEncoder.load(str(tiny_preset), None, 32, long_texts="truncate"))
-    assert "embed.long_texts" in message and "windows" in message
+    assert "embed_text.long_texts" in message and "windows" in message
 
 
 def test_same_input_gives_the_same_bytes(encoder: SentenceEncoder) -> None:
@@ -136,7 +137,7 @@ def test_embed_text_writes_the_feature_directory_and_repeats_byte_for_byte(
     assert state["preset"] == "models/tiny"  # as given: the same in a DVC experiment copy
     assert state["sequence_length"] == 32 and state["pooling"] == "mean" and state["normalisation"] == "l2"
     assert state["long_texts"] == "windows"
-    assert set(embeddings.STATE_FILES[embeddings.FEATURE_SET]) == {"encoder.json"}
+    assert set(sentence_encoder.STATE_FILES[sentence_encoder.FEATURE_SET]) == {"encoder.json"}
 
     embed_text(table, settings, out)
     assert {name: (out / name).read_bytes() for name in files} == files
@@ -215,13 +216,13 @@ def test_auto_precision_follows_the_cpu_flags(tmp_path: Path, monkeypatch: pytes
     with_bf16, without = tmp_path / "bf16", tmp_path / "plain"
     with_bf16.write_text("flags\t\t: fpu sse avx2 avx512f avx512_bf16\n")
     without.write_text("flags\t\t: fpu sse avx2 avx512f\n")
-    assert embeddings.cpu_has_bf16(with_bf16) and not embeddings.cpu_has_bf16(without)
-    assert not embeddings.cpu_has_bf16(tmp_path / "absent")
-    assert embeddings.resolve_precision("float32") == "float32"
-    monkeypatch.setattr(embeddings, "cpu_has_bf16", lambda: False)
-    assert embeddings.resolve_precision("auto") == "float32"
-    monkeypatch.setattr(embeddings, "cpu_has_bf16", lambda: True)
+    assert precision.cpu_has_bf16(with_bf16) and not precision.cpu_has_bf16(without)
+    assert not precision.cpu_has_bf16(tmp_path / "absent")
+    assert precision.resolve_precision("float32") == "float32"
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
+    assert precision.resolve_precision("auto") == "float32"
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
     import tensorflow as tf
 
     expected = "float32" if tf.config.get_visible_devices("GPU") else "mixed_bfloat16"
-    assert embeddings.resolve_precision("auto") == expected
+    assert precision.resolve_precision("auto") == expected
