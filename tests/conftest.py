@@ -147,3 +147,21 @@ def tiny_preset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     backbone.save_to_preset(str(directory))
     return directory
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny trained project (``helpers.tiny_project``), built once per test process; a module
+    that writes into its project takes a copy (``copy_of_tiny_project``), never this one."""
+    from helpers.tiny_project import build_tiny_project
+
+    return build_tiny_project(tmp_path_factory.mktemp("tiny-project"))
+
+
+def copy_of_tiny_project(built: Path, dest: Path) -> Path:
+    """A copy of the built tiny project at ``dest``: its artifacts, prepared table and posters (their paths
+    are relative to the project), reading the encoder preset where the build left it."""
+    import shutil
+
+    shutil.copytree(built, dest, symlinks=True)
+    return dest

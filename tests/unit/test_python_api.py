@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import copy_of_tiny_project
 from helpers import PROJECT_ROOT
-from helpers.tiny_project import BRANCHES, build_tiny_project
+from helpers.tiny_project import BRANCHES
 
 PAGE = PROJECT_ROOT / "docs" / "python-api.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```$", re.DOTALL | re.MULTILINE)
@@ -26,11 +27,11 @@ def python_blocks() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def project(trained_tiny_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A trained tiny project with the poster and plot files the page's examples read."""
     from helpers.synthetic import poster_bytes
 
-    root = build_tiny_project(tmp_path_factory.mktemp("python-api"))
+    root = copy_of_tiny_project(trained_tiny_project, tmp_path_factory.mktemp("python-api") / "project")
     (root / "poster.jpg").write_bytes(poster_bytes(["Horror"], 7))
     (root / "plot.txt").write_text(PLOT, encoding="utf-8")
     return root

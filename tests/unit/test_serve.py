@@ -21,8 +21,9 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from conftest import copy_of_tiny_project
 from helpers import PROJECT_ROOT
-from helpers.tiny_project import BRANCHES, build_tiny_project
+from helpers.tiny_project import BRANCHES
 
 PLOT_BRANCHES = ["text_ml", "text_dl", "text_encoder"]
 SCORED_BY = ["image_ml", "image_dl", *PLOT_BRANCHES]  # poster branches first, as the CLI prints them
@@ -31,9 +32,9 @@ PLOT = "ghost blood scream haunted night"
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def project(trained_tiny_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A project directory holding every artifact `moviegenre serve` loads, from 90 generated movies."""
-    yield build_tiny_project(tmp_path_factory.mktemp("serve"))
+    yield copy_of_tiny_project(trained_tiny_project, tmp_path_factory.mktemp("serve") / "project")
 
 
 def _free_port() -> int:
