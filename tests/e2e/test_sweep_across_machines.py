@@ -6,8 +6,9 @@ git repository plays the git host and a local directory the bucket. The team pub
 (the tiny pipeline reproduced, committed, pushed to both remotes with its run history); two machines
 clone it at once, each pulls, runs its own point of the sweep with `dvc exp run -S` and
 `dvc exp push`es it; anyone then collects the points with `dvc exp pull` and compares them with
-`moviegenre experiments`. Each "machine" is a separate clone with its own DVC cache, so nothing
-reaches another except through the two remotes.
+`moviegenre experiments`. One machine runs the commands of a CI job, the other the Slurm array
+script of docs/scale-out.md as it is written there. Each "machine" is a separate clone with its own
+DVC cache, so nothing reaches another except through the two remotes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers.project import dvc, env, git
+from helpers.project import PROJECT_ROOT, dvc, env, git
 from helpers.tiny_pipeline import copy_tiny_pipeline
 
 pytestmark = pytest.mark.e2e
@@ -27,7 +28,9 @@ pytestmark = pytest.mark.e2e
 # One point per machine, both of text_linear (a branch that trains in a second): an experiment
 # reruns that branch and the ensemble, which reads every branch's predictions, and check_params,
 # which reads every param (its output does not move).
-POINTS = {"c-small": "text_linear.C=0.5", "c-large": "text_linear.C=8"}
+POINTS = {"c-small": "text_linear.C=0.5", "slurm41-2": "text_linear.C=8"}
+# the sweep file of the Slurm machine: its array task 2 runs the second experiment
+SWEEP_FILE = "# text_linear's regularisation\n\ntext_linear.C=0.5\n  text_linear.C=8\n"
 RERUN = {"check_params", "train@text_linear", "ensemble"}
 CHANGED = ("text_linear", "ensemble")
 
@@ -45,6 +48,13 @@ def moviegenre(repo: Path, *args: str) -> str:
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0, f"moviegenre {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
+
+
+def slurm_script() -> str:
+    """The `sbatch --array` script that docs/scale-out.md gives."""
+    text = (PROJECT_ROOT / "docs" / "scale-out.md").read_text()
+    (script,) = re.findall(r"```bash\n(#!/bin/bash\n#SBATCH .*?)```", text, flags=re.DOTALL)
+    return script
 
 
 def clone(team: dict[str, Path], where: Path) -> Path:
@@ -71,17 +81,29 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def machines(team: dict[str, Path]) -> dict[str, dict]:
-    """Each point run on its own clone, the two started from the same baseline before either
-    pushed (as a CI matrix or a Slurm array starts them): the clone, what `dvc exp run` printed,
-    and the summary and text_linear predictions its run wrote."""
-    clones = {name: clone(team, team["root"] / f"machine-{name}") for name in POINTS}
-    for repo in clones.values():
-        dvc(repo, "pull", "--allow-missing", "--run-cache")
-    runs = {name: dvc(repo, "exp", "run", "--pull", "-n", name, "-S", POINTS[name]).stdout
-            for name, repo in clones.items()}  # fmt: skip
-    for name, repo in clones.items():
-        pushed = dvc(repo, "exp", "push", "--run-cache", "origin", name)
-        assert f"Pushed experiment {name}" in pushed.stdout, pushed.stdout
+    """Each point run on its own clone, both from the baseline: the CI job's clone is made and
+    pulled before the Slurm task pushes, and runs and pushes after it. For each: the clone, what
+    it printed, and the summary and text_linear predictions its run wrote."""
+    root = team["root"]
+    ci = clone(team, root / "machine-c-small")
+    dvc(ci, "pull", "--allow-missing", "--run-cache")
+
+    (root / "sweep.txt").write_text(SWEEP_FILE)
+    (root / "sweep.sbatch").write_text(slurm_script())
+    task = {"SLURM_ARRAY_JOB_ID": "41", "SLURM_ARRAY_TASK_ID": "2", "REPO": str(team["origin"]),
+            "SWEEP": str(root / "sweep.txt"), "WORK": str(root), "VENV": sys.prefix}  # fmt: skip
+    slurm = subprocess.run(["bash", str(root / "sweep.sbatch")], cwd=root, env=env() | task, capture_output=True,
+                           text=True)  # fmt: skip
+    assert slurm.returncode == 0, slurm.stdout + slurm.stderr
+    assert "Pushed experiment slurm41-2" in slurm.stdout, slurm.stdout
+
+    run = dvc(ci, "exp", "run", "--pull", "-n", "c-small", "-S", POINTS["c-small"]).stdout
+    pushed = dvc(ci, "exp", "push", "--run-cache", "origin", "c-small")
+    assert "Pushed experiment c-small" in pushed.stdout, pushed.stdout
+    clones, runs = (
+        {"c-small": ci, "slurm41-2": root / "moviegenre-slurm41-2"},
+        {"c-small": run, "slurm41-2": slurm.stdout},
+    )
     return {
         name: {
             "repo": repo,
@@ -102,7 +124,7 @@ def test_each_machine_trains_only_its_branch_and_the_ensemble(team: dict[str, Pa
         assert ran(machine["run"]) == RERUN, machine["run"]
         assert unchanged(machine["run"]) == stages - RERUN, machine["run"]
         assert machine["predictions"] != baseline, name
-    assert machines["c-small"]["predictions"] != machines["c-large"]["predictions"]
+    assert machines["c-small"]["predictions"] != machines["slurm41-2"]["predictions"]
 
 
 def test_a_job_on_a_remote_with_nothing_yet_pulls_nothing_and_goes_on(team: dict[str, Path], tmp_path: Path) -> None:
@@ -144,11 +166,11 @@ def test_a_collected_point_applies_with_the_outputs_its_machine_pushed(
     team: dict[str, Path], machines: dict, tmp_path: Path
 ) -> None:
     collector = clone(team, tmp_path / "collector")
-    dvc(collector, "exp", "pull", "origin", "c-large")  # the ref and its outputs
-    dvc(collector, "exp", "apply", "c-large")
+    dvc(collector, "exp", "pull", "origin", "slurm41-2")  # the ref and its outputs
+    dvc(collector, "exp", "apply", "slurm41-2")
     assert json.loads(dvc(collector, "status", "--json").stdout) == {}
     predictions = (collector / "data" / "predictions" / "text_linear.parquet").read_bytes()
-    assert predictions == machines["c-large"]["predictions"]
+    assert predictions == machines["slurm41-2"]["predictions"]
 
 
 def test_a_point_already_run_by_a_machine_is_restored_from_its_run_history(
