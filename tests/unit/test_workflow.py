@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -279,6 +280,23 @@ def test_the_push_gives_dvcs_git_client_the_jobs_token(sweep: dict, tmp_path: Pa
     home = {"HOME": str(tmp_path / "home"), "GIT_CONFIG_NOSYSTEM": "1", "GH_TOKEN": "t0ken", "PATH": os.environ["PATH"]}
     asked = subprocess.run([sys.executable, "-c", ask], env=home, capture_output=True, text=True)
     assert asked.stdout.split("\n")[:2] == ["x-access-token t0ken", "none"], asked.stdout + asked.stderr
+
+
+def test_both_workflows_read_the_data_and_encoder_of_this_params_yaml(
+    workflow: dict, sweep: dict, tmp_path: Path
+) -> None:
+    """The two workflows restore the same caches through the same step, and it reads the
+    params.yaml of today: a renamed section would otherwise fail on a runner only."""
+    (review,) = [s for s in steps(workflow["jobs"]["metrics"]) if s.get("id") == "inputs"]
+    (sweeping,) = [s for s in steps(sweep["jobs"]["experiment"]) if s.get("id") == "inputs"]
+    assert review["run"] == sweeping["run"]
+    script = review["run"].replace(".venv/bin/python", shlex.quote(sys.executable))
+    output = tmp_path / "github_output"
+    done = subprocess.run(["bash", "-eo", "pipefail", "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          env={**os.environ, "GITHUB_OUTPUT": str(output)})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert [line.split("=")[0] for line in output.read_text().splitlines()] == [
+        "data", "data_sha256", "preset", "preset_sha256"]  # fmt: skip
 
 
 def test_the_collector_pulls_this_runs_experiments_alone(sweep: dict, tmp_path: Path) -> None:
