@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from helpers.project import PROJECT_ROOT, copy_project, dvc, env, git
+from helpers.project import PROJECT_ROOT, dvc, env, git
+from helpers.tiny_pipeline import TINY, copy_tiny_pipeline
 from sklearn.metrics import roc_auc_score
 
 pytestmark = pytest.mark.e2e
@@ -22,29 +23,6 @@ BRANCHES = ("image_ml", "text_ml", "text_linear", "image_dl", "text_dl", "text_e
             "encoder_fusion", "fusion")  # fmt: skip
 PLOT_BRANCHES = ("text_ml", "text_linear", "text_dl", "text_encoder")
 EPOCH_BRANCHES = ("image_dl", "text_dl", "text_encoder", "image_encoder", "encoder_fusion", "fusion")  # Keras
-# Small but real settings so the whole pipeline runs in about a minute on generated data.
-TINY = {
-    "prepare": {"min_genre_count": 2},
-    "images": {"height": 48, "width": 32, "pca_components": 8, "workers": 2},
-    "text": {
-        "tfidf": {"ngram_max": 1, "min_df": 1, "max_df": 1.0, "max_features": 2000, "sublinear_tf": True,
-                  "stop_words": "english"},
-        "counts": {"ngram_max": 1, "min_df": 1, "max_features": 2000, "stop_words": "english"},
-        "sequences": {"vocab_size": 200, "length": 24},
-    },
-    "image_ml": {"n_estimators": 30},
-    "text_ml": {"n_estimators": 30},
-    "image_dl": {"epochs": 2, "batch_size": 16},
-    "runtime": {"deterministic": True},
-    "embed_text": {"sha256": None, "sequence_length": 32, "batch_size": 16, "precision": "float32"},
-    "text_encoder": {"epochs": 2, "hidden_units": 16},
-    "embed_posters": {"input_size": 64, "batch_size": 16, "precision": "float32"},
-    "image_encoder": {"epochs": 2},
-    "encoder_fusion": {"epochs": 2},
-    "text_dl": {"epochs": 2, "batch_size": 16, "hidden_units": 32},
-    "word2vec": {"epochs": 2},
-    "fusion": {"epochs": 2, "batch_size": 16, "units": 16, "conv_filters": 8},
-}  # fmt: skip
 
 
 def ran(output: str) -> set[str]:
@@ -71,13 +49,7 @@ def set_param(repo: Path, section: str, key: str, value: object) -> None:
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project copy on 120 generated movies, fully reproduced and committed."""
-    from helpers.synthetic import make_mmimdb_archive, write_tiny_bert_preset
-
-    root = tmp_path_factory.mktemp("pipeline")
-    archive = make_mmimdb_archive(root / "tiny.tar.gz", n=120, seed=3)
-    preset = write_tiny_bert_preset(root / "tiny-bert")
-    tiny = TINY | {"embed_text": TINY["embed_text"] | {"preset": str(preset)}}
-    repo = copy_project(root / "repo", {"data": {"source": str(archive), "sha256": None}, **tiny})
+    repo, archive = copy_tiny_pipeline(tmp_path_factory.mktemp("pipeline"))
     first = dvc(repo, "repro")
     assert ran(first.stdout) == set(stage_names(repo)) and {f"train@{b}" for b in BRANCHES} <= ran(first.stdout)
     git(repo, "add", "-A")
