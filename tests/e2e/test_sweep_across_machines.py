@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from helpers.project import PROJECT_ROOT, dvc, env, git
-from helpers.tiny_pipeline import copy_tiny_pipeline
+from helpers.tiny_pipeline import ran, reset_to_commit
 
 pytestmark = pytest.mark.e2e
 
@@ -33,10 +34,6 @@ POINTS = {"c-small": "text_linear.C=0.5", "slurm41-2": "text_linear.C=8"}
 SWEEP_FILE = "# text_linear's regularisation\n\ntext_linear.C=0.5\n  text_linear.C=8\n"
 RERUN = {"check_params", "train@text_linear", "ensemble"}
 CHANGED = ("text_linear", "ensemble")
-
-
-def ran(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
 
 
 def unchanged(output: str) -> set[str]:
@@ -63,16 +60,21 @@ def clone(team: dict[str, Path], where: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def team(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def team(pipeline: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """origin.git (the git host) and storage/ (the DVC remote, committed as the default) holding
-    the reproduced tiny pipeline on main, its outputs and its run history."""
+    the reproduced tiny pipeline on main, its outputs and its run history. The baseline is a copy
+    of the e2e modules' reproduced pipeline, its own DVC cache included."""
     root = tmp_path_factory.mktemp("sweep")
-    origin, storage = root / "origin.git", root / "storage"
-    repo, _ = copy_tiny_pipeline(root)
-    dvc(repo, "repro", "-q")
+    origin, storage, repo = root / "origin.git", root / "storage", root / "repo"
+    shutil.copytree(pipeline, repo, symlinks=True)
+    reset_to_commit(repo)
+    # the shared project's run history holds the runs of other modules' tests (text_linear.C=0.5
+    # among them): a baseline that had run only itself has none of them
+    shutil.rmtree(repo / ".dvc" / "cache" / "runs")
+    (repo / "archive-path").unlink(missing_ok=True)
     dvc(repo, "remote", "add", "-d", "storage", str(storage))
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "baseline")
+    git(repo, "add", ".dvc/config")
+    git(repo, "commit", "-q", "-m", "baseline: the team's remote")
     git(root, "init", "-q", "--bare", "-b", "main", str(origin))
     git(repo, "push", "-q", str(origin), "HEAD:main")
     dvc(repo, "push", "-q", "--run-cache")

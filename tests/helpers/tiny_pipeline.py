@@ -3,9 +3,10 @@ generated movies is quick, shared by every end-to-end module that runs DVC on th
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from helpers.project import copy_project
+from helpers.project import copy_project, dvc, git
 
 # Small but real settings: every stage runs, on generated data, with a learnable signal.
 TINY = {
@@ -42,3 +43,19 @@ def copy_tiny_pipeline(root: Path) -> tuple[Path, Path]:
     preset = write_tiny_bert_preset(root / "tiny-bert")
     tiny = TINY | {"embed_text": TINY["embed_text"] | {"preset": str(preset)}}
     return copy_project(root / "repo", {"data": {"source": str(archive), "sha256": None}, **tiny}), archive
+
+
+def ran(output: str) -> set[str]:
+    """The stages a `dvc repro` or `dvc exp run` ran, by its output."""
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def stage_names(repo: Path) -> list[str]:
+    """Every stage as DVC names it (``train@<branch>`` for each branch of the registry)."""
+    return dvc(repo, "stage", "list", "--names-only").stdout.split()
+
+
+def reset_to_commit(repo: Path) -> None:
+    """Back to the committed run: params and the lock from git, every output from the DVC cache."""
+    git(repo, "reset", "-q", "--hard")
+    dvc(repo, "checkout", "-q", "--force")
