@@ -20,6 +20,7 @@ from moviegenre.core.paths import ProjectPaths
 from moviegenre.data.table import load_prepared
 from moviegenre.ensemble.model import ensemble_problem
 from moviegenre.ensemble.run import run_ensemble
+from moviegenre.ensemble.settings import EnsembleSettings
 from moviegenre.features.text import featurize_text
 from moviegenre.predict.predictor import Predictor
 
@@ -28,8 +29,15 @@ LINEAR = {"features": "tfidf", "C": 2.0, "class_weight": None, "max_iter": 500}
 FOREST = {"features": "tfidf", "n_estimators": 20, "max_depth": None, "max_features": "sqrt", "min_samples_leaf": 1,
           "class_weight": None}  # fmt: skip
 BRANCHES = ["text_ml", "text_linear"]
-ENSEMBLE = {"method": "val", "average": "probabilities", "weights": dict.fromkeys(BRANCHES, 1.0),
-            "branches": BRANCHES, "stack_C": 1.0, "stack_folds": 3}  # fmt: skip
+ENSEMBLE = EnsembleSettings(
+    method="val",
+    average="probabilities",
+    weights=dict.fromkeys(BRANCHES, 1.0),
+    branches=tuple(BRANCHES),
+    stack_C=1.0,
+    stack_folds=3,
+    thresholds="rate",
+)
 PLOT = "ghost blood scream haunted demon in the city"
 STALE = (
     "models/text_linear: not the model models/ensemble was fitted with (retrained or checked out since); "

@@ -8,9 +8,9 @@ stage, the ensemble and ``moviegenre predict`` all go through this interface, so
 is its module, its entry in ``registry.yaml``, its params section and its place in the
 ensemble's list.
 
-Settings are a frozen dataclass per branch (``Settings``), validated once: from params.yaml
-when a stage starts, from ``spec.json`` when a model loads. A spec written with other keys (an
-older version of the branch) is refused with the command that rebuilds it.
+Settings are a frozen pydantic model per branch (``Settings``), validated once: from
+params.yaml when a stage starts, from ``spec.json`` when a model loads. A spec written with
+other keys (an older version of the branch) is refused with the command that rebuilds it.
 
 A branch over two feature sets (``fusion``: posters and plots, modality ``both``) names its
 arrays ``set/array``: its rows are those of its own ``feature_set``, the other set's rows are
@@ -32,13 +32,13 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import metadata
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, Self, TypeVar, cast
 
 import numpy as np
+from pydantic import BaseModel
 
-from moviegenre.config.keys import Schema
 from moviegenre.config.runtime import RuntimeSettings
-from moviegenre.config.settings import parse, schema_of
+from moviegenre.config.settings import parse
 from moviegenre.core.digests import check_digests, digests_problem, file_digests
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir, json_text, read_json
@@ -140,27 +140,31 @@ class InputParts:
         return self.shape[0]
 
 
-class Branch(ABC):
-    """A trainable, saveable genre predictor over one feature set (or several, aligned by movie id)."""
+S = TypeVar("S", bound=BaseModel)
+
+
+class Branch(ABC, Generic[S]):
+    """A trainable, saveable genre predictor over one feature set (or several, aligned by movie id).
+
+    ``S`` is the model of its settings: ``class TextLinear(Branch[LinearSettings])`` types
+    ``self.settings`` as ``LinearSettings``, and ``Settings`` names the same class for whatever
+    validates a section by the branch's name (the train stage, ``load``, ``check-params``).
+    """
 
     name: ClassVar[str]
     modality: ClassVar[str]  # "poster", "plot" or "both": the movies it can score (NEEDS)
     feature_set: ClassVar[str]  # the directory under data/features/ whose rows it trains on and scores
-    Settings: ClassVar[type]  # the dataclass of its params.yaml section, named like the branch
+    Settings: ClassVar[type[BaseModel]]  # the model of its params.yaml section, named like the branch: S
     # True for a fit that runs in epochs and logs one curve point per epoch (the Keras branches);
     # a fit without epochs (a forest, a logistic regression) logs only its train/val summary
     epochs: ClassVar[bool] = False
     model_file: str  # the model's file name inside models/<branch>/
 
-    def __init__(self, settings: Any, seed: int, spec: ModelSpec | None = None) -> None:
+    def __init__(self, settings: S | Mapping[str, object], seed: int, spec: ModelSpec | None = None) -> None:
         if isinstance(settings, Mapping):
-            settings = parse(self.Settings, self.name, dict(settings), Path(f"{self.name} settings"))
-        self.settings: Any = settings
+            settings = cast(S, parse(self.Settings, self.name, dict(settings), f"{self.name} settings"))
+        self.settings: S = settings
         self.seed, self.spec = seed, spec
-
-    @classmethod
-    def schema(cls) -> Schema:
-        return schema_of(cls.Settings)
 
     # -- what it reads ---------------------------------------------------------------
     @abstractmethod
@@ -225,14 +229,14 @@ class Branch(ABC):
             (tmp / SPEC).write_text(json_text(asdict(self.spec)))
 
     @classmethod
-    def load(cls, directory: Path) -> Branch:
+    def load(cls, directory: Path) -> Self:
         """The branch saved in ``directory``, once its spec and every file's digest check out."""
         spec = read_spec(directory)
         hint = restore_hint(directory, cls.name)
         if spec.branch != cls.name:
             raise MovieGenreError(f"{directory / SPEC}: holds branch {spec.branch!r}, not {cls.name!r}; {hint}")
         try:
-            settings: Any = parse(cls.Settings, cls.name, spec.settings, directory / SPEC)
+            settings = cast(S, parse(cls.Settings, cls.name, spec.settings, directory / SPEC))
         except MovieGenreError as exc:
             raise MovieGenreError(
                 f"{exc}: the model was built by another version of {cls.name}; run `dvc repro -s train@{cls.name}`"

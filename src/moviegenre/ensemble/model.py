@@ -24,7 +24,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -38,7 +38,8 @@ from moviegenre.evaluation.genre_sets import apply_thresholds
 
 MODEL_FILE = "ensemble.json"
 DIGESTS = "digests.json"
-METHODS = ("mean", "weighted", "val", "stack")  # ensemble.settings.METHODS, without importing the branch list
+Method = Literal["mean", "weighted", "val", "stack"]  # here, not in ensemble.settings: no import of the branch list
+METHODS: tuple[str, ...] = get_args(Method)
 
 
 @dataclass(frozen=True)
