@@ -124,15 +124,16 @@ def in_child(what: str, repo: Path):
 def decode_rate(repo: Path) -> float:
     """Posters decoded per second by featurize_images' decoder with the run's settings."""
     os.chdir(repo)
-    from moviegenre.config.params import load_section
+    from moviegenre.config.params import load_settings
+    from moviegenre.config.sections import ImagesSettings
     from moviegenre.data.table import load_prepared
     from moviegenre.features.images import decode_all
 
-    settings = load_section("images")
+    settings = load_settings(ImagesSettings, "images")
     table, _ = load_prepared(Path("data/prepared"))
     paths = table.loc[table["poster"].notna(), "poster"].tolist()
     started = time.perf_counter()
-    decode_all(paths, settings["height"], settings["width"], settings["workers"])
+    decode_all(paths, settings.height, settings.width, settings.workers)
     return len(paths) / (time.perf_counter() - started)
 
 
@@ -149,23 +150,24 @@ def encoder_rates(repo: Path, n: int = 256, repeat: int = 3) -> dict:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from encoder import straightforward
 
-    from moviegenre.config.params import load_section
+    from moviegenre.config.params import load_settings
+    from moviegenre.config.sections import EmbedTextSettings
     from moviegenre.data.table import load_prepared
     from moviegenre.features.sentence_encoder import SentenceEncoder, resolve_precision
 
-    settings = load_section("embed_text")
+    settings = load_settings(EmbedTextSettings, "embed_text")
     table, _ = load_prepared(Path("data/prepared"))
     rng = np.random.default_rng(0)
     texts = [table["plot"].iloc[i] for i in rng.choice(len(table), size=min(n, len(table)), replace=False)]
-    precision = resolve_precision(settings["precision"])
-    encoder = SentenceEncoder.load(settings["preset"], None, settings["sequence_length"], precision=precision)
-    reference = SentenceEncoder.load(settings["preset"], None, 256)
-    encoder.encode(texts[:32], settings["batch_size"], progress=False)  # warm-up: traces the graph
+    precision = resolve_precision(settings.precision)
+    encoder = SentenceEncoder.load(settings.preset, None, settings.sequence_length, precision=precision)
+    reference = SentenceEncoder.load(settings.preset, None, 256)
+    encoder.encode(texts[:32], settings.batch_size, progress=False)  # warm-up: traces the graph
     straightforward(reference, texts[:64])
     ours, theirs = [], []
     for _ in range(repeat):
         started = time.perf_counter()
-        encoder.encode(texts, settings["batch_size"], progress=False)
+        encoder.encode(texts, settings.batch_size, progress=False)
         ours.append(len(texts) / (time.perf_counter() - started))
         started = time.perf_counter()
         straightforward(reference, texts)

@@ -2,7 +2,7 @@
 
 import time
 
-from moviegenre.config.params import load_section, load_settings
+from moviegenre.config.params import load_seed, load_settings
 from moviegenre.config.runtime import RuntimeSettings
 from moviegenre.core import stage
 from moviegenre.core.files import write_json
@@ -16,7 +16,7 @@ from moviegenre.features.poster_encoder import FEATURE_SET, PosterEncoderSetting
 def main() -> None:
     started = time.perf_counter()  # the whole stage, the model's build and load included
     settings = load_settings(PosterEncoderSettings, "embed_posters")
-    tensorflow_setup.configure(load_settings(RuntimeSettings, "runtime"), load_section("seed"))
+    tensorflow_setup.configure(load_settings(RuntimeSettings, "runtime"), load_seed())
     table, _ = load_prepared(PATHS.prepared)
     shapes = embed_posters(table, settings, PATHS.features(FEATURE_SET))
     seconds = time.perf_counter() - started

@@ -2,8 +2,9 @@
 
 import time
 
-from moviegenre.config.params import load_section, load_settings
+from moviegenre.config.params import load_seed, load_settings
 from moviegenre.config.runtime import RuntimeSettings
+from moviegenre.config.sections import EmbedTextSettings
 from moviegenre.core import stage
 from moviegenre.core.files import write_json
 from moviegenre.core.machine import machine
@@ -14,8 +15,8 @@ from moviegenre.features.sentence_encoder import FEATURE_SET, embed_text
 
 
 def main() -> None:
-    settings = load_section("embed_text")
-    tensorflow_setup.configure(load_settings(RuntimeSettings, "runtime"), load_section("seed"))  # device, threads
+    settings = load_settings(EmbedTextSettings, "embed_text")
+    tensorflow_setup.configure(load_settings(RuntimeSettings, "runtime"), load_seed())  # device, threads
     table, _ = load_prepared(PATHS.prepared)
     started = time.perf_counter()
     embed_text(table, settings, PATHS.features(FEATURE_SET))

@@ -1,6 +1,7 @@
 """featurize_images: decode posters once, write uint8 arrays, PCA (fitted on train) and colour stats."""
 
-from moviegenre.config.params import load_section
+from moviegenre.config.params import load_seed, load_settings
+from moviegenre.config.sections import ImagesSettings
 from moviegenre.core import stage
 from moviegenre.core.paths import PATHS
 from moviegenre.data.table import load_prepared
@@ -9,7 +10,7 @@ from moviegenre.features.images import FEATURE_SET, featurize_images
 
 def main() -> None:
     table, _ = load_prepared(PATHS.prepared)
-    shapes = featurize_images(table, load_section("images"), load_section("seed"), PATHS.features(FEATURE_SET))
+    shapes = featurize_images(table, load_settings(ImagesSettings, "images"), load_seed(), PATHS.features(FEATURE_SET))
     stage.log.info("featurize_images: %s", shapes)
 
 

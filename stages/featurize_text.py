@@ -1,6 +1,7 @@
 """featurize_text: TF-IDF, counts and token ids of every plot, fitted on the text training movies."""
 
-from moviegenre.config.params import load_section
+from moviegenre.config.params import load_settings
+from moviegenre.config.sections import TextSettings
 from moviegenre.core import stage
 from moviegenre.core.paths import PATHS
 from moviegenre.data.table import load_prepared
@@ -9,7 +10,7 @@ from moviegenre.features.text import FEATURE_SET, featurize_text
 
 def main() -> None:
     table, _ = load_prepared(PATHS.prepared)
-    featurize_text(table, load_section("text"), PATHS.features(FEATURE_SET))
+    featurize_text(table, load_settings(TextSettings, "text"), PATHS.features(FEATURE_SET))
 
 
 if __name__ == "__main__":

@@ -1,22 +1,23 @@
 """prepare: validate every movie, normalise genres, split, write data/prepared/ and metrics/data.json."""
 
-from moviegenre.config.params import load_section
+from moviegenre.config.params import load_seed, load_settings
+from moviegenre.config.sections import DataSettings, PrepareSettings
 from moviegenre.core import stage
 from moviegenre.core.paths import PATHS
 from moviegenre.data.prepare import prepare
 
 
 def main() -> None:
-    data = load_section("data")
-    settings = load_section("prepare")
+    data = load_settings(DataSettings, "data")
+    settings = load_settings(PrepareSettings, "prepare")
     metrics = prepare(
         PATHS.raw,
         PATHS.prepared,
         PATHS.metrics / "data.json",
-        fractions=settings["split"],
-        min_genre_count=settings["min_genre_count"],
-        seed=load_section("seed"),
-        limit=data["limit"],
+        fractions=settings.split.model_dump(),
+        min_genre_count=settings.min_genre_count,
+        seed=load_seed(),
+        limit=data.limit,
     )
     stage.log.info(
         "prepare: %d movies in, %d out (%d with poster); split %s; %d genres kept",

@@ -16,7 +16,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers.builders import IMAGES, PATHS, TEXT, WORDS
+from helpers.builders import IMAGES, PATHS, TEXT, WORDS, data_settings
 from helpers.synthetic import make_mmimdb_archive, make_movies, write_mmimdb_dir
 
 # Unit-test modules that train Keras models, load TensorFlow models or drive real servers: seconds
@@ -100,8 +100,7 @@ def prepared_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         if i % 3 == 2:
             poster.unlink()
     monkeypatch.chdir(tmp_path)
-    params = {"source": "src", "sha256": None, "poster_workers": 2, "timeout_s": 5, "retries": 0}
-    build_raw(params, Path("data/raw"), Path("data/cache"))
+    build_raw(data_settings("src"), Path("data/raw"), Path("data/cache"))
     prepare(
         Path("data/raw"),
         Path("data/prepared"),

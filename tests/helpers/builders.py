@@ -4,25 +4,46 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from helpers import PROJECT_ROOT
 from moviegenre.branches.registry import load_branch
 from moviegenre.branches.training import load_aligned
+from moviegenre.config.params import load_settings
 from moviegenre.config.runtime import RuntimeSettings
+from moviegenre.config.sections import DataSettings, EmbedTextSettings, ImagesSettings, TextSettings
 from moviegenre.core.paths import ProjectPaths
 from moviegenre.data.table import load_prepared
+from moviegenre.download.archives import Limits
 
 PATHS = ProjectPaths(Path("."))
 
-IMAGES = {"height": 48, "width": 32, "pca_components": 8, "workers": 2}
-TEXT = {
+IMAGES = ImagesSettings(height=48, width=32, pca_components=8, workers=2)
+TEXT = TextSettings.model_validate({
     "tfidf": {"ngram_max": 2, "min_df": 1, "max_df": 1.0, "max_features": None, "sublinear_tf": True,
               "stop_words": "english"},
     "counts": {"ngram_max": 2, "min_df": 1, "max_features": 500, "stop_words": "english"},
     "sequences": {"vocab_size": 100, "length": 12},
-}  # fmt: skip
+})  # fmt: skip
+DATA = load_settings(DataSettings, "data", PROJECT_ROOT / "params.yaml")
+LIMITS = Limits.from_params(DATA)  # the archive limits params.yaml ships
+
+
+def data_settings(source: Path | str, **changes: Any) -> DataSettings:
+    """params.yaml's data section for ``source`` (no sha256 to check), quick to fail, with ``changes``."""
+    quick = {"source": str(source), "sha256": None, "poster_workers": 2, "timeout_s": 5, "retries": 0}
+    return DataSettings.model_validate(DATA.model_dump() | quick | changes)
+
+
+def embed_settings(preset: Path | str, **changes: Any) -> EmbedTextSettings:
+    """An embed_text section for a tiny preset: plots cut at 32 tokens, float32."""
+    tiny = {"preset": str(preset), "sha256": None, "sequence_length": 32, "long_texts": "cut", "batch_size": 16,
+            "precision": "float32"}  # fmt: skip
+    return EmbedTextSettings.model_validate(tiny | changes)
+
 
 CPU = RuntimeSettings(
     device="cpu", mixed_precision=True, deterministic=True, intra_op_threads=0, inter_op_threads=0, n_jobs=1

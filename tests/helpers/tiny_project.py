@@ -36,7 +36,7 @@ def build_tiny_project(root: Path) -> Path:
 
     A third of the 90 movies are plot-only; the branches are ``BRANCHES``.
     """
-    from helpers.builders import IMAGES, TEXT
+    from helpers.builders import IMAGES, TEXT, data_settings, embed_settings
     from helpers.synthetic import make_movies, write_mmimdb_dir, write_tiny_bert_preset
     from moviegenre.branches.forests import ImageForest, TextForest
     from moviegenre.branches.image_dl import ImageCnn
@@ -44,12 +44,12 @@ def build_tiny_project(root: Path) -> Path:
     from moviegenre.branches.text_encoder import TextEncoderHead
     from moviegenre.branches.training import train_branch
     from moviegenre.config.runtime import RuntimeSettings
-    from moviegenre.config.settings import build
     from moviegenre.core.paths import ProjectPaths
     from moviegenre.data.prepare import prepare
     from moviegenre.data.table import load_prepared
     from moviegenre.download.ingest import build_raw
     from moviegenre.ensemble.run import run_ensemble
+    from moviegenre.ensemble.settings import EnsembleSettings
     from moviegenre.features.images import featurize_images
     from moviegenre.features.sentence_encoder import embed_text
     from moviegenre.features.text import featurize_text
@@ -62,17 +62,16 @@ def build_tiny_project(root: Path) -> Path:
     settings = tiny_settings()
     paths = ProjectPaths(root)
     with contextlib.chdir(root):  # the prepared table's poster paths are relative to the project
-        params = {"source": str(root / "src"), "sha256": None, "poster_workers": 2, "timeout_s": 5, "retries": 0}
-        build_raw(params, paths.raw, paths.cache)
+        build_raw(data_settings(root / "src"), paths.raw, paths.cache)
         fractions = {"train": 0.6, "val": 0.2, "test": 0.2}
         prepare(paths.raw, paths.prepared, paths.metrics / "data.json", fractions=fractions, min_genre_count=2,
                 seed=0, workers=1)  # fmt: skip
         table, _ = load_prepared(paths.prepared)
         featurize_images(table, IMAGES, seed=0, out_dir=paths.features("images"))
         featurize_text(table, TEXT, out_dir=paths.features("text"))
-        embed = {"preset": str(preset), "sha256": None, "sequence_length": 32, "batch_size": 16, "precision": "float32"}
-        embed_text(table, embed, paths.features("embeddings"))
+        embed_text(table, embed_settings(preset), paths.features("embeddings"))
+        runtime = RuntimeSettings.model_validate(settings["runtime"])
         for branch in (ImageForest, TextForest, ImageCnn, TextNet, TextEncoderHead):
-            train_branch(branch(settings[branch.name], 0), paths, build(RuntimeSettings, settings["runtime"]))
-        run_ensemble(settings["ensemble"], 0, paths)
+            train_branch(branch(settings[branch.name], 0), paths, runtime)
+        run_ensemble(EnsembleSettings.model_validate(settings["ensemble"]), 0, paths)
     return root

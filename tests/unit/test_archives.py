@@ -9,9 +9,11 @@ import random
 import stat
 import tarfile
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from helpers.builders import LIMITS, data_settings
 
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.download.archives import Limits, extract
@@ -42,7 +44,7 @@ def test_hostile_tar_member_is_refused(tmp_path: Path, name: str, kind: bytes, l
     dest = tmp_path / "out"
     dest.mkdir()
     with pytest.raises(MovieGenreError) as caught:
-        extract(archive, dest, progress=False)
+        extract(archive, dest, limits=LIMITS, progress=False)
     assert name in str(caught.value) and reason in str(caught.value)
     assert not (tmp_path / "evil").exists()
 
@@ -59,9 +61,8 @@ def test_a_tar_member_whose_name_is_not_utf8_is_refused_in_one_line(tmp_path: Pa
             member = tarfile.TarInfo(name)
             member.size = len(record)
             tar.addfile(member, io.BytesIO(record))
-    params = {"source": str(archive), "sha256": None, "poster_workers": 1, "timeout_s": 5, "retries": 0}
     with pytest.raises(MovieGenreError) as caught:
-        build_raw(params, tmp_path / "raw", tmp_path / "cache")
+        build_raw(data_settings(archive, poster_workers=1), tmp_path / "raw", tmp_path / "cache")
     assert str(caught.value) == f"{archive}: refusing member 'dataset/caf\\xe9.json': name is not UTF-8"
     assert not (tmp_path / "raw").exists()
 
@@ -73,7 +74,7 @@ def test_zip_with_parent_path_is_refused(tmp_path: Path) -> None:
     dest = tmp_path / "out"
     dest.mkdir()
     with pytest.raises(MovieGenreError, match=r"\.\./evil"):
-        extract(archive, dest, progress=False)
+        extract(archive, dest, limits=LIMITS, progress=False)
 
 
 def test_truncated_archive_is_reported(tmp_path: Path, mmimdb_archive: Path) -> None:
@@ -82,7 +83,7 @@ def test_truncated_archive_is_reported(tmp_path: Path, mmimdb_archive: Path) -> 
     dest = tmp_path / "out"
     dest.mkdir()
     with pytest.raises(MovieGenreError, match="truncated or corrupt archive"):
-        extract(truncated, dest, progress=False)
+        extract(truncated, dest, limits=LIMITS, progress=False)
 
 
 def test_good_zip_extracts(tmp_path: Path) -> None:
@@ -91,7 +92,7 @@ def test_good_zip_extracts(tmp_path: Path) -> None:
         zf.writestr("a/b.txt", "hello")
     dest = tmp_path / "out"
     dest.mkdir()
-    extract(archive, dest, progress=False)
+    extract(archive, dest, limits=LIMITS, progress=False)
     assert (dest / "a" / "b.txt").read_text() == "hello"
 
 
@@ -126,7 +127,7 @@ def _corrupt(tmp_path: Path, filename: str, data: bytes, **kwargs) -> str:
     dest = tmp_path / "out"
     dest.mkdir(exist_ok=True)
     with pytest.raises(MovieGenreError) as caught:
-        extract(archive, dest, progress=False, **kwargs)
+        extract(archive, dest, limits=LIMITS, progress=False, **kwargs)
     message = str(caught.value)
     assert "\n" not in message
     return message
@@ -225,7 +226,7 @@ def test_hard_link_to_an_earlier_member_extracts(tmp_path: Path) -> None:
         tar.addfile(link)
     dest = tmp_path / "out"
     dest.mkdir()
-    assert extract(archive, dest, progress=False) == 2
+    assert extract(archive, dest, limits=LIMITS, progress=False) == 2
     assert (dest / "b.txt").read_text() == "hello"
 
 
@@ -262,9 +263,9 @@ def _bomb(path: Path, megabytes: int = 5) -> Path:
 @pytest.mark.parametrize(
     ("limits", "setting"),
     [
-        (Limits(), "data.max_compression_ratio=100"),
-        (Limits(max_extract_gb=0.001, max_compression_ratio=1e6), "data.max_extract_gb=0.001"),
-        (Limits(max_members=1), "data.max_members=1"),
+        (LIMITS, "data.max_compression_ratio=100"),
+        (replace(LIMITS, max_extract_gb=0.001, max_compression_ratio=1e6), "data.max_extract_gb=0.001"),
+        (replace(LIMITS, max_members=1), "data.max_members=1"),
     ],
 )
 def test_bomb_crossing_a_limit_names_member_and_setting(
@@ -279,10 +280,10 @@ def test_bomb_crossing_a_limit_names_member_and_setting(
     assert not (dest / "zeros.bin").exists()
 
 
-def test_defaults_let_an_ordinary_archive_through(tmp_path: Path, mmimdb_archive: Path) -> None:
+def test_the_shipped_limits_let_an_ordinary_archive_through(tmp_path: Path, mmimdb_archive: Path) -> None:
     dest = tmp_path / "out"
     dest.mkdir()
-    assert extract(mmimdb_archive, dest, limits=Limits(), progress=False) == 1 + 1 + 2 * 60  # dirs + files
+    assert extract(mmimdb_archive, dest, limits=LIMITS, progress=False) == 1 + 1 + 2 * 60  # dirs + files
     assert len(list((dest / "mmimdb" / "dataset").iterdir())) == 120
 
 
@@ -299,7 +300,7 @@ def test_extracted_modes_follow_the_umask_not_the_archive(tmp_path: Path) -> Non
     dest.mkdir()
     old = os.umask(0o022)
     try:
-        extract(archive, dest, progress=False)
+        extract(archive, dest, limits=LIMITS, progress=False)
     finally:
         os.umask(old)
     assert stat.S_IMODE((dest / "d").stat().st_mode) == 0o755

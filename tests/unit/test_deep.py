@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -48,4 +47,4 @@ def test_gpu_requested_without_gpu_fails_clearly() -> None:
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("this machine has a GPU")
     with pytest.raises(MovieGenreError, match=r"runtime\.device is 'gpu' but TensorFlow sees no GPU"):
-        runtime.configure(dataclasses.replace(CPU, device="gpu"), seed=0)
+        runtime.configure(CPU.model_copy(update={"device": "gpu"}), seed=0)

@@ -9,13 +9,17 @@ import os
 import socket
 import zipfile
 from collections.abc import Callable
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
+from helpers.builders import LIMITS, data_settings
 from helpers.synthetic import make_movies, poster_bytes, write_mmimdb_dir
 
+from moviegenre.config.sections import DataSettings
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.download.archives import Limits
 from moviegenre.download.directories import copy_directory
@@ -23,15 +27,8 @@ from moviegenre.download.ingest import build_raw
 from moviegenre.download.layouts import parse_genre_field
 
 
-def _params(source: Path | str, sha256: str | None = None) -> dict:
-    return {
-        "source": str(source),
-        "sha256": sha256,
-        "limit": None,
-        "poster_workers": 4,
-        "timeout_s": 5,
-        "retries": 1,
-    }
+def _params(source: Path | str, sha256: str | None = None, **changes: Any) -> DataSettings:
+    return data_settings(source, **({"sha256": sha256, "poster_workers": 4, "retries": 1} | changes))
 
 
 def test_mmimdb_archive_to_raw_table(tmp_path: Path, mmimdb_archive: Path) -> None:
@@ -232,8 +229,8 @@ def test_links_inside_a_directory_source_are_copied_as_what_they_point_at(tmp_pa
 @pytest.mark.parametrize(
     ("limits", "reason"),
     [
-        (Limits(max_members=4), "more than data.max_members=4 members"),
-        (Limits(max_extract_gb=0.001), "is over data.max_extract_gb=0.001"),
+        (replace(LIMITS, max_members=4), "more than data.max_members=4 members"),
+        (replace(LIMITS, max_extract_gb=0.001), "is over data.max_extract_gb=0.001"),
     ],
 )
 def test_a_directory_source_over_a_limit_is_refused_by_member(tmp_path: Path, limits: Limits, reason: str) -> None:
@@ -262,7 +259,7 @@ def test_a_file_that_grows_past_its_size_while_copied_is_stopped_at_max_extract_
     with pytest.raises(
         MovieGenreError, match=r"'growing\.bin': unpacked size 1,048,576 bytes is over data\.max_extract_gb=0\.001"
     ):
-        copy_directory(source, tmp_path / "copy", limits=Limits(max_extract_gb=0.001), progress=False)
+        copy_directory(source, tmp_path / "copy", limits=replace(LIMITS, max_extract_gb=0.001), progress=False)
 
 
 def test_a_name_that_is_not_utf8_in_a_directory_source_is_refused(tmp_path: Path) -> None:
@@ -353,7 +350,7 @@ def test_a_gzip_encoded_poster_is_kept_decoded_and_a_gzip_bomb_refused(http_serv
 
     base = http_server(handle)
     src = _csv_source(tmp_path, {"a": f"{base}/p.jpg", "b": f"{base}/bomb.jpg"})
-    summary = build_raw({**_params(src), "max_poster_mb": 1}, tmp_path / "raw", tmp_path / "cache")
+    summary = build_raw(_params(src, max_poster_mb=1), tmp_path / "raw", tmp_path / "cache")
     assert (summary.posters, summary.poster_failures) == (1, 1)
     table = pd.read_parquet(tmp_path / "raw" / "movies.parquet").set_index("id")
     assert (tmp_path / "raw" / table.loc["a", "poster"]).read_bytes() == poster and pd.isna(table.loc["b", "poster"])
@@ -389,7 +386,7 @@ def test_poster_failure_reasons_do_not_point_at_data_source(tmp_path: Path) -> N
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     src = _csv_source(tmp_path, {"a": f"http://127.0.0.1:{port}/p.jpg", "b": "http://", "c": "http://[::1/p.jpg"})
-    params = {**_params(src), "retries": 0}
+    params = _params(src, retries=0)
     build_raw(params, tmp_path / "raw", tmp_path / "cache")
     failures = pd.read_csv(tmp_path / "raw" / "poster_failures.csv").set_index("id")["reason"]
     assert "Connection refused" in failures["a"]

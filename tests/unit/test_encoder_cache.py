@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 # the tiny random BERT preset of test_embeddings, and its texts
-from helpers.builders import TEXTS
+from helpers.builders import TEXTS, embed_settings
 
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.features.sentence_encoder import EXPORT_MODEL, SentenceEncoder, embed_text, load_encoder
@@ -29,8 +29,7 @@ def features(tiny_preset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     table = pd.DataFrame({"id": [f"m{i}" for i in range(len(TEXTS))], "split": ["train", "val", "test"] * 2})
     table["plot"] = TEXTS
     out = tmp_path / "features" / "embeddings"
-    settings = {"preset": "models/tiny", "sha256": None, "sequence_length": 32, "batch_size": 4}
-    settings["long_texts"] = "windows"  # TEXTS' long one is several windows
+    settings = embed_settings("models/tiny", batch_size=4, long_texts="windows")  # TEXTS' long one: several windows
     embed_text(table, settings, out)
     return out
 

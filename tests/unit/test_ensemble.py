@@ -16,6 +16,7 @@ from moviegenre.data.table import label_matrix, load_prepared
 from moviegenre.ensemble.combine import choose_weights, combine, load_branches
 from moviegenre.ensemble.model import EnsembleModel
 from moviegenre.ensemble.run import run_ensemble
+from moviegenre.ensemble.settings import EnsembleSettings
 from moviegenre.ensemble.stacking import fit_stacker, out_of_fold
 from moviegenre.evaluation import probabilities
 from moviegenre.evaluation.genre_sets import (
@@ -31,8 +32,15 @@ PATHS = ProjectPaths(Path("."))
 PREDICTIONS = Path("data/predictions")
 
 BRANCHES = ["image_ml", "text_ml", "image_dl", "text_dl"]
-SETTINGS = {"method": "val", "average": "probabilities", "weights": dict.fromkeys(BRANCHES, 1.0), "branches": BRANCHES,
-            "stack_C": 1.0, "stack_folds": 3}  # fmt: skip
+SETTINGS = EnsembleSettings(
+    method="val",
+    average="probabilities",
+    weights=dict.fromkeys(BRANCHES, 1.0),
+    branches=tuple(BRANCHES),
+    stack_C=1.0,
+    stack_folds=3,
+    thresholds="rate",
+)
 
 
 @pytest.fixture
@@ -95,7 +103,7 @@ def test_weights_fitted_on_logits_favour_the_good_branches(branch_files: dict[st
     fitted = choose_weights("val", {}, {b: p[is_val] for b, p in branch_files.items()}, y_val, "logits")
     assert sum(fitted.values()) == pytest.approx(1.0) and min(fitted.values()) >= 0
     assert fitted["text_ml"] + fitted["text_dl"] > fitted["image_ml"] + fitted["image_dl"]
-    metrics = run_ensemble(SETTINGS | {"average": "logits"}, 0, PATHS)
+    metrics = run_ensemble(SETTINGS.model_copy(update={"average": "logits"}), 0, PATHS)
     assert metrics["average"] == "logits" and EnsembleModel.load(PATHS.model("ensemble")).average == "logits"
     assert metrics["test"]["roc_auc_macro"] > 0.8
 
@@ -141,7 +149,7 @@ def test_ensemble_writes_metrics_table_roc_and_figures(branch_files: dict[str, n
 
 
 def test_leaving_branches_out(branch_files: dict[str, np.ndarray]) -> None:
-    metrics = run_ensemble(SETTINGS | {"method": "mean", "branches": ["text_ml", "text_dl"]}, 0, PATHS)
+    metrics = run_ensemble(SETTINGS.model_copy(update={"method": "mean", "branches": ("text_ml", "text_dl")}), 0, PATHS)
     assert metrics["weights"] == {"text_ml": 0.5, "text_dl": 0.5}
 
 
@@ -234,7 +242,7 @@ def test_stacker_learns_which_branch_to_trust_per_genre() -> None:
 
 @pytest.mark.parametrize("method", ["val", "stack"])
 def test_ensemble_model_saves_combiners_per_branch_set(branch_files: dict[str, np.ndarray], method: str) -> None:
-    settings = SETTINGS | {"method": method}
+    settings = SETTINGS.model_copy(update={"method": method})
     metrics = run_ensemble(settings, 0, PATHS)
     for key in ("f1_macro", "f1_micro", "f1_samples", "precision_macro", "recall_macro"):
         assert 0.0 < metrics["test"][key] <= 1.0
@@ -263,11 +271,11 @@ def test_ensemble_model_saves_combiners_per_branch_set(branch_files: dict[str, n
 
 def test_stack_val_score_is_out_of_fold(branch_files: dict[str, np.ndarray]) -> None:
     """Scored on the movies it was fitted on, a stacker would flatter itself on val."""
-    stack = run_ensemble(SETTINGS | {"method": "stack"}, 0, PATHS)
+    stack = run_ensemble(SETTINGS.model_copy(update={"method": "stack"}), 0, PATHS)
     table, genres = load_prepared(PATHS.prepared)
     scored = table[table["split"].isin(["val", "test"])]
     is_val = (scored["split"] == "val").to_numpy()
     y_val = label_matrix(scored.loc[is_val, "genres"], genres)
-    in_sample = fit_stacker({b: p[is_val] for b, p in branch_files.items()}, y_val, SETTINGS["stack_C"])
+    in_sample = fit_stacker({b: p[is_val] for b, p in branch_files.items()}, y_val, SETTINGS.stack_C)
     flattering = macro_auc_ranks(y_val, in_sample.predict({b: p[is_val] for b, p in branch_files.items()}))
     assert stack["val"]["roc_auc_macro"] < flattering

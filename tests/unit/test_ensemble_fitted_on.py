@@ -8,18 +8,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers.builders import CPU, TEXT
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from moviegenre.branches.forests import TextForest
 from moviegenre.branches.text_linear import TextLinear
 from moviegenre.branches.training import train_branch
 from moviegenre.cli.app import app
+from moviegenre.config.settings import explain
 from moviegenre.core.digests import sha256_file
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.paths import ProjectPaths
 from moviegenre.data.table import load_prepared
-from moviegenre.ensemble.model import ensemble_problem
+from moviegenre.ensemble.model import EnsembleFile
 from moviegenre.ensemble.run import run_ensemble
+from moviegenre.ensemble.settings import EnsembleSettings
 from moviegenre.features.text import featurize_text
 from moviegenre.predict.predictor import Predictor
 
@@ -28,8 +31,15 @@ LINEAR = {"features": "tfidf", "C": 2.0, "class_weight": None, "max_iter": 500}
 FOREST = {"features": "tfidf", "n_estimators": 20, "max_depth": None, "max_features": "sqrt", "min_samples_leaf": 1,
           "class_weight": None}  # fmt: skip
 BRANCHES = ["text_ml", "text_linear"]
-ENSEMBLE = {"method": "val", "average": "probabilities", "weights": dict.fromkeys(BRANCHES, 1.0),
-            "branches": BRANCHES, "stack_C": 1.0, "stack_folds": 3}  # fmt: skip
+ENSEMBLE = EnsembleSettings(
+    method="val",
+    average="probabilities",
+    weights=dict.fromkeys(BRANCHES, 1.0),
+    branches=tuple(BRANCHES),
+    stack_C=1.0,
+    stack_folds=3,
+    thresholds="rate",
+)
 PLOT = "ghost blood scream haunted demon in the city"
 STALE = (
     "models/text_linear: not the model models/ensemble was fitted with (retrained or checked out since); "
@@ -79,13 +89,20 @@ def test_the_same_branch_trained_again_is_the_same_model(fitted: Path) -> None:
     [
         ({"fusion": "0" * 64}, "fitted_on must map branches of the first combiner to their spec's sha256"),
         ({"text_ml": "not a digest"}, "fitted_on: a bad sha256 for text_ml"),
-        ([], "fitted_on must map branches of the first combiner to their spec's sha256"),
+        ([], "'fitted_on' must be a mapping, not list []"),
     ],
 )
 def test_fitted_on_is_checked_with_the_rest_of_ensemble_json(fitted: Path, fitted_on: object, problem: str) -> None:
     model = json.loads((PATHS.model("ensemble") / "ensemble.json").read_text())
-    assert ensemble_problem(model) is None
-    assert ensemble_problem(model | {"fitted_on": fitted_on}) == problem
-    assert ensemble_problem({k: v for k, v in model.items() if k != "fitted_on"}) == (
-        "needs exactly method, average, genres and combiners, plus fitted_on"
-    )
+    assert _problem(model) is None
+    assert _problem(model | {"fitted_on": fitted_on}) == problem
+    assert _problem({k: v for k, v in model.items() if k != "fitted_on"}) == "missing field 'fitted_on'"
+
+
+def _problem(data: object) -> str | None:
+    """What EnsembleModel.load says of ``data`` (between its file name and the command to run)."""
+    try:
+        EnsembleFile.model_validate(data)
+    except ValidationError as exc:
+        return explain(exc, EnsembleFile, entries="field")
+    return None

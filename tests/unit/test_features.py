@@ -80,6 +80,7 @@ def test_the_pca_writes_the_same_bytes_under_another_blas_kernel(prepared_projec
     script = (
         "from pathlib import Path\n"
         "from moviegenre.data.table import load_prepared\n"
+        "from moviegenre.config.sections import ImagesSettings\n"
         "from moviegenre.features.images import featurize_images\n"
         "import sys\n"
         f"featurize_images(load_prepared(Path('data/prepared'))[0], {IMAGES!r}, seed=0, out_dir=Path(sys.argv[1]))\n"
@@ -101,7 +102,7 @@ def test_an_unreadable_poster_leaves_no_feature_directory(
     broken = table.loc[table["poster"].notna(), "poster"].iloc[-1]  # in the last chunk: rgb.npy is half written
     Path(broken).write_bytes(b"not a jpeg")
     with pytest.raises(MovieGenreError, match="not a readable image"):
-        featurize_images(table, IMAGES | {"workers": 1}, seed=0, out_dir=Path("feat"))
+        featurize_images(table, IMAGES.model_copy(update={"workers": 1}), seed=0, out_dir=Path("feat"))
     assert not Path("feat").exists() and not list(Path(".").glob(".feat.*"))
 
 

@@ -118,7 +118,9 @@ def test_model_trained_on_other_features_is_refused_in_one_line(prepared_project
     featurize_images(table, IMAGES, seed=0, out_dir=images)
     settings = SETTINGS | {"features": "pca+color"}
     train_branch(ImageForest(settings, 0), PATHS, CPU)
-    featurize_images(table, IMAGES | {"pca_components": 5}, seed=0, out_dir=images)  # 8 -> 5 components
+    featurize_images(
+        table, IMAGES.model_copy(update={"pca_components": 5}), seed=0, out_dir=images
+    )  # 8 -> 5 components
 
     branch = load_branch(Path("models/image_ml"))
     arrays = {name: load_array(images, name) for name in branch.reads()}

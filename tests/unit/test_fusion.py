@@ -20,7 +20,7 @@ from moviegenre.branches.base import NEEDS, InputParts
 from moviegenre.branches.fusion import MERGE_LAYERS, FusionNet, fusion_model
 from moviegenre.branches.registry import NAMES, branch_class, load_branch
 from moviegenre.branches.training import train_branch
-from moviegenre.config.params import load_section
+from moviegenre.config.params import load_settings
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.data.table import load_prepared
 from moviegenre.features.sets import MODALITY, sets_fingerprint
@@ -166,7 +166,7 @@ def test_a_branch_needs_the_inputs_of_the_sets_it_reads() -> None:
     """Prediction picks a branch's movies by its modality and featurizes each set from its input."""
     for name in NAMES:
         cls = branch_class(name)
-        branch = cls(load_section(name, cls.schema(), PROJECT_ROOT / "params.yaml"), 0)
+        branch = cls(load_settings(cls.Settings, name, PROJECT_ROOT / "params.yaml"), 0)
         assert {MODALITY[s] for s in branch.feature_sets()} == set(NEEDS[cls.modality]), name
     posters, plots = ["a.jpg", None, "c.jpg", None], ["x", "y", None, None]
     assert seen_rows("poster", posters, plots).tolist() == [0, 2]

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from helpers.builders import data_settings
 from helpers.slow_http import drip_headers, trickle
 
 from moviegenre.core.errors import MovieGenreError
@@ -296,7 +297,7 @@ def test_a_trickling_server_meets_the_deadline_not_just_the_read_timeout(http_se
 
 def test_an_archive_source_that_trickles_stops_at_data_deadline_s(http_server, tmp_path: Path) -> None:
     url = http_server(trickle) + "/mmimdb.tar.gz"
-    params = {"source": url, "sha256": None, "poster_workers": 2, "timeout_s": 5, "retries": 2, "deadline_s": 1.5}
+    params = data_settings(url, retries=2, deadline_s=1.5)
     started = time.monotonic()
     with pytest.raises(MovieGenreError, match=r"mmimdb\.tar\.gz.*not complete within its 1\.5 s deadline.*source"):
         build_raw(params, tmp_path / "raw", tmp_path / "cache")
@@ -369,7 +370,7 @@ def test_a_server_that_drips_its_headers_meets_the_deadline(http_server, tmp_pat
 
 def test_an_archive_source_that_drips_its_headers_stops_at_data_deadline_s(http_server, tmp_path: Path) -> None:
     url = http_server(drip_headers) + "/mmimdb.tar.gz"
-    params = {"source": url, "sha256": None, "poster_workers": 2, "timeout_s": 5, "retries": 2, "deadline_s": 1.5}
+    params = data_settings(url, retries=2, deadline_s=1.5)
     raised = _ends_within(1.5 + 5, lambda: build_raw(params, tmp_path / "raw", tmp_path / "cache"))
     assert isinstance(raised, MovieGenreError)
     assert f"cannot download {url}: not complete within its 1.5 s deadline; fix data.source" in str(raised)

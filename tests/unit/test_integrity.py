@@ -12,18 +12,21 @@ import stat
 import tarfile
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
+from helpers.builders import data_settings
 from helpers.synthetic import make_movies, write_mmimdb_dir
 
+from moviegenre.config.sections import DataSettings
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.download import sources
 from moviegenre.download.ingest import build_raw
 
 
-def _params(source: Path | str, **extra: object) -> dict:
-    return {"source": str(source), "sha256": None, "poster_workers": 2, "timeout_s": 5, "retries": 0, **extra}
+def _params(source: Path | str, **extra: Any) -> DataSettings:
+    return data_settings(source, **extra)
 
 
 def _plain_tar(tmp_path: Path, n: int = 30) -> bytes:
@@ -34,7 +37,7 @@ def _plain_tar(tmp_path: Path, n: int = 30) -> bytes:
     return buffer.getvalue()
 
 
-def _fails_keeping_nothing(tmp_path: Path, params: dict) -> str:
+def _fails_keeping_nothing(tmp_path: Path, params: DataSettings) -> str:
     """build_raw must raise one line and leave data/raw as it was (here: a previous good build)."""
     raw = tmp_path / "data" / "raw"
     raw.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ SETTINGS = {
     "tfidf": {"ngram_max": 2, "min_df": 1, "max_df": 0.9, "max_features": 150, "sublinear_tf": True,
               "stop_words": None},
     "counts": {"ngram_max": 1, "min_df": 1, "max_features": 120, "stop_words": None},
-    "sequences": {"vocab_size": 80, "length": 20},
+    "sequences": {"vocab_size": 100, "length": 20},  # the smallest params.yaml accepts
 }  # fmt: skip
 FOREST = {"n_estimators": 12, "max_depth": None, "max_features": "sqrt", "min_samples_leaf": 1, "class_weight": None}
 
@@ -35,11 +35,12 @@ import hashlib, json, sys
 from pathlib import Path
 import numpy as np, pandas as pd
 from moviegenre.branches.forests import ImageForest, TextForest
+from moviegenre.config.sections import TextSettings
 from moviegenre.features.store import load_array
 from moviegenre.features.text import featurize_text
 
 table, out = pd.read_parquet(sys.argv[1]), Path(sys.argv[2])
-settings, forest = json.loads(sys.argv[3]), json.loads(sys.argv[4])
+settings, forest = TextSettings.model_validate(json.loads(sys.argv[3])), json.loads(sys.argv[4])
 featurize_text(table, settings, out)
 labels = np.stack([table["plot"].str.contains(w).to_numpy() for w in ("w001", "w002 w003", "w010")], 1)
 digest = hashlib.sha256()

@@ -15,7 +15,10 @@ from helpers import PROJECT_ROOT
 
 from moviegenre.cli.check import check_params
 from moviegenre.config import params
+from moviegenre.config.sections import DataSettings, PrepareSettings
 from moviegenre.core.errors import MovieGenreError
+
+MODELS = {"data": DataSettings, "prepare": PrepareSettings}
 
 
 def _edited(tmp_path: Path, section: str, key: str, value: object) -> Path:
@@ -28,7 +31,7 @@ def _edited(tmp_path: Path, section: str, key: str, value: object) -> Path:
 
 def test_shipped_params_are_valid() -> None:
     everything = check_params(PROJECT_ROOT / "params.yaml")
-    assert everything["data"]["source"].endswith("mmimdb-subset.tar.gz")
+    assert everything.data.source.endswith("mmimdb-subset.tar.gz")  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
@@ -44,13 +47,13 @@ def test_shipped_params_are_valid() -> None:
 def test_bad_key_is_named(tmp_path: Path, section: str, key: str, value: object, message: str) -> None:
     path = _edited(tmp_path, section, key, value)
     with pytest.raises(MovieGenreError) as caught:
-        params.load_section(section, path=path)
+        params.load_settings(MODELS[section], section, path=path)
     assert message in str(caught.value) and str(path) in str(caught.value)
 
 
 def test_missing_params_file(tmp_path: Path) -> None:
     with pytest.raises(MovieGenreError, match="params file not found"):
-        params.load_section("data", path=tmp_path / "params.yaml")
+        params.load_settings(DataSettings, "data", path=tmp_path / "params.yaml")
 
 
 @pytest.mark.parametrize(
@@ -90,9 +93,19 @@ def test_check_params_refuses_an_unknown_section(tmp_path: Path) -> None:
         ("data", "timeout_s", float("nan"), "'data.timeout_s' must be a finite number"),
         ("image_dl", "learning_rate", float("nan"), "'image_dl.learning_rate' must be a finite number"),
         ("prepare", "split", {"train": 0.7, "val": 0.2, "test": 0.15}, "'prepare.split' must add up to 1, not 1.05"),
-        ("prepare", "split", {"train": 0.7, "val": 0.3}, "'prepare.split' is missing 'test'"),
-        ("prepare", "split", {"train": 0.7, "val": float("nan"), "test": 0.3}, "val must be a finite number"),
-        ("prepare", "split", {"train": 1.0, "val": 0.0, "test": 0.0}, "test must be a number > 0.0"),
+        ("prepare", "split", {"train": 0.7, "val": 0.3}, "missing key 'prepare.split.test'"),
+        (
+            "prepare",
+            "split",
+            {"train": 0.7, "val": float("nan"), "test": 0.3},
+            "'prepare.split.val' must be a finite number, not nan",
+        ),
+        (
+            "prepare",
+            "split",
+            {"train": 1.0, "val": 0.0, "test": 0.0},
+            "'prepare.split.val' must be in (0, inf], not 0.0",
+        ),
     ],
 )
 def test_non_finite_numbers_and_bad_fractions_are_refused(

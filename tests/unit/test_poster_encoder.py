@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from helpers.builders import CPU, PATHS, TRAINING, check_keras_outputs
+from helpers.builders import CPU, PATHS, TRAINING, check_keras_outputs, embed_settings
 
 from moviegenre.branches.encoder_fusion import EncoderFusion
 from moviegenre.branches.fusion import FusionNet
@@ -71,7 +71,13 @@ def test_a_damaged_state_or_another_backbone_is_one_line(embedded: Path, tmp_pat
         ("missing.keras", "missing.keras: embed_posters.backbone names a .keras file that does not exist"),
     ]:
         with pytest.raises(MovieGenreError, match=message) as caught:
-            embed_posters(table, PosterEncoderSettings(backbone, 64, "crop", 8, "float32"), tmp_path / "out")
+            embed_posters(
+                table,
+                PosterEncoderSettings(
+                    backbone=backbone, input_size=64, resize="crop", batch_size=8, precision="float32"
+                ),
+                tmp_path / "out",
+            )
         assert "\n" not in str(caught.value) and not (tmp_path / "out").exists()
 
 
@@ -82,7 +88,9 @@ def test_a_keras_file_of_ones_own_is_a_backbone(embedded: Path, tmp_path: Path) 
     pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(inputs))
     keras.Model(inputs, pooled).save(tmp_path / "mine.keras")
     table, _ = load_prepared(PATHS.prepared)
-    settings = PosterEncoderSettings(str(tmp_path / "mine.keras"), 32, "crop", 8, "float32")
+    settings = PosterEncoderSettings(
+        backbone=str(tmp_path / "mine.keras"), input_size=32, resize="crop", batch_size=8, precision="float32"
+    )
     embed_posters(table, settings, tmp_path / "out")
     vectors = np.load(tmp_path / "out" / "embeddings.npy")
     assert vectors.shape[1] == 3 and (vectors >= 0).all() and (vectors <= 1).all()  # mean RGB in [0, 1]
@@ -99,14 +107,7 @@ def test_the_poster_head_trains_and_writes_its_outputs(embedded: Path) -> None:
 
 def test_the_encoder_fusion_and_fusion_on_embeddings_train(embedded: Path, tiny_preset: Path) -> None:
     table, _ = load_prepared(PATHS.prepared)
-    embed = {
-        "preset": str(tiny_preset),
-        "sha256": None,
-        "sequence_length": 32,
-        "batch_size": 16,
-        "precision": "float32",
-    }
-    embed_text(table, embed, PATHS.features("embeddings"))
+    embed_text(table, embed_settings(tiny_preset), PATHS.features("embeddings"))
     settings = HEAD | {"epochs": 1, "l2": 0.03, "poster_weight": 0.5}
     check_keras_outputs("encoder_fusion", train_branch(EncoderFusion(settings, 0), PATHS, CPU))
     spec = json.loads(Path("models/encoder_fusion/spec.json").read_text())

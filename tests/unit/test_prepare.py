@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.builders import data_settings
 from helpers.synthetic import make_movies, write_mmimdb_dir
 
 from moviegenre.core.errors import MovieGenreError
@@ -36,14 +37,7 @@ def _raw_from(tmp_path: Path, movies: list[dict], edit=None) -> Path:
     dataset = write_mmimdb_dir(tmp_path / "src", movies, poster_every=2)
     if edit:
         edit(dataset)
-    params = {
-        "source": str(tmp_path / "src"),
-        "sha256": None,
-        "poster_workers": 2,
-        "timeout_s": 5,
-        "retries": 0,
-    }
-    build_raw(params, tmp_path / "raw", tmp_path / "cache")
+    build_raw(data_settings(tmp_path / "src"), tmp_path / "raw", tmp_path / "cache")
     return tmp_path / "raw"
 
 

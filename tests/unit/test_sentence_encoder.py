@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import SHARED
-from helpers.builders import LONG, SHORT, TEXTS
+from helpers.builders import LONG, SHORT, TEXTS, embed_settings
 
 from moviegenre.core.digests import sha256_file
 from moviegenre.core.errors import MovieGenreError
@@ -125,8 +125,7 @@ def test_embed_text_writes_the_feature_directory_and_repeats_byte_for_byte(
     shutil.copytree(tiny_preset, tmp_path / "models" / "tiny")
     table = pd.DataFrame({"id": [f"m{i}" for i in range(len(TEXTS))], "split": ["train", "val", "test"] * 2})
     table["plot"] = TEXTS
-    settings = {"preset": "models/tiny", "sha256": None, "sequence_length": 32, "batch_size": 4,
-                "long_texts": "windows"}  # fmt: skip
+    settings = embed_settings("models/tiny", batch_size=4, long_texts="windows")
     out = tmp_path / "features" / "embeddings"
 
     assert embed_text(table, settings, out) == {"embeddings": (len(TEXTS), 16)}

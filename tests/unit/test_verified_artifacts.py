@@ -80,11 +80,12 @@ def test_another_branchs_directory_copied_in_is_refused(text_model: Path) -> Non
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        ({"settings": "x"}, "field 'settings' is not a mapping of settings"),
-        ({"genres": []}, "field 'genres' is not a list of distinct genres"),
-        ({"files": {"forest.json": "abc"}}, "field 'files' is a bad sha256 for forest.json"),
-        ({"files": {"../x": "0" * 64}}, "field 'files' is a bad file name '../x'"),
-        ({"extra": 1}, "unknown field 'extra'"),
+        ({"settings": "x"}, "not a model spec ('settings' must be a mapping, not str 'x'); run `dvc repro`"),
+        ({"genres": []}, "not a model spec ('genres' must not be empty)"),
+        ({"genres": ["A", "A"]}, "not a model spec ('genres' must be distinct genres, not ['A', 'A'])"),
+        ({"files": {"forest.json": "abc"}}, "not a model spec ('files' has a bad sha256 for forest.json)"),
+        ({"files": {"../x": "0" * 64}}, "not a model spec ('files' has a bad file name '../x')"),
+        ({"extra": 1}, "not a model spec (unknown field 'extra'"),
     ],
 )
 def test_a_spec_with_fields_of_the_wrong_kind_is_one_line(text_model: Path, edit: dict, message: str) -> None:
@@ -170,14 +171,24 @@ def test_a_saved_ensemble_loads_as_it_was(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d["combiners"][0]["weights"].update(text_ml=-1), "weights must be finite, non-negative"),
+        (
+            lambda d: d["combiners"][0]["weights"].update(text_ml=-1),
+            "'combiners[0].weights.text_ml' must be >= 0, not -1",
+        ),
+        (
+            lambda d: d["combiners"][0]["weights"].update(text_ml=0, image_ml=0),
+            "combiners[0]: weights must not be all zero",
+        ),
         (lambda d: d["combiners"][0]["branches"].remove("image_ml"), "weights must give one number per branch"),
-        (lambda d: d.update(method="bogus"), "method 'bogus' is not one of"),
-        (lambda d: d.update(average="median"), "average 'median' is not one of probabilities, logits"),
-        (lambda d: d.pop("average"), "needs exactly method, average, genres and combiners"),
-        (lambda d: d.update(combiners=[]), "combiners must be a non-empty list"),
+        (lambda d: d.update(method="bogus"), "'method' must be 'mean', 'weighted', 'val' or 'stack', not 'bogus'"),
+        (lambda d: d.update(average="median"), "'average' must be 'probabilities' or 'logits', not 'median'"),
+        (lambda d: d.pop("average"), "not an ensemble model (missing field 'average'); run `dvc repro -s ensemble`"),
+        (lambda d: d.update(combiners=[]), "'combiners' must not be empty"),
         (lambda d: d["combiners"][1].update(thresholds=[0.5]), "combiners[1]: thresholds must be a list of 2"),
-        (lambda d: d["combiners"][1].update(thresholds=[0.5, 1.5]), "thresholds must be numbers in [0, 1]"),
+        (
+            lambda d: d["combiners"][1].update(thresholds=[0.5, 1.5]),
+            "'combiners[1].thresholds[1]' must be <= 1, not 1.5",
+        ),
         (lambda d: d["combiners"][1].update(branches=["fusion"]), "a subset of the first combiner's"),
     ],
 )

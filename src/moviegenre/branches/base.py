@@ -8,9 +8,9 @@ stage, the ensemble and ``moviegenre predict`` all go through this interface, so
 is its module, its entry in ``registry.yaml``, its params section and its place in the
 ensemble's list.
 
-Settings are a frozen dataclass per branch (``Settings``), validated once: from params.yaml
-when a stage starts, from ``spec.json`` when a model loads. A spec written with other keys (an
-older version of the branch) is refused with the command that rebuilds it.
+Settings are a frozen pydantic model per branch (``Settings``), validated once: from
+params.yaml when a stage starts, from ``spec.json`` when a model loads. A spec written with
+other keys (an older version of the branch) is refused with the command that rebuilds it.
 
 A branch over two feature sets (``fusion``: posters and plots, modality ``both``) names its
 arrays ``set/array``: its rows are those of its own ``feature_set``, the other set's rows are
@@ -29,16 +29,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Generic, Self, TypeVar, cast
 
 import numpy as np
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, JsonValue, ValidationError
 
-from moviegenre.config.keys import Schema
 from moviegenre.config.runtime import RuntimeSettings
-from moviegenre.config.settings import parse, schema_of
+from moviegenre.config.settings import Settings, checked, explain, parse
 from moviegenre.core.digests import check_digests, digests_problem, file_digests
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir, json_text, read_json
@@ -52,21 +52,50 @@ _LIBRARIES = ("numpy", "scikit-learn", "keras", "tensorflow")
 NEEDS: dict[str, tuple[str, ...]] = {"poster": ("poster",), "plot": ("plot",), "both": ("poster", "plot")}
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """What a saved model was trained on; written as ``spec.json`` beside it."""
+Name = Annotated[str, Field(min_length=1)]
+Shape = list[Annotated[int, Field(gt=0)]]
 
-    branch: str
-    feature_set: str  # the set whose rows it was trained on (a multi-set branch aligns the others to them)
-    arrays: list[str]  # its reads(): "name" in feature_set, "set/name" in another set
-    input_shape: list[int] | dict[str, list[int]]  # one input's row shape, or each part's (InputParts)
+
+def _shape(value: Any) -> Any:
+    """One input's row shape, or each part's: refused here in one message, not per member of the union."""
+    shapes = value.values() if isinstance(value, dict) else [value]
+    ok = all(isinstance(s, list) and all(type(d) is int and d > 0 for d in s) for s in shapes)
+    if not ok or (isinstance(value, dict) and not value):
+        raise ValueError(f"must be a shape (a list of sizes) or a mapping of parts to shapes, not {value!r}")
+    return value
+
+
+def _fingerprint(value: Any) -> Any:
+    prints = value.values() if isinstance(value, dict) else [value]
+    if not all(isinstance(p, str) and p for p in prints) or (isinstance(value, dict) and not value):
+        raise ValueError(f"must be a fingerprint or a mapping of feature sets to fingerprints, not {value!r}")
+    return value
+
+
+def _digests(value: dict[str, str]) -> dict[str, str]:
+    problem = digests_problem(value)
+    if problem:
+        raise ValueError(f"has {problem}")
+    return value
+
+
+class ModelSpec(Settings):
+    """What a saved model was trained on; written as ``spec.json`` beside it, checked when it is read."""
+
+    branch: Name
+    feature_set: Name  # the set whose rows it was trained on (a multi-set branch aligns the others to them)
+    arrays: Annotated[list[Name], Field(min_length=1)]  # its reads(): "name" in feature_set, "set/name" in another
+    # one input's row shape, or each part's (InputParts)
+    input_shape: Annotated[Shape | dict[str, Shape], BeforeValidator(_shape)]
     input_description: str
-    genres: list[str]
-    features_fingerprint: str | dict[str, str]  # one feature set's, or feature set -> its fingerprint
-    settings: dict[str, Any]
+    genres: Annotated[list[Name], Field(min_length=1), checked(lambda v: len(set(v)) == len(v), "distinct genres")]
+    # one feature set's, or feature set -> its fingerprint
+    features_fingerprint: Annotated[Name | dict[str, Name], BeforeValidator(_fingerprint)]
+    settings: dict[str, JsonValue]  # to_dict(the branch's settings), checked again by Settings at load
     seed: int
-    libraries: dict[str, str]
-    files: dict[str, str] = field(default_factory=dict)  # every other file of the directory -> sha256 (save fills it)
+    libraries: dict[str, Name]
+    # every other file of the directory -> sha256 (save fills it; a spec of an older version has none)
+    files: Annotated[dict[str, str], AfterValidator(_digests)] = Field(default_factory=dict)
 
     @staticmethod
     def library_versions() -> dict[str, str]:
@@ -140,27 +169,31 @@ class InputParts:
         return self.shape[0]
 
 
-class Branch(ABC):
-    """A trainable, saveable genre predictor over one feature set (or several, aligned by movie id)."""
+S = TypeVar("S", bound=BaseModel)
+
+
+class Branch(ABC, Generic[S]):
+    """A trainable, saveable genre predictor over one feature set (or several, aligned by movie id).
+
+    ``S`` is the model of its settings: ``class TextLinear(Branch[LinearSettings])`` types
+    ``self.settings`` as ``LinearSettings``, and ``Settings`` names the same class for whatever
+    validates a section by the branch's name (the train stage, ``load``, ``check-params``).
+    """
 
     name: ClassVar[str]
     modality: ClassVar[str]  # "poster", "plot" or "both": the movies it can score (NEEDS)
     feature_set: ClassVar[str]  # the directory under data/features/ whose rows it trains on and scores
-    Settings: ClassVar[type]  # the dataclass of its params.yaml section, named like the branch
+    Settings: ClassVar[type[BaseModel]]  # the model of its params.yaml section, named like the branch: S
     # True for a fit that runs in epochs and logs one curve point per epoch (the Keras branches);
     # a fit without epochs (a forest, a logistic regression) logs only its train/val summary
     epochs: ClassVar[bool] = False
     model_file: str  # the model's file name inside models/<branch>/
 
-    def __init__(self, settings: Any, seed: int, spec: ModelSpec | None = None) -> None:
+    def __init__(self, settings: S | Mapping[str, object], seed: int, spec: ModelSpec | None = None) -> None:
         if isinstance(settings, Mapping):
-            settings = parse(self.Settings, self.name, dict(settings), Path(f"{self.name} settings"))
-        self.settings: Any = settings
+            settings = cast(S, parse(self.Settings, self.name, dict(settings), f"{self.name} settings"))
+        self.settings: S = settings
         self.seed, self.spec = seed, spec
-
-    @classmethod
-    def schema(cls) -> Schema:
-        return schema_of(cls.Settings)
 
     # -- what it reads ---------------------------------------------------------------
     @abstractmethod
@@ -221,18 +254,18 @@ class Branch(ABC):
             raise ValueError(f"{self.name}: fitted without a spec")
         with atomic_dir(directory) as tmp:
             self.save_model(tmp)
-            self.spec = replace(self.spec, files=file_digests(tmp, exclude=(SPEC,)))
-            (tmp / SPEC).write_text(json_text(asdict(self.spec)))
+            self.spec = self.spec.model_copy(update={"files": file_digests(tmp, exclude=(SPEC,))})
+            (tmp / SPEC).write_text(json_text(self.spec.model_dump()))
 
     @classmethod
-    def load(cls, directory: Path) -> Branch:
+    def load(cls, directory: Path) -> Self:
         """The branch saved in ``directory``, once its spec and every file's digest check out."""
         spec = read_spec(directory)
         hint = restore_hint(directory, cls.name)
         if spec.branch != cls.name:
             raise MovieGenreError(f"{directory / SPEC}: holds branch {spec.branch!r}, not {cls.name!r}; {hint}")
         try:
-            settings: Any = parse(cls.Settings, cls.name, spec.settings, directory / SPEC)
+            settings = cast(S, parse(cls.Settings, cls.name, spec.settings, directory / SPEC))
         except MovieGenreError as exc:
             raise MovieGenreError(
                 f"{exc}: the model was built by another version of {cls.name}; run `dvc repro -s train@{cls.name}`"
@@ -285,52 +318,11 @@ def read_spec(directory: Path) -> ModelSpec:
     data = read_json(path, fix)
     if not isinstance(data, dict):
         raise MovieGenreError(f"{path}: not a model spec (a JSON object); {fix}")
-    names = {f.name for f in fields(ModelSpec)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise MovieGenreError(f"{path}: not a model spec (unknown field {unknown[0]!r}); run `dvc repro`")
-    for name in names:
-        if name == "files" and name not in data:
-            continue  # an older version's spec: Branch.load names the stage that rebuilds it
-        problem = "missing" if name not in data else _SPEC_FIELDS[name](data[name])
-        if problem:
-            raise MovieGenreError(f"{path}: field {name!r} is {problem}; run `dvc repro`")
-    return ModelSpec(**data)
-
-
-def _is_text(value: Any) -> bool:
-    return isinstance(value, str) and bool(value)
-
-
-def _texts(value: Any) -> bool:
-    return isinstance(value, list) and all(_is_text(v) for v in value)
-
-
-def _shape(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
-
-
-def _check(ok: Any, describe: str) -> Any:
-    return lambda value: None if ok(value) else f"not {describe}"
-
-
-_SPEC_FIELDS: dict[str, Any] = {
-    "branch": _check(_is_text, "a name"),
-    "feature_set": _check(_is_text, "a name"),
-    "arrays": _check(lambda v: _texts(v) and v, "a list of array names"),
-    "input_shape": _check(
-        lambda v: _shape(v) or (isinstance(v, dict) and all(_shape(p) for p in v.values())), "a shape"
-    ),
-    "input_description": _check(lambda v: isinstance(v, str), "a string"),
-    "genres": _check(lambda v: _texts(v) and v and len(set(v)) == len(v), "a list of distinct genres"),
-    "features_fingerprint": _check(
-        lambda v: _is_text(v) or (isinstance(v, dict) and all(_is_text(p) for p in v.values())), "a fingerprint"
-    ),
-    "settings": _check(lambda v: isinstance(v, dict), "a mapping of settings"),
-    "seed": _check(lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-    "libraries": _check(lambda v: isinstance(v, dict) and all(_is_text(x) for x in v.values()), "a mapping"),
-    "files": lambda v: digests_problem(v),
-}
+    try:
+        return ModelSpec.model_validate(data)
+    except ValidationError as exc:
+        problem = explain(exc, ModelSpec, entries="field")
+        raise MovieGenreError(f"{path}: not a model spec ({problem}); run `dvc repro`") from None
 
 
 def row_shape(x: Any) -> list[int] | dict[str, list[int]]:

@@ -11,29 +11,27 @@ network over pixels.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from moviegenre.branches.base import FitContext
 from moviegenre.branches.keras.branch import KerasBranch
 from moviegenre.branches.keras.heads import embedding_head
 from moviegenre.branches.keras.settings import TrainingSettings
-from moviegenre.config.keys import integer, number
-from moviegenre.config.settings import setting
+from moviegenre.config.settings import Number
 
 POSTER, PLOT = "poster_embeddings/embeddings", "embeddings/embeddings"
 
 
-@dataclass(frozen=True)
 class EncoderFusionSettings(TrainingSettings):
-    hidden_units: int = setting(integer(0, 8192))  # 0: no hidden layer (logistic regression per genre)
-    l2: float = setting(number(0.0, 10.0))  # L2 penalty on the head's kernels
-    poster_weight: float = setting(number(0.0, 10.0))  # the standardised poster part's scale (plot: 1)
+    hidden_units: int = Field(ge=0, le=8192)  # 0: no hidden layer (logistic regression per genre)
+    l2: Number = Field(ge=0.0, le=10.0)  # L2 penalty on the head's kernels
+    poster_weight: Number = Field(ge=0.0, le=10.0)  # the standardised poster part's scale (plot: 1)
 
 
-class EncoderFusion(KerasBranch):
+class EncoderFusion(KerasBranch[EncoderFusionSettings]):
     """A head on [poster embedding, plot embedding] of the movies with both."""
 
     name = "encoder_fusion"

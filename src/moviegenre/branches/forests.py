@@ -23,54 +23,51 @@ on the fitted forest; it needs neither scikit-learn nor its private tree classes
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field, PlainValidator
 
-from moviegenre.branches.base import Branch, FitContext, Rows
-from moviegenre.config.keys import Key, choice, integer
-from moviegenre.config.settings import setting
+from moviegenre.branches.base import Branch, FitContext, ModelSpec, Rows
+from moviegenre.config.settings import Settings
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import json_text, read_json, read_npy
 
 log = logging.getLogger(__name__)
 
 
-def _max_features(value: str | float) -> str | None:
-    if isinstance(value, str):
-        return None if value in ("sqrt", "log2") else f"must be sqrt, log2, an int or a fraction, not {value!r}"
-    if isinstance(value, int):
-        return None if value >= 1 else f"must be at least 1, not {value}"
-    return None if 0 < value <= 1 else f"must be a fraction in (0, 1], not {value}"
+def _max_features(value: Any) -> Any:
+    """scikit-learn's max_features: a rule's name, a count of features or a fraction of them."""
+    if type(value) not in (str, int, float) or (type(value) is str and value not in ("sqrt", "log2")):
+        raise ValueError(f"must be sqrt, log2, an int or a fraction, not {value!r}")
+    if type(value) is int and value < 1:
+        raise ValueError(f"must be at least 1, not {value}")
+    if type(value) is float and not 0 < value <= 1:
+        raise ValueError(f"must be a fraction in (0, 1], not {value}")
+    return value
 
 
-@dataclass(frozen=True)
-class ForestSettings:
+class ForestSettings(Settings):
     """A forest's own keys; how many processes grow it is ``runtime.n_jobs``."""
 
-    n_estimators: int = setting(integer(1, 5000))
-    max_depth: int | None = setting(integer(1, 1000, nullable=True))
-    max_features: str | int | float = setting(
-        Key((str, int, float), _max_features, describe="sqrt, log2, an int or a fraction")
-    )
-    min_samples_leaf: int = setting(integer(1, 10000))
-    class_weight: str | None = setting(choice("balanced", "balanced_subsample", nullable=True))
+    n_estimators: int = Field(ge=1, le=5000)
+    max_depth: int | None = Field(ge=1, le=1000)
+    max_features: Annotated[str | int | float, PlainValidator(_max_features)]
+    min_samples_leaf: int = Field(ge=1, le=10000)
+    class_weight: Literal["balanced", "balanced_subsample"] | None
 
 
-@dataclass(frozen=True)
 class ImageForestSettings(ForestSettings):
-    features: str = setting(choice("pca", "pca+color"))
+    features: Literal["pca", "pca+color"]
 
 
-@dataclass(frozen=True)
 class TextForestSettings(ForestSettings):
-    features: str = setting(choice("tfidf"))
+    features: Literal["tfidf"]
 
 
 def positive_proba(forest: Any, features: Any) -> np.ndarray:
@@ -342,7 +339,10 @@ def _structure_problem(counts: dict[str, int], arrays: dict[str, np.ndarray]) ->
     return None
 
 
-class ForestBranch(Branch):
+F = TypeVar("F", bound=ForestSettings)
+
+
+class ForestBranch(Branch[F]):
     """A multi-output forest on one feature matrix; subclasses choose the estimator and inputs.
 
     ``flat`` is what predicts and what is saved; the scikit-learn forest is not kept (see ``fit_flat``).
@@ -351,7 +351,7 @@ class ForestBranch(Branch):
     estimator: ClassVar[str]  # the scikit-learn class in sklearn.ensemble, imported when fitting only
     model_file = HEADER  # the arrays' files are saved beside it
 
-    def __init__(self, settings: Any, seed: int, spec: Any = None) -> None:
+    def __init__(self, settings: F | Mapping[str, object], seed: int, spec: ModelSpec | None = None) -> None:
         super().__init__(settings, seed, spec)
         self.flat: FlatForest | None = None
 
@@ -359,7 +359,7 @@ class ForestBranch(Branch):
         import sklearn.ensemble
 
         estimator = getattr(sklearn.ensemble, self.estimator)
-        keys = {f.name: getattr(self.settings, f.name) for f in dataclasses.fields(ForestSettings)}
+        keys = {name: getattr(self.settings, name) for name in ForestSettings.model_fields}
         return estimator(random_state=self.seed, n_jobs=n_jobs, **keys)
 
     def fit(self, train: Rows, val: Rows, context: FitContext) -> dict[str, Any]:
@@ -409,7 +409,7 @@ class ForestBranch(Branch):
         self.flat = FlatForest.load(directory, f"run `dvc repro -s train@{self.name}`")
 
 
-class ImageForest(ForestBranch):
+class ImageForest(ForestBranch[ImageForestSettings]):
     """ExtraTrees on the posters' PCA components, plus colour statistics for ``pca+color``."""
 
     name = "image_ml"
@@ -425,7 +425,7 @@ class ImageForest(ForestBranch):
         return np.hstack([np.asarray(arrays[name], dtype=np.float32) for name in self.reads()])
 
 
-class TextForest(ForestBranch):
+class TextForest(ForestBranch[TextForestSettings]):
     """RandomForest on TF-IDF of plots (plot-only movies train too)."""
 
     name = "text_ml"

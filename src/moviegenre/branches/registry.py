@@ -11,6 +11,7 @@ import importlib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -48,7 +49,7 @@ def entries() -> dict[str, Entry]:
 NAMES: tuple[str, ...] = tuple(entries())
 
 
-def branch_class(name: str) -> type[Branch]:
+def branch_class(name: str) -> type[Branch[Any]]:
     if name not in entries():
         raise MovieGenreError(f"unknown branch {name!r} (known: {', '.join(NAMES)})")
     module, _, attribute = entries()[name].target.partition(":")
@@ -58,7 +59,7 @@ def branch_class(name: str) -> type[Branch]:
     return cls
 
 
-def load_branch(directory: Path) -> Branch:
+def load_branch(directory: Path) -> Branch[Any]:
     """The trained branch of ``models/<name>/``: its spec must name the directory's branch."""
     name = directory.name
     if name not in entries():

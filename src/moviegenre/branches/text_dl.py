@@ -16,23 +16,23 @@ mask pooled like its input.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
+from pydantic import Field
 
 from moviegenre.branches.base import FitContext
 from moviegenre.branches.keras.branch import KerasBranch
 from moviegenre.branches.keras.settings import TrainingSettings
-from moviegenre.config.keys import boolean, choice, integer
-from moviegenre.config.settings import setting
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.features import word2vec
 from moviegenre.features.text import TOKENIZER
 from moviegenre.features.tokenizer import PAD, Tokenizer
 
-ARCHITECTURES = ("mlp", "lstm", "conv1d", "cnn_lstm")
-EMBEDDINGS = ("learned", "word2vec")
+Architecture = Literal["mlp", "lstm", "conv1d", "cnn_lstm"]
+Embedding = Literal["learned", "word2vec"]
+ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
+EMBEDDINGS: tuple[str, ...] = get_args(Embedding)
 
 
 def _padding_mask(inputs: Any) -> Any:
@@ -104,20 +104,19 @@ def text_model(
     return keras.Model(inputs, outputs, name=f"text_{arch}")
 
 
-@dataclass(frozen=True)
 class TextNetSettings(TrainingSettings):
-    arch: str = setting(choice(*ARCHITECTURES))
-    hidden_units: int = setting(integer(1, 8192))
-    embedding: str = setting(choice(*EMBEDDINGS))
-    embedding_trainable: bool = setting(boolean())
-    embedding_dim: int = setting(integer(1, 1024))
-    lstm_units: int = setting(integer(1, 4096))
-    conv_filters: int = setting(integer(1, 4096))
-    kernel_size: int = setting(integer(1, 64))
-    pool_size: int = setting(integer(1, 64))
+    arch: Architecture
+    hidden_units: int = Field(ge=1, le=8192)
+    embedding: Embedding
+    embedding_trainable: bool
+    embedding_dim: int = Field(ge=1, le=1024)
+    lstm_units: int = Field(ge=1, le=4096)
+    conv_filters: int = Field(ge=1, le=4096)
+    kernel_size: int = Field(ge=1, le=64)
+    pool_size: int = Field(ge=1, le=64)
 
 
-class TextNet(KerasBranch):
+class TextNet(KerasBranch[TextNetSettings]):
     """``mlp``: the seed's dense NN on text.counts; ``lstm``, ``conv1d``, ``cnn_lstm``: on text.sequences."""
 
     name = "text_dl"

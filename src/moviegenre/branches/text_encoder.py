@@ -10,23 +10,21 @@ genre (L2 through the optimiser's weight decay, early stopping on val like the r
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
+
+from pydantic import Field
 
 from moviegenre.branches.base import FitContext
 from moviegenre.branches.keras.branch import KerasBranch
 from moviegenre.branches.keras.heads import embedding_head
 from moviegenre.branches.keras.settings import TrainingSettings
-from moviegenre.config.keys import integer
-from moviegenre.config.settings import setting
 
 
-@dataclass(frozen=True)
 class EncoderHeadSettings(TrainingSettings):
-    hidden_units: int = setting(integer(0, 8192))  # 0: no hidden layer (logistic regression per genre)
+    hidden_units: int = Field(ge=0, le=8192)  # 0: no hidden layer (logistic regression per genre)
 
 
-class TextEncoderHead(KerasBranch):
+class TextEncoderHead(KerasBranch[EncoderHeadSettings]):
     """A classifier head on ``data/features/embeddings/embeddings.npy``."""
 
     name = "text_encoder"

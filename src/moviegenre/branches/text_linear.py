@@ -15,17 +15,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 from scipy.special import expit
 
-from moviegenre.branches.base import Branch, FitContext, Rows
-from moviegenre.config.keys import choice, integer, number
-from moviegenre.config.settings import setting
+from moviegenre.branches.base import Branch, FitContext, ModelSpec, Rows
+from moviegenre.config.settings import Number, Settings
 from moviegenre.core.errors import MovieGenreError
 
 log = logging.getLogger(__name__)
@@ -34,12 +33,11 @@ COEF, INTERCEPT = "coef.npy", "intercept.npy"
 _CONSTANT_LOGIT = 30.0  # a genre seen only negative (or only positive) in training: probability ~0 (or ~1)
 
 
-@dataclass(frozen=True)
-class LinearSettings:
-    features: str = setting(choice("tfidf"))
-    C: float = setting(number(1e-6, 1e6))  # inverse L2 strength, as scikit-learn's
-    class_weight: str | None = setting(choice("balanced", nullable=True))
-    max_iter: int = setting(integer(10, 100_000))  # lbfgs iterations per genre
+class LinearSettings(Settings):
+    features: Literal["tfidf"]
+    C: Number = Field(ge=1e-6, le=1e6)  # inverse L2 strength, as scikit-learn's
+    class_weight: Literal["balanced"] | None
+    max_iter: int = Field(ge=10, le=100_000)  # lbfgs iterations per genre
 
 
 def _fit_genre(x: Any, y: np.ndarray, settings: LinearSettings, seed: int) -> tuple[np.ndarray, float]:
@@ -56,7 +54,7 @@ def _fit_genre(x: Any, y: np.ndarray, settings: LinearSettings, seed: int) -> tu
     return model.coef_[0].astype(np.float64), float(model.intercept_[0])
 
 
-class TextLinear(Branch):
+class TextLinear(Branch[LinearSettings]):
     """Logistic regression per genre on TF-IDF of plots (plot-only movies train too)."""
 
     name = "text_linear"
@@ -65,7 +63,9 @@ class TextLinear(Branch):
     Settings = LinearSettings
     model_file = COEF
 
-    def __init__(self, settings: Any, seed: int, spec: Any = None) -> None:
+    def __init__(
+        self, settings: LinearSettings | Mapping[str, object], seed: int, spec: ModelSpec | None = None
+    ) -> None:
         super().__init__(settings, seed, spec)
         self.coef: np.ndarray | None = None
         self.intercept: np.ndarray | None = None

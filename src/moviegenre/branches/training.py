@@ -22,7 +22,7 @@ import pandas as pd
 from dvclive import Live
 
 from moviegenre.branches.base import Branch, FitContext, ModelSpec, Rows, row_shape
-from moviegenre.config.params import load_section, load_settings
+from moviegenre.config.params import load_seed, load_settings
 from moviegenre.config.runtime import RuntimeSettings
 from moviegenre.config.settings import to_dict
 from moviegenre.core.errors import MovieGenreError
@@ -40,15 +40,15 @@ log = logging.getLogger(__name__)
 SCORED_SPLITS = ("val", "test")
 
 
-def run_train_stage(branch_class: type[Branch], paths: ProjectPaths) -> dict[str, Any]:
+def run_train_stage(branch_class: type[Branch[Any]], paths: ProjectPaths) -> dict[str, Any]:
     """The train stage of one branch: validate its params section and runtime's, then train it."""
-    settings: Any = load_settings(branch_class.Settings, branch_class.name, paths.params)
-    seed = load_section("seed", path=paths.params)
+    settings = load_settings(branch_class.Settings, branch_class.name, paths.params)
+    seed = load_seed(paths.params)
     runtime = load_settings(RuntimeSettings, "runtime", paths.params)
     return train_branch(branch_class(settings, seed), paths, runtime)
 
 
-def train_branch(branch: Branch, paths: ProjectPaths, runtime: RuntimeSettings) -> dict[str, Any]:
+def train_branch(branch: Branch[Any], paths: ProjectPaths, runtime: RuntimeSettings) -> dict[str, Any]:
     """Fit ``branch`` on its features' train rows; write model, probabilities, metrics and its dvclive run.
 
     The rows are those of the branch's own feature set; arrays of another set (a branch over
@@ -114,7 +114,7 @@ def train_branch(branch: Branch, paths: ProjectPaths, runtime: RuntimeSettings) 
     return metrics
 
 
-def load_aligned(branch: Branch, paths: ProjectPaths, ids: pd.Series) -> dict[str, Any]:
+def load_aligned(branch: Branch[Any], paths: ProjectPaths, ids: pd.Series) -> dict[str, Any]:
     """The arrays ``branch.reads()`` names, each row ``i`` being movie ``ids[i]`` (its own set's rows)."""
     arrays: dict[str, Any] = {}
     positions: dict[str, np.ndarray | None] = {branch.feature_set: None}  # None: already in these rows
@@ -144,7 +144,7 @@ def _positions(ids: pd.Series, other: pd.Series, directory: Path) -> np.ndarray:
     return where
 
 
-def _summary(branch: Branch, train: Rows, val: Rows) -> dict[str, Any]:
+def _summary(branch: Branch[Any], train: Rows, val: Rows) -> dict[str, Any]:
     """Train and val macro AUC of the fitted model: what a fit in epochs logs for its best epoch."""
     summary: dict[str, Any] = {}
     for name, rows in (("train", train), ("val", val)):

@@ -7,24 +7,42 @@ params file, runs this first on every `dvc repro` that follows an edit.
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+from pydantic import create_model
+
 from moviegenre.branches.registry import NAMES, branch_class
-from moviegenre.config.keys import Key, Schema
-from moviegenre.config.params import load_all
-from moviegenre.config.schema import SECTIONS
-from moviegenre.config.settings import schema_of
-from moviegenre.ensemble.settings import SCHEMA as ENSEMBLE_SCHEMA
+from moviegenre.config.params import load_params
+from moviegenre.config.runtime import RuntimeSettings
+from moviegenre.config.sections import (
+    DataSettings,
+    EmbedTextSettings,
+    ImagesSettings,
+    PrepareSettings,
+    Seed,
+    TextSettings,
+    Word2VecSettings,
+)
+from moviegenre.config.settings import Settings
+from moviegenre.ensemble.settings import EnsembleSettings
 from moviegenre.features.poster_encoder import PosterEncoderSettings
 
 
-def full_schema() -> dict[str, Key | Schema]:
-    features = {"embed_posters": schema_of(PosterEncoderSettings)}
-    branches = {name: branch_class(name).schema() for name in NAMES}
-    return {**SECTIONS, **features, **branches, "ensemble": ENSEMBLE_SCHEMA}
+@cache
+def params_model() -> type[Settings]:
+    """The model of the whole file: one field per section, the branches' from the registry."""
+    sections: dict[str, Any] = {
+        "seed": Seed, "data": DataSettings, "prepare": PrepareSettings, "images": ImagesSettings,
+        "text": TextSettings, "embed_text": EmbedTextSettings, "word2vec": Word2VecSettings,
+        "runtime": RuntimeSettings, "embed_posters": PosterEncoderSettings,
+        **{name: branch_class(name).Settings for name in NAMES}, "ensemble": EnsembleSettings,
+    }  # fmt: skip
+    fields: dict[str, Any] = {name: (kind, ...) for name, kind in sections.items()}  # ...: required
+    return create_model("ParamsFile", __base__=Settings, **fields)
 
 
-def check_params(path: Path) -> dict[str, Any]:
-    """Every section of ``path`` validated; raises naming the first bad or unknown key."""
-    return load_all(full_schema(), path)
+def check_params(path: Path) -> Settings:
+    """Every section of ``path`` validated; raises naming the first bad, missing or unknown key or section."""
+    return load_params(params_model(), path)

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +27,9 @@ from moviegenre.core.paths import ProjectPaths
 from moviegenre.data.posters import poster_problem
 from moviegenre.predict.answer import movie_json, seen_text
 from moviegenre.predict.inputs import MAX_PLOT_CHARS, MAX_PLOT_FILE_BYTES, MAX_POSTER_MB, check_plot
+
+if TYPE_CHECKING:
+    from moviegenre.config.sections import DataSettings
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +109,8 @@ class FetchBounds:
     """How ``predict --dataset`` fetches a source and the posters behind URLs (its options).
 
     The deadlines are wall-clock bounds on a whole download, retries included, as
-    ``data.deadline_s`` and ``data.poster_deadline_s`` are for the download stage.
+    ``data.deadline_s`` and ``data.poster_deadline_s`` are for the download stage. The archive
+    limits are not options: those params.yaml ships, which let the full MM-IMDb archive through.
     """
 
     timeout_s: float = 30.0
@@ -114,6 +118,20 @@ class FetchBounds:
     poster_deadline_s: float = 120.0
     max_poster_mb: float = 240.0
     deadline_s: float = 14_400.0  # an http(s) source, as params.yaml's data.deadline_s
+    max_extract_gb: float = 32.0
+    max_members: int = 200_000
+    max_compression_ratio: float = 100.0
+
+    def data(self, source: str) -> DataSettings:
+        """The download's settings: these bounds, checked by ``check`` (a timeout under a second included)."""
+        from moviegenre.config.sections import DataSettings
+
+        return DataSettings.model_construct(
+            source=source, sha256=None, limit=None, poster_workers=8, timeout_s=self.timeout_s,
+            retries=self.retries, deadline_s=self.deadline_s, max_poster_mb=self.max_poster_mb,
+            poster_deadline_s=self.poster_deadline_s, max_extract_gb=self.max_extract_gb,
+            max_members=self.max_members, max_compression_ratio=self.max_compression_ratio,
+        )  # fmt: skip
 
     def check(self) -> None:
         limits = (
@@ -253,10 +271,7 @@ def _predict_dataset(
 
     with tempfile.TemporaryDirectory(prefix="moviegenre-predict-") as tmp:
         raw_dir = Path(tmp) / "raw"
-        params = {"source": source, "sha256": None, "poster_workers": 8, "timeout_s": bounds.timeout_s,
-                  "retries": bounds.retries, "deadline_s": bounds.deadline_s,
-                  "poster_deadline_s": bounds.poster_deadline_s, "max_poster_mb": bounds.max_poster_mb}  # fmt: skip
-        build_raw(params, raw_dir, cache_dir=Path(tmp) / "cache")
+        build_raw(bounds.data(source), raw_dir, cache_dir=Path(tmp) / "cache")
         table, report = clean_movies(pd.read_parquet(raw_dir / "movies.parquet"), raw_dir, need_genres=False)
         dropped = sum(report.dropped.values())
         if dropped:

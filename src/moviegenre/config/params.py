@@ -10,20 +10,15 @@ gigabytes) and nesting is capped (the composer recurses), as is the file's size.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
-from moviegenre.config.keys import Key, Schema, validate
-from moviegenre.config.schema import SECTIONS
-from moviegenre.config.settings import parse
+from moviegenre.config.sections import Seed
+from moviegenre.config.settings import M, Settings, parse
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.paths import PATHS
-
-T = TypeVar("T")
-
 
 MAX_BYTES = 1 << 20
 MAX_DEPTH = 16
@@ -95,46 +90,29 @@ def load_yaml(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def check_section(section: str, value: Any, rule: Key | Schema, path: Path) -> Any:
-    """``value`` if it follows ``rule``; otherwise one error naming the key."""
-    if isinstance(rule, Key):
-        problem = rule.problem(value)
-        if problem:
-            raise MovieGenreError(f"{path}: '{section}' {problem}")
-        return value
-    return validate(section, value, rule, path)
-
-
-def load_section(section: str, schema: Key | Schema | None = None, path: Path | str = PATHS.params) -> Any:
-    """Load and validate one section; ``schema`` defaults to the data/feature/runtime sections' own."""
-    path = Path(path)
-    if schema is None:
-        if section not in SECTIONS:
-            raise MovieGenreError(f"no schema for params section '{section}'")
-        schema = SECTIONS[section]
-    loaded = load_yaml(path)
-    if section not in loaded:
-        raise MovieGenreError(f"{path}: missing section '{section}'")
-    return check_section(section, loaded[section], schema, path)
-
-
-def load_all(schema: Mapping[str, Key | Schema], path: Path | str = PATHS.params) -> dict[str, Any]:
-    """Validate every section against ``schema``; an unknown or missing section is an error too."""
-    path = Path(path)
-    loaded = load_yaml(path)
-    unknown = sorted(set(loaded) - set(schema))
-    if unknown:
-        raise MovieGenreError(f"{path}: unknown section '{unknown[0]}' (known: {', '.join(schema)})")
-    missing = [name for name in schema if name not in loaded]
-    if missing:
-        raise MovieGenreError(f"{path}: missing section '{missing[0]}'")
-    return {name: check_section(name, loaded[name], rule, path) for name, rule in schema.items()}
-
-
-def load_settings(cls: type[T], section: str, path: Path | str = PATHS.params) -> T:
-    """One section as its typed settings dataclass, validated by the dataclass's field rules."""
+def load_settings(model: type[M], section: str, path: Path | str = PATHS.params) -> M:
+    """One section of ``path`` as its settings model; one error naming the file and the key otherwise."""
     path = Path(path)
     loaded = load_yaml(path)
     if section not in loaded:
         raise MovieGenreError(f"{path}: missing section '{section}'")
-    return parse(cls, section, loaded[section], path)
+    return parse(model, section, loaded[section], path)
+
+
+class _Seed(Settings):
+    seed: Seed
+
+
+def load_seed(path: Path | str = PATHS.params) -> int:
+    """The ``seed`` section: the one that is a value rather than a mapping of keys."""
+    path = Path(path)
+    loaded = load_yaml(path)
+    if "seed" not in loaded:
+        raise MovieGenreError(f"{path}: missing section 'seed'")
+    return parse(_Seed, "", {"seed": loaded["seed"]}, path).seed
+
+
+def load_params(model: type[M], path: Path | str = PATHS.params) -> M:
+    """The whole of ``path`` as ``model``, one field per section: an unknown or missing section is an error too."""
+    path = Path(path)
+    return parse(model, "", load_yaml(path), path, entries="section")

@@ -7,17 +7,20 @@ it changes what a forest learns; determinism and precision can change a Keras mo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Annotated, Literal
 
-from moviegenre.config.keys import boolean, choice, integer, processes
-from moviegenre.config.settings import setting
+from pydantic import Field
+
+from moviegenre.config.settings import Settings, checked
+
+# A process count as joblib takes it: -1 for every core, else 1 to 256 (joblib refuses 0).
+Processes = Annotated[int, checked(lambda value: value == -1 or 1 <= value <= 256, "-1 (every core) or in [1, 256]")]
 
 
-@dataclass(frozen=True)
-class RuntimeSettings:
-    device: str = setting(choice("auto", "cpu", "gpu"))
-    mixed_precision: bool = setting(boolean())
-    deterministic: bool = setting(boolean())
-    intra_op_threads: int = setting(integer(0, 256))
-    inter_op_threads: int = setting(integer(0, 256))
-    n_jobs: int = setting(processes(256))
+class RuntimeSettings(Settings):
+    device: Literal["auto", "cpu", "gpu"]
+    mixed_precision: bool
+    deterministic: bool
+    intra_op_threads: int = Field(ge=0, le=256)
+    inter_op_threads: int = Field(ge=0, le=256)
+    n_jobs: Processes

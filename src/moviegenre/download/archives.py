@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
+from moviegenre.config.sections import DataSettings
 from moviegenre.core.errors import MovieGenreError
 
 log = logging.getLogger(__name__)
@@ -44,25 +45,19 @@ class CorruptArchive(MovieGenreError):
 
 @dataclass(frozen=True)
 class Limits:
-    """What one archive may unpack to; the defaults let the full MM-IMDb archive through.
+    """What one archive may unpack to (params.yaml's data section; ``predict --dataset``'s options).
 
     MM-IMDb is ~52k members (25,959 movies: a .json and a .jpeg each) and about 8 GB of
     posters, which JPEG has already compressed (ratio ~1); a bomb of zeros compresses ~1000x.
     """
 
-    max_extract_gb: float = 32.0
-    max_members: int = 200_000
-    max_compression_ratio: float = 100.0
+    max_extract_gb: float
+    max_members: int
+    max_compression_ratio: float
 
     @classmethod
-    def from_params(cls, data_params: dict) -> Limits:
-        """The limits in ``data_params`` (params.yaml's data section), defaults where absent."""
-        defaults = cls()
-        return cls(
-            max_extract_gb=data_params.get("max_extract_gb", defaults.max_extract_gb),
-            max_members=data_params.get("max_members", defaults.max_members),
-            max_compression_ratio=data_params.get("max_compression_ratio", defaults.max_compression_ratio),
-        )
+    def from_params(cls, data: DataSettings) -> Limits:
+        return cls(data.max_extract_gb, data.max_members, data.max_compression_ratio)
 
 
 class Budget:
@@ -109,9 +104,7 @@ def is_archive(name: str) -> bool:
     return name.lower().endswith(ARCHIVE_SUFFIXES)
 
 
-def extract(
-    archive: Path, dest: Path, *, limits: Limits | None = None, name: str | None = None, progress: bool = True
-) -> int:
+def extract(archive: Path, dest: Path, *, limits: Limits, name: str | None = None, progress: bool = True) -> int:
     """Extract ``archive`` into the existing directory ``dest``; return the number of members.
 
     ``name`` is how errors call the archive (the user's ``data.source`` rather than a cache
@@ -119,7 +112,7 @@ def extract(
     whatever was written to ``dest`` by then is the caller's to discard.
     """
     shown = name or str(archive)
-    budget = Budget(shown, limits or Limits(), archive.stat().st_size)
+    budget = Budget(shown, limits, archive.stat().st_size)
     try:
         if archive.name.lower().endswith(".zip"):
             members = _extract_zip(archive, dest, shown, budget, progress)

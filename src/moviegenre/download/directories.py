@@ -32,9 +32,7 @@ _KINDS = (
 )
 
 
-def copy_directory(
-    source: Path, dest: Path, *, limits: Limits | None = None, name: str | None = None, progress: bool = True
-) -> int:
+def copy_directory(source: Path, dest: Path, *, limits: Limits, name: str | None = None, progress: bool = True) -> int:
     """Copy the regular files and folders under ``source`` into ``dest`` (created); return the member count.
 
     ``name`` is how errors call the source. Anything that is not a regular file or a folder
@@ -43,7 +41,7 @@ def copy_directory(
     """
     shown = name or str(source)
     root = source.resolve()
-    budget = Budget(shown, limits or Limits(), packed=None)
+    budget = Budget(shown, limits, packed=None)
     dest.mkdir()
     skip = _identity(dest)  # a source that holds the output must not copy the copy
     # (folder to read, its path in the source, the folders it is inside): a stack, not recursion.

@@ -25,6 +25,7 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
+from moviegenre.config.sections import DataSettings
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir
 from moviegenre.download import http_client, layouts, sources
@@ -47,21 +48,21 @@ class RawSummary:
     poster_failures: int
 
 
-def build_raw(data_params: dict, out_dir: Path, cache_dir: Path) -> RawSummary:
+def build_raw(data: DataSettings, out_dir: Path, cache_dir: Path) -> RawSummary:
     """Fetch ``data.source`` and write ``out_dir`` whole, or leave it untouched on error."""
-    source = data_params["source"]
+    source = data.source
     local = sources.fetch(
         source,
-        data_params["sha256"],
-        timeout_s=data_params["timeout_s"],
-        retries=data_params["retries"],
-        deadline_s=data_params.get("deadline_s"),
+        data.sha256,
+        timeout_s=data.timeout_s,
+        retries=data.retries,
+        deadline_s=data.deadline_s,
         cache_dir=cache_dir,
     )
     # Absolute, so that poster paths resolved inside the source compare with it.
     with atomic_dir(Path(out_dir).resolve()) as tmp:
         files = tmp / "files"
-        _unpack(source, local, files, Limits.from_params(data_params), cache_dir)
+        _unpack(source, local, files, Limits.from_params(data), cache_dir)
         layout, where = layouts.find_layout(files, name=source)
         log.info("found %s layout at %s", layout, where.relative_to(tmp))
         if layout == "mmimdb":
@@ -69,7 +70,7 @@ def build_raw(data_params: dict, out_dir: Path, cache_dir: Path) -> RawSummary:
             failures = pd.DataFrame(columns=FAILURE_COLUMNS)
         else:
             table = layouts.read_csv(where, name=f"{source.rstrip('/')}/{where.relative_to(files).as_posix()}")
-            table, failures = _resolve_csv_posters(table, where.parent, tmp, cache_dir / "posters", data_params)
+            table, failures = _resolve_csv_posters(table, where.parent, tmp, cache_dir / "posters", data)
         table["poster"] = [
             Path(p).relative_to(tmp).as_posix() if isinstance(p, str) and p else None for p in table["poster"]
         ]
@@ -93,10 +94,6 @@ def _unpack(source: str, local: Path, files: Path, limits: Limits, cache_dir: Pa
     except CorruptArchive:
         sources.forget(local, cache_dir)
         raise
-
-
-DEFAULT_MAX_POSTER_MB = 240.0  # four bytes for each of the pixels a poster may have (data.posters)
-DEFAULT_POSTER_DEADLINE_S = 120.0  # one poster's whole download, retries included
 
 
 def poster_cache_path(cache: Path, url: str) -> Path:
@@ -128,7 +125,7 @@ def check_poster(path: Path, content_type: str | None) -> str | None:
 
 
 def _resolve_csv_posters(
-    table: pd.DataFrame, csv_dir: Path, out: Path, cache: Path, data_params: dict
+    table: pd.DataFrame, csv_dir: Path, out: Path, cache: Path, data: DataSettings
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Poster cells are paths inside the source or http(s) URLs; URLs are fetched in parallel."""
     failures: list[dict] = []
@@ -151,7 +148,7 @@ def _resolve_csv_posters(
         else:
             posters[row] = str(path)
     if wanted:
-        fetched, reasons = _fetch_posters(list(dict.fromkeys(wanted.values())), cache, data_params)
+        fetched, reasons = _fetch_posters(list(dict.fromkeys(wanted.values())), cache, data)
         posters_dir = out / "posters"
         posters_dir.mkdir()
         for row, url in wanted.items():
@@ -177,11 +174,11 @@ def _scheme(poster: str) -> str | None:
         return None
 
 
-def _fetch_posters(urls: list[str], cache: Path, data_params: dict) -> tuple[dict[str, Path], dict[str, str]]:
+def _fetch_posters(urls: list[str], cache: Path, data: DataSettings) -> tuple[dict[str, Path], dict[str, str]]:
     """Each URL's cached poster (checked complete, else downloaded), or the reason it has none.
 
     Each download is bounded in size and time: ``max_poster_mb`` and ``poster_deadline_s`` from
-    params.yaml's data section (or ``predict --dataset``'s options), else the defaults below. An interrupt
+    params.yaml's data section (or ``predict --dataset``'s options). An interrupt
     (Ctrl-C, or SIGTERM turned into an exception) cancels the downloads in flight.
     """
     fetched: dict[str, Path] = {}
@@ -194,10 +191,10 @@ def _fetch_posters(urls: list[str], cache: Path, data_params: dict) -> tuple[dic
         else:
             to_get.append(url)
     log.info("posters: %d cached, %d to download", len(fetched), len(to_get))
-    session = http_client.new_session(pool_maxsize=data_params["poster_workers"])
+    session = http_client.new_session(pool_maxsize=data.poster_workers)
     stop = http_client.Cancel()
-    max_bytes = int(data_params.get("max_poster_mb", DEFAULT_MAX_POSTER_MB) * 1e6)
-    deadline_s = data_params.get("poster_deadline_s", DEFAULT_POSTER_DEADLINE_S)
+    max_bytes = int(data.max_poster_mb * 1e6)
+    deadline_s = data.poster_deadline_s
 
     def get(url: str) -> tuple[str, Path | None, str]:
         cached = poster_cache_path(cache, url)
@@ -205,8 +202,8 @@ def _fetch_posters(urls: list[str], cache: Path, data_params: dict) -> tuple[dic
             http_client.download(
                 url,
                 cached,
-                timeout_s=data_params["timeout_s"],
-                retries=data_params["retries"],
+                timeout_s=data.timeout_s,
+                retries=data.retries,
                 progress=False,
                 session=session,
                 check=check_poster,
@@ -218,7 +215,7 @@ def _fetch_posters(urls: list[str], cache: Path, data_params: dict) -> tuple[dic
         except http_client.DownloadError as exc:
             return url, None, exc.reason
 
-    pool = ThreadPoolExecutor(max_workers=data_params["poster_workers"])
+    pool = ThreadPoolExecutor(max_workers=data.poster_workers)
     try:
         results = pool.map(get, to_get)
         for url, path, reason in tqdm(results, total=len(to_get), desc="posters", unit=" posters"):

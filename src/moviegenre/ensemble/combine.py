@@ -16,6 +16,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -53,7 +54,8 @@ def load_branches(branches: list[str], genres: list[str], directory: Path) -> Br
     )
 
 
-AVERAGES = ("probabilities", "logits")
+Average = Literal["probabilities", "logits"]
+AVERAGES: tuple[str, ...] = get_args(Average)
 
 
 def combine(by_branch: dict[str, np.ndarray], weights: dict[str, float], average: str = "probabilities") -> np.ndarray:

@@ -7,7 +7,6 @@ stack, scored out of fold) and the F1 thresholds of the genre sets. Test is only
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import numpy as np
 import yaml
@@ -15,6 +14,7 @@ import yaml
 from moviegenre.branches.registry import REGISTRY
 from moviegenre.ensemble.combine import choose_weights, combine
 from moviegenre.ensemble.model import Combiner, EnsembleModel
+from moviegenre.ensemble.settings import EnsembleSettings
 from moviegenre.ensemble.stacking import fit_stacker, out_of_fold
 from moviegenre.evaluation.genre_sets import fit_thresholds
 
@@ -39,22 +39,21 @@ def branch_sets(branches: list[str]) -> list[list[str]]:
 
 
 def fit_combiner(
-    branches: list[str], settings: dict[str, Any], val: dict[str, np.ndarray], y_val: np.ndarray, seed: int
+    branches: list[str], settings: EnsembleSettings, val: dict[str, np.ndarray], y_val: np.ndarray, seed: int
 ) -> tuple[Combiner, np.ndarray]:
     """A combiner for ``branches`` and its val probabilities (out of fold under stacking)."""
     part = {b: val[b] for b in branches}
-    thresholds = settings.get("thresholds", "rate")
-    if settings["method"] == "stack":
-        stacker = fit_stacker(part, y_val, settings["stack_C"])
-        val_proba = out_of_fold(part, y_val, settings["stack_C"], settings["stack_folds"], seed)
-        return Combiner(branches, fit_thresholds(y_val, val_proba, thresholds), stacker=stacker), val_proba
-    weights = choose_weights(settings["method"], settings["weights"], part, y_val, settings["average"])
-    val_proba = combine(part, weights, settings["average"])
-    return Combiner(branches, fit_thresholds(y_val, val_proba, thresholds), weights=weights), val_proba
+    if settings.method == "stack":
+        stacker = fit_stacker(part, y_val, settings.stack_C)
+        val_proba = out_of_fold(part, y_val, settings.stack_C, settings.stack_folds, seed)
+        return Combiner(branches, fit_thresholds(y_val, val_proba, settings.thresholds), stacker=stacker), val_proba
+    weights = choose_weights(settings.method, settings.weights, part, y_val, settings.average)
+    val_proba = combine(part, weights, settings.average)
+    return Combiner(branches, fit_thresholds(y_val, val_proba, settings.thresholds), weights=weights), val_proba
 
 
 def fit_ensemble(
-    settings: dict[str, Any], genres: list[str], val: dict[str, np.ndarray], y_val: np.ndarray, seed: int
+    settings: EnsembleSettings, genres: list[str], val: dict[str, np.ndarray], y_val: np.ndarray, seed: int
 ) -> tuple[EnsembleModel, np.ndarray]:
     """The ensemble model and the full combiner's val probabilities."""
     combiners, full_val = [], None
@@ -64,4 +63,4 @@ def fit_ensemble(
         full_val = val_proba if full_val is None else full_val
         log.info("ensemble over %s fitted on %d val movies", ", ".join(branches), len(y_val))
     assert full_val is not None
-    return EnsembleModel(settings["method"], genres, combiners, settings["average"]), full_val
+    return EnsembleModel(settings.method, genres, combiners, settings.average), full_val

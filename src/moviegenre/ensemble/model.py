@@ -20,25 +20,27 @@ weighted and cut at thresholds fitted for another model's.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import numpy as np
+from pydantic import Field, ValidationError, model_validator
 
 from moviegenre.branches.base import SPEC
+from moviegenre.config.settings import Number, Settings, checked, explain
 from moviegenre.core.digests import check_digests, digests_problem, file_digests, sha256_file
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir, json_text, read_json
-from moviegenre.ensemble.combine import AVERAGES, combine
+from moviegenre.ensemble.combine import Average, combine
 from moviegenre.ensemble.stacking import Stacker
 from moviegenre.evaluation.genre_sets import apply_thresholds
 
 MODEL_FILE = "ensemble.json"
 DIGESTS = "digests.json"
-METHODS = ("mean", "weighted", "val", "stack")  # ensemble.settings.METHODS, without importing the branch list
+Method = Literal["mean", "weighted", "val", "stack"]  # here, not in ensemble.settings: no import of the branch list
+METHODS: tuple[str, ...] = get_args(Method)
 
 
 @dataclass(frozen=True)
@@ -154,86 +156,75 @@ class EnsembleModel:
             raise MovieGenreError(f"{directory / DIGESTS}: {problem or 'no digest of ' + MODEL_FILE}; {fix}")
         check_digests(directory, digests, directory / DIGESTS, fix)
         data = read_json(path, fix)
-        problem = ensemble_problem(data)
-        if problem:
-            raise MovieGenreError(f"{path}: not an ensemble model ({problem}); run `dvc repro -s ensemble`")
+        try:
+            EnsembleFile.model_validate(data)
+        except ValidationError as exc:
+            problem = explain(exc, EnsembleFile, entries="field")
+            raise MovieGenreError(f"{path}: not an ensemble model ({problem}); run `dvc repro -s ensemble`") from None
         combiners = [Combiner.from_json(c) for c in data["combiners"]]
         return EnsembleModel(data["method"], data["genres"], combiners, data["average"], data["fitted_on"])
 
 
-def ensemble_problem(data: Any) -> str | None:
-    """What is wrong with an ensemble.json document, or None."""
-    if not isinstance(data, dict) or set(data) != {"method", "average", "genres", "combiners", "fitted_on"}:
-        return "needs exactly method, average, genres and combiners, plus fitted_on"
-    if data["method"] not in METHODS:
-        return f"method {data['method']!r} is not one of {', '.join(METHODS)}"
-    if data["average"] not in AVERAGES:
-        return f"average {data['average']!r} is not one of {', '.join(AVERAGES)}"
-    genres = data["genres"]
-    if not _names(genres):
-        return "genres must be a list of distinct names"
-    combiners = data["combiners"]
-    if not isinstance(combiners, list) or not combiners:
-        return "combiners must be a non-empty list"
-    everything = combiners[0].get("branches") if isinstance(combiners[0], dict) else None
-    for i, combiner in enumerate(combiners):
-        problem = _combiner_problem(combiner, len(genres), everything)
+Name = Annotated[str, Field(min_length=1)]
+Names = Annotated[
+    list[Name], Field(min_length=1), checked(lambda names: len(set(names)) == len(names), "distinct names")
+]
+
+
+class StackerFile(Settings):
+    branches: Names
+    coef: list[list[Number]]  # one row per genre, one column per branch
+    intercept: list[Number]
+
+
+class CombinerFile(Settings):
+    branches: Names
+    weights: dict[str, Annotated[Number, Field(ge=0)]] | None = None  # or a stacker
+    stacker: StackerFile | None = None
+    thresholds: list[Annotated[Number, Field(ge=0, le=1)]]
+
+
+class EnsembleFile(Settings):
+    """The schema of ``ensemble.json``, with what ties its parts together (``load`` refuses the rest)."""
+
+    method: Method
+    average: Average
+    genres: Names
+    combiners: Annotated[list[CombinerFile], Field(min_length=1)]  # the first one uses every branch
+    fitted_on: dict[str, str]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EnsembleFile:
+        everything = self.combiners[0].branches
+        for i, combiner in enumerate(self.combiners):
+            problem = _combiner_problem(combiner, len(self.genres), everything)
+            if problem:
+                raise ValueError(f"combiners[{i}]: {problem}")
+        if not set(self.fitted_on) <= set(everything):
+            raise ValueError("fitted_on must map branches of the first combiner to their spec's sha256")
+        problem = digests_problem(self.fitted_on) if self.fitted_on else None  # empty: nothing was recorded
         if problem:
-            return f"combiners[{i}]: {problem}"
-    return _fitted_on_problem(data["fitted_on"], everything or [])
+            raise ValueError(f"fitted_on: {problem}")
+        return self
 
 
-def _fitted_on_problem(fitted_on: Any, everything: list[str]) -> str | None:
-    if not isinstance(fitted_on, dict) or not set(fitted_on) <= set(everything):
-        return "fitted_on must map branches of the first combiner to their spec's sha256"
-    problem = digests_problem(fitted_on) if fitted_on else None  # empty: nothing was recorded
-    return f"fitted_on: {problem}" if problem else None
-
-
-def _names(value: Any) -> bool:
-    return (
-        isinstance(value, list) and bool(value) and all(isinstance(v, str) and v for v in value)
-        and len(set(value)) == len(value)
-    )  # fmt: skip
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _combiner_problem(combiner: Any, n_genres: int, everything: Any) -> str | None:
-    if not isinstance(combiner, dict):
-        return "not an object"
-    if not set(combiner) <= {"branches", "weights", "stacker", "thresholds"}:
-        return f"unknown keys {sorted(set(combiner) - {'branches', 'weights', 'stacker', 'thresholds'})}"
-    branches: Any = combiner.get("branches")
-    if not _names(branches) or not _names(everything) or not set(branches) <= set(everything):
+def _combiner_problem(combiner: CombinerFile, n_genres: int, everything: list[str]) -> str | None:
+    branches, stacker = combiner.branches, combiner.stacker
+    if not set(branches) <= set(everything):
         return "branches must be distinct names, a subset of the first combiner's"
-    thresholds = combiner.get("thresholds")
-    if not isinstance(thresholds, list) or len(thresholds) != n_genres:
+    if len(combiner.thresholds) != n_genres:
         return f"thresholds must be a list of {n_genres} numbers (one per genre)"
-    if not all(_finite(t) and 0 <= t <= 1 for t in thresholds):
-        return "thresholds must be numbers in [0, 1]"
-    if ("weights" in combiner) == ("stacker" in combiner):
+    if (combiner.weights is None) == (stacker is None):
         return "needs weights or a stacker (one of them)"
-    if "weights" in combiner:
-        weights = combiner["weights"]
-        if not isinstance(weights, dict) or set(weights) != set(branches):
+    if combiner.weights is not None:
+        if set(combiner.weights) != set(branches):
             return "weights must give one number per branch"
-        if not all(_finite(w) and w >= 0 for w in weights.values()) or sum(weights.values()) <= 0:
-            return "weights must be finite, non-negative and not all zero"
-        return None
-    stacker = combiner["stacker"]
-    if not isinstance(stacker, dict) or set(stacker) != {"branches", "coef", "intercept"}:
-        return "stacker needs branches, coef and intercept"
-    if stacker["branches"] != branches:
+        return "weights must not be all zero" if sum(combiner.weights.values()) <= 0 else None
+    assert stacker is not None
+    if stacker.branches != branches:
         return "stacker's branches differ from the combiner's"
-    coef, intercept = stacker["coef"], stacker["intercept"]
-    if not isinstance(intercept, list) or len(intercept) != n_genres or not all(_finite(v) for v in intercept):
+    if len(stacker.intercept) != n_genres:
         return f"stacker intercept must be {n_genres} finite numbers"
-    if (
-        not isinstance(coef, list) or len(coef) != n_genres
-        or not all(isinstance(row, list) and len(row) == len(branches) and all(_finite(v) for v in row) for row in coef)
-    ):  # fmt: skip
+    if len(stacker.coef) != n_genres or any(len(row) != len(branches) for row in stacker.coef):
         return f"stacker coef must be {n_genres} rows of {len(branches)} finite numbers"
     return None

@@ -25,6 +25,7 @@ from moviegenre.ensemble import figures
 from moviegenre.ensemble.combine import load_branches
 from moviegenre.ensemble.fitting import fit_ensemble
 from moviegenre.ensemble.model import SPEC
+from moviegenre.ensemble.settings import EnsembleSettings
 from moviegenre.evaluation import probabilities
 from moviegenre.evaluation.genre_sets import set_scores
 from moviegenre.evaluation.metrics import bootstrap_interval, macro_auc, per_genre_auc, scores_by_split
@@ -84,14 +85,14 @@ def write_figures(
     return macro
 
 
-def run_ensemble(settings: dict[str, Any], seed: int, paths: ProjectPaths) -> dict[str, Any]:
+def run_ensemble(settings: EnsembleSettings, seed: int, paths: ProjectPaths) -> dict[str, Any]:
     """Fit the combination and genre thresholds on val; write the model, metrics, summary and figures.
 
     Test is scored at the thresholds fitted on val: genre-set F1, precision and recall join
     the test block of metrics/ensemble.json beside the ROC-AUC.
     """
     table, genres = load_prepared(paths.prepared)
-    branches = list(dict.fromkeys(settings["branches"]))
+    branches = list(dict.fromkeys(settings.branches))
     loaded = load_branches(branches, genres, paths.predictions)
     fitted_on = spec_digests(branches, paths)
     labels = labels_for(loaded.ids, table, genres)
@@ -107,10 +108,10 @@ def run_ensemble(settings: dict[str, Any], seed: int, paths: ProjectPaths) -> di
     proba[val] = val_proba  # out of fold under stacking: val is what the stacker learnt from
     proba[test], test_sets = model.predict({b: p[test] for b, p in loaded.by_branch.items()})
 
-    metrics = scores_by_split(labels, proba, loaded.split, seed)
+    metrics: dict[str, Any] = scores_by_split(labels, proba, loaded.split, seed)
     metrics["test"] |= set_scores(labels[test], test_sets)
-    metrics["method"] = settings["method"]
-    metrics["average"] = settings["average"]
+    metrics["method"] = settings.method
+    metrics["average"] = settings.average
     if model.weights is not None:
         metrics["weights"] = model.weights
     model.save(paths.model("ensemble"))
@@ -125,6 +126,6 @@ def run_ensemble(settings: dict[str, Any], seed: int, paths: ProjectPaths) -> di
     write_json(paths.metrics / "ensemble.json", metrics)
     write_json(paths.timings / "ensemble.json", {"seconds": {"fit": round(fit_s, 3)}, "machine": machine()})
     write_json(paths.summary, summary(labels, loaded.split, loaded.by_branch, metrics))
-    log.info("ensemble (%s): test macro ROC-AUC %.4f, genre sets F1 macro %.4f; branches %s", settings["method"],
+    log.info("ensemble (%s): test macro ROC-AUC %.4f, genre sets F1 macro %.4f; branches %s", settings.method,
              metrics["test"]["roc_auc_macro"], metrics["test"]["f1_macro"], macro)  # fmt: skip
     return metrics

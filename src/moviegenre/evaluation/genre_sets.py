@@ -16,10 +16,13 @@ which is what MM-IMDb papers quote.
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import numpy as np
 from sklearn.metrics import f1_score, precision_score, recall_score
 
-THRESHOLD_METHODS = ("rate", "per_genre")
+ThresholdMethod = Literal["rate", "per_genre"]
+THRESHOLD_METHODS: tuple[str, ...] = get_args(ThresholdMethod)
 RATE_FACTORS = tuple(round(0.5 + 0.1 * k, 2) for k in range(26))  # 0.5, 0.6, ..., 3.0
 
 

@@ -34,6 +34,7 @@ import pandas as pd
 from sklearn.decomposition import PCA
 from tqdm import tqdm
 
+from moviegenre.config.sections import ImagesSettings
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir, json_text, read_json, read_npy
 from moviegenre.data.posters import load_rgb, to_grey
@@ -187,7 +188,7 @@ def _describe(array: np.ndarray) -> str:
     return f"{array.dtype} {tuple(array.shape)}"
 
 
-def featurize_images(table: pd.DataFrame, settings: dict, seed: int, out_dir: Path) -> dict:
+def featurize_images(table: pd.DataFrame, settings: ImagesSettings, seed: int, out_dir: Path) -> dict:
     """Decode every poster once, fit PCA on train, write arrays, index and fitted state.
 
     Memory follows the greyscale pixels, not the RGB ones: each decoded chunk of RGB posters
@@ -198,20 +199,20 @@ def featurize_images(table: pd.DataFrame, settings: dict, seed: int, out_dir: Pa
     with_poster = table[table["poster"].notna()].reset_index(drop=True)
     if with_poster.empty:
         raise MovieGenreError("no movie in the prepared table has a poster")
-    n, height, width = len(with_poster), settings["height"], settings["width"]
+    n, height, width = len(with_poster), settings.height, settings.width
     grey = np.empty((n, height, width), dtype=np.uint8)
     colour = np.empty((n, N_COLOUR_FEATURES), dtype=np.float32)
     with atomic_dir(out_dir) as tmp:
         with_poster[["id", "split"]].to_csv(tmp / INDEX, index=False)
         with NpyWriter(tmp / "rgb.npy", (n, height, width, 3), np.uint8) as rgb_file:
             start = 0
-            chunks = decode_chunks(list(with_poster["poster"]), height, width, settings["workers"], DECODE_CHUNK)
+            chunks = decode_chunks(list(with_poster["poster"]), height, width, settings.workers, DECODE_CHUNK)
             for rgb, stats in chunks:
                 rgb_file.write(rgb)
                 grey[start : start + len(rgb)], colour[start : start + len(rgb)] = to_grey(rgb), stats
                 start += len(rgb)
         train_rows = np.flatnonzero((with_poster["split"] == "train").to_numpy())
-        featurizer = PosterFeaturizer.fit(grey, settings["pca_components"], seed, rows=train_rows)
+        featurizer = PosterFeaturizer.fit(grey, settings.pca_components, seed, rows=train_rows)
         arrays = {"grey": grey, "pca": featurizer.pca_transform(grey), "colour": colour}
         write_arrays(tmp, arrays)
         featurizer.save(tmp)

@@ -20,17 +20,17 @@ import json
 import logging
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from PIL import Image
+from pydantic import Field, ValidationError
 from tqdm import tqdm
 
-from moviegenre.config.keys import choice, integer, text
-from moviegenre.config.settings import setting
+from moviegenre.config.sections import Text
+from moviegenre.config.settings import Settings, explain
 from moviegenre.core.digests import sha256_file
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir, json_text
@@ -49,15 +49,14 @@ DECODE_THREADS = 4  # PIL decodes and resizes outside the GIL: threads keep the 
 EAGER_ROWS = 4  # up to this many posters run eagerly (see PosterEncoder._forward)
 
 
-@dataclass(frozen=True)
-class PosterEncoderSettings:
+class PosterEncoderSettings(Settings):
     """params.yaml's ``embed_posters`` section."""
 
-    backbone: str = setting(text(describe="efficientnet_lite0, a keras.applications name or a .keras file"))
-    input_size: int = setting(integer(32, 1024))
-    resize: str = setting(choice(*RESIZES))
-    batch_size: int = setting(integer(1, 4096))
-    precision: str = setting(choice("auto", "float32", "mixed_bfloat16"))
+    backbone: Text  # efficientnet_lite0, a keras.applications name or a .keras file
+    input_size: int = Field(ge=32, le=1024)
+    resize: Literal["squash", "crop"]  # RESIZES
+    batch_size: int = Field(ge=1, le=4096)
+    precision: Literal["auto", "float32", "mixed_bfloat16"]
 
 
 def load_square(path: str | Path, size: int, resize: str) -> np.ndarray:
@@ -255,6 +254,11 @@ def load_poster_encoder(feature_dir: Path) -> PosterEncoder:
             batch_size=int(state["batch_size"]), precision=state["precision"],
         )  # fmt: skip
         expected = str(state["weights_sha256"])
+    except ValidationError as exc:
+        problem = explain(exc, PosterEncoderSettings)
+        raise MovieGenreError(
+            f"{path}: not a poster encoder's state ({problem}); run `dvc repro embed_posters`"
+        ) from exc
     except (ValueError, KeyError, TypeError) as exc:
         raise MovieGenreError(f"{path}: not a poster encoder's state ({exc}); run `dvc repro embed_posters`") from exc
     encoder = PosterEncoder.load(settings, expected)

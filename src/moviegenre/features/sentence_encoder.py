@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from moviegenre.config.sections import EmbedTextSettings
 from moviegenre.core.digests import sha256_file
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir, json_text
@@ -480,19 +481,19 @@ def pooled_output(backbone: Any, token_ids: Any, padding_mask: Any) -> Any:
     return tf.math.l2_normalize(mean, axis=-1)
 
 
-def embed_text(table: pd.DataFrame, settings: dict, out_dir: Path) -> dict:
+def embed_text(table: pd.DataFrame, settings: EmbedTextSettings, out_dir: Path) -> dict:
     """Encode every movie's plot; write index.csv, embeddings.npy and encoder.json atomically."""
     missing = {"id", "split", "plot"} - set(table.columns)
     if missing:
         raise MovieGenreError(f"prepared table: missing column(s) {', '.join(sorted(missing))}")
     encoder = SentenceEncoder.load(
-        settings["preset"],
-        settings.get("sha256"),
-        settings["sequence_length"],
-        precision=resolve_precision(settings.get("precision", "float32")),
-        long_texts=settings.get("long_texts", "cut"),
+        settings.preset,
+        settings.sha256,
+        settings.sequence_length,
+        precision=resolve_precision(settings.precision),
+        long_texts=settings.long_texts,
     )
-    embeddings = encoder.encode(table["plot"].fillna("").astype(str).tolist(), settings["batch_size"])
+    embeddings = encoder.encode(table["plot"].fillna("").astype(str).tolist(), settings.batch_size)
     with atomic_dir(out_dir) as tmp:
         table[["id", "split"]].to_csv(tmp / INDEX, index=False)
         write_arrays(tmp, {"embeddings": embeddings})

@@ -29,6 +29,8 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.preprocessing import normalize
 
+from moviegenre.config.sections import TextSettings
+from moviegenre.config.settings import to_dict
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir, json_text
 from moviegenre.features.store import INDEX, write_arrays
@@ -185,12 +187,12 @@ class PlotFeaturizer:
         return cls(settings, vectoriser_from_state(tfidf_state), vectoriser_from_state(counts_state), tokenizer)
 
 
-def featurize_text(table: pd.DataFrame, settings: dict, out_dir: Path) -> dict:
+def featurize_text(table: pd.DataFrame, settings: TextSettings, out_dir: Path) -> dict:
     """Fit on train plots, transform all plots, write every matrix and the fitted state."""
     train = (table["split"] == "train").to_numpy()
     if not train.any():
         raise MovieGenreError("no training movies in the prepared table")
-    featurizer = PlotFeaturizer.fit(table.loc[train, "plot"], settings)
+    featurizer = PlotFeaturizer.fit(table.loc[train, "plot"], to_dict(settings))  # kept as its state files say
     arrays = featurizer.transform(table["plot"])
     with atomic_dir(out_dir) as tmp:
         table[["id", "split"]].to_csv(tmp / INDEX, index=False)

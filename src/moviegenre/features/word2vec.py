@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from moviegenre.config.sections import Word2VecSettings
+from moviegenre.config.settings import to_dict
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir, json_text
 from moviegenre.data.table import TABLE_NAME
@@ -64,7 +66,7 @@ def training_plots(table: pd.DataFrame, text_dir: Path) -> list[str]:
     return plots.loc[ids].fillna("").astype(str).tolist()
 
 
-def train_vectors(sentences: list[list[str]], settings: dict[str, Any], seed: int) -> Any:
+def train_vectors(sentences: list[list[str]], settings: Word2VecSettings, seed: int) -> Any:
     """gensim ``KeyedVectors`` trained on ``sentences``; deterministic (one worker, seeded)."""
     from gensim.models import Word2Vec
 
@@ -72,11 +74,11 @@ def train_vectors(sentences: list[list[str]], settings: dict[str, Any], seed: in
     started = time.perf_counter()
     model = Word2Vec(
         sentences=sentences,
-        vector_size=settings["vector_size"],
-        window=settings["window"],
-        min_count=settings["min_count"],
-        sg=int(settings["sg"]),
-        epochs=settings["epochs"],
+        vector_size=settings.vector_size,
+        window=settings.window,
+        min_count=settings.min_count,
+        sg=int(settings.sg),
+        epochs=settings.epochs,
         seed=seed,
         workers=1,
     )
@@ -95,7 +97,9 @@ def id_matrix(vectors: Any, tokenizer: Tokenizer, vector_size: int) -> tuple[np.
     return matrix, covered
 
 
-def word2vec_features(table: pd.DataFrame, text_dir: Path, settings: dict[str, Any], seed: int, out_dir: Path) -> dict:
+def word2vec_features(
+    table: pd.DataFrame, text_dir: Path, settings: Word2VecSettings, seed: int, out_dir: Path
+) -> dict:
     """Train on the text training plots; write ``vectors.npy`` and ``word2vec.json`` atomically."""
     path = text_dir / TOKENIZER
     if not path.is_file():
@@ -103,7 +107,7 @@ def word2vec_features(table: pd.DataFrame, text_dir: Path, settings: dict[str, A
     tokenizer = Tokenizer.load(path)
     sentences = [tokens(plot) for plot in training_plots(table, text_dir)]
     vectors = train_vectors(sentences, settings, seed)
-    matrix, covered = id_matrix(vectors, tokenizer, settings["vector_size"])
+    matrix, covered = id_matrix(vectors, tokenizer, settings.vector_size)
     summary = {
         "plots": len(sentences),
         "words": sum(len(s) for s in sentences),
@@ -112,7 +116,7 @@ def word2vec_features(table: pd.DataFrame, text_dir: Path, settings: dict[str, A
         "tokenizer_words_covered": covered,
         "shape": list(matrix.shape),
         "tokenizer": fingerprint(text_dir, [TOKENIZER]),  # the ids the rows follow (checked by load_vectors)
-        "settings": settings,
+        "settings": to_dict(settings),
         "seed": seed,
         "gensim": metadata.version("gensim"),
     }

@@ -43,7 +43,7 @@ class Predictor:
             raise MovieGenreError(
                 f"{paths.model('ensemble')}: fitted on other genres than {paths.prepared}; run `dvc repro`"
             )
-        self.branches: dict[str, Branch] = {}
+        self.branches: dict[str, Branch[Any]] = {}
         for name in self.ensemble.branches:
             directory = paths.model(name)
             if not directory.is_dir():

@@ -9,18 +9,20 @@ The imports run one way: this module imports the trainer, which needs only ``set
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from moviegenre.branches.base import Branch, FitContext, Rows
+from moviegenre.branches.base import Branch, FitContext, ModelSpec, Rows
 from moviegenre.branches.keras.common import load_keras, predict_batches, save_keras
-from moviegenre.branches.keras.settings import FineTune
+from moviegenre.branches.keras.settings import FineTune, TrainingSettings
+
+T = TypeVar("T", bound=TrainingSettings)
 
 
-class KerasBranch(Branch):
+class KerasBranch(Branch[T]):
     """A branch whose model is one Keras network: subclasses say only how to build it.
 
     Fitting goes through the shared ``KerasTrainer``; prediction, saving and loading are the
@@ -30,7 +32,7 @@ class KerasBranch(Branch):
     epochs = True
     model_file = "model.keras"
 
-    def __init__(self, settings: Any, seed: int, spec: Any = None) -> None:
+    def __init__(self, settings: T | Mapping[str, object], seed: int, spec: ModelSpec | None = None) -> None:
         super().__init__(settings, seed, spec)
         self.model: Any = None
 

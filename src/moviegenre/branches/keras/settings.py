@@ -8,21 +8,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from moviegenre.config.keys import integer, number
-from moviegenre.config.settings import setting
+from pydantic import Field
+
+from moviegenre.config.settings import Number, Settings
 
 
-@dataclass(frozen=True)
-class TrainingSettings:
+class TrainingSettings(Settings):
     """The keys every Keras branch trains by (the trainer reads these, nothing else)."""
 
-    epochs: int = setting(integer(1, 1000))
-    batch_size: int = setting(integer(1, 4096))
-    learning_rate: float = setting(number(1e-6, 1.0))
-    weight_decay: float = setting(number(0.0, 1.0))
-    lr_patience: int = setting(integer(0, 1000))
-    dropout: float = setting(number(0.0, 0.95))
-    patience: int = setting(integer(1, 1000))
+    epochs: int = Field(ge=1, le=1000)
+    batch_size: int = Field(ge=1, le=4096)
+    learning_rate: Number = Field(ge=1e-6, le=1.0)
+    weight_decay: Number = Field(ge=0.0, le=1.0)
+    lr_patience: int = Field(ge=0, le=1000)
+    dropout: Number = Field(ge=0.0, le=0.95)
+    patience: int = Field(ge=1, le=1000)
 
 
 @dataclass(frozen=True)
