@@ -1,0 +1,176 @@
+"""The Dask engine on an in-process cluster: shards, order, versions, faults, and the same bytes as in-process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
+
+import cloudpickle
+import dask
+import pytest
+from distributed import LocalCluster
+
+from moviegenre import cluster
+from moviegenre.cluster import Shard, versions
+from moviegenre.cluster.engine import CONNECT_TIMEOUT_S, Engine
+from moviegenre.cluster.shards import SHARD_ROWS_KEY, batches_per_shard, grouped
+from moviegenre.core.errors import MovieGenreError
+
+# the functions below reach the workers by value: a worker process cannot import this test module
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[Engine]:
+    """Two single-threaded workers in this process, as one engine: what DASK_SCHEDULER_ADDRESS would name."""
+    with (
+        LocalCluster(processes=False, n_workers=2, threads_per_worker=1, dashboard_address=":0") as local,
+        cluster.engine(local.scheduler_address, "test") as connected,
+    ):
+        assert connected is not None
+        yield connected
+
+
+def _load_offset(offset: int) -> int:
+    return offset
+
+
+def _slow_then_add(offset: int, payload: tuple[int, float]) -> int:
+    index, pause = payload
+    time.sleep(pause)
+    return index + offset
+
+
+def _fail_on_three(offset: int, payload: int) -> int:
+    if payload == 3:
+        raise ValueError("shard three is bad\nsecond line")
+    return payload
+
+
+def _refuse(offset: int, payload: int) -> int:
+    raise MovieGenreError("poster.jpg: not a readable image (broken)")
+
+
+def _cannot_load() -> None:
+    raise RuntimeError("the weights are not there")
+
+
+def _exit_worker(model: int, payload: int) -> int:
+    if payload == 1:
+        os._exit(1)
+    return payload
+
+
+# --- shards ---------------------------------------------------------------------------------------
+
+
+def test_shards_are_whole_batches_and_do_not_depend_on_the_workers() -> None:
+    assert batches_per_shard(16, rows=256) == 16 and batches_per_shard(16, rows=100) == 6
+    assert batches_per_shard(512, rows=256) == 1  # a batch larger than a shard: one batch a shard
+    with dask.config.set({SHARD_ROWS_KEY: 64}):
+        assert batches_per_shard(8) == 8
+    assert [list(g) for g in grouped(list(range(7)), 3)] == [[0, 1, 2], [3, 4, 5], [6]]
+    for bad in (0, -3, "many", 2.5):
+        with dask.config.set({SHARD_ROWS_KEY: bad}), pytest.raises(MovieGenreError, match=r"moviegenre\.shard-rows"):
+            batches_per_shard(8)
+
+
+def test_a_shard_is_named_by_its_first_movies() -> None:
+    named = Shard(4, 10, ("0000001", "0000002", "0000003"), None).name()
+    assert named == "shard 4 (movies 0000001, 0000002, 0000003, ...)"
+    assert Shard(0, 1, ("0000009",), None).name() == "shard 0 (movies 0000009)"
+
+
+# --- choosing and reaching the engine ----------------------------------------------------------------
+
+
+def test_no_address_is_in_process_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    with dask.config.set({"scheduler-address": None}), cluster.engine() as nothing:
+        assert nothing is None and cluster.describe(nothing) == "in-process"
+
+
+def test_an_unreachable_scheduler_is_one_line_naming_it_within_bounded_time() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    started = time.monotonic()
+    with dask.config.set({"scheduler-address": address}), pytest.raises(MovieGenreError) as caught:  # noqa: SIM117
+        with cluster.engine():
+            pass
+    assert time.monotonic() - started < CONNECT_TIMEOUT_S + 10
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"scheduler {address} (Dask config scheduler-address)")
+    with pytest.raises(MovieGenreError, match=r"scheduler nonsense::: \(--scheduler\): cannot connect"):  # noqa: SIM117
+        with cluster.engine("nonsense:::"):
+            pass
+
+
+def test_the_engine_describes_its_cluster(engine: Engine) -> None:
+    described = cluster.describe(engine)
+    assert isinstance(described, dict)
+    assert described["workers"] == 2 and described["threads"] == 2
+    assert described["scheduler"] == engine.address
+
+
+def test_a_worker_with_other_versions_is_refused_before_any_work(engine: Engine) -> None:
+    engine.check_versions()  # the same process: the same versions and code
+    driver = versions.package_versions()
+    with pytest.raises(MovieGenreError) as caught:
+        engine.check_versions(driver | {"numpy": "0.0.1"})
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("worker ")
+    assert f"numpy {driver['numpy']} (driver: 0.0.1)" in message and "(and 1 more)" in message
+    with pytest.raises(MovieGenreError, match=r"moviegenre code [0-9a-f]{16} \(driver: 0000\)"):
+        engine.check_versions(driver | {versions.CODE: "0000"})
+
+
+# --- the ordered shard map -------------------------------------------------------------------------
+
+
+def test_results_come_back_in_shard_order_whatever_order_the_workers_finish(engine: Engine) -> None:
+    shards = [Shard(i, 2, (f"id{i}",), (i, 0.3 if i % 3 == 0 else 0.0)) for i in range(9)]
+    with engine.loaded("offset", _load_offset, 100) as model:
+        results = list(engine.map(model, _slow_then_add, iter(shards), total=18, desc="test", unit=" rows"))
+    assert results == [100 + i for i in range(9)]
+    assert list(cluster.in_process_map(100, _slow_then_add, shards, total=18, desc="test", unit=" rows")) == results
+
+
+def test_a_failing_shard_is_one_line_naming_it_and_its_movies(engine: Engine) -> None:
+    shards = [Shard(i, 1, (f"00{i}", f"01{i}"), i) for i in range(6)]
+    with engine.loaded("offset", _load_offset, 0) as model, pytest.raises(MovieGenreError) as caught:
+        list(engine.map(model, _fail_on_three, shards, total=6, desc="test", unit=" rows"))
+    assert str(caught.value) == (
+        f"shard 3 (movies 003, 013): failed on the cluster {engine.address} (ValueError: shard three is bad)"
+    )
+    with engine.loaded("offset", _load_offset, 0) as model, pytest.raises(MovieGenreError) as caught:
+        list(engine.map(model, _refuse, shards, total=6, desc="test", unit=" rows"))
+    assert str(caught.value) == "poster.jpg: not a readable image (broken)"  # the worker's own line, as in-process
+
+
+def test_a_model_a_worker_cannot_load_is_one_line_before_any_shard(engine: Engine) -> None:
+    with pytest.raises(MovieGenreError) as caught, engine.loaded("broken model", _cannot_load):
+        pytest.fail("no shard may run")
+    message = str(caught.value)
+    assert message.startswith("worker ") and message.endswith(
+        ": cannot load the broken model (RuntimeError: the weights are not there)"
+    )
+
+
+def test_a_shard_that_keeps_killing_its_workers_is_one_line_naming_it() -> None:
+    """Real worker processes (the task ends its process): Dask gives up after allowed-failures + 1 deaths."""
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        LocalCluster(processes=True, n_workers=2, threads_per_worker=1, dashboard_address=":0") as local,
+        cluster.engine(local.scheduler_address, "test") as connected,
+    ):
+        assert connected is not None
+        shards = [Shard(i, 1, (f"tt{i}",), i) for i in range(4)]
+        with connected.loaded("offset", _load_offset, 0) as model, pytest.raises(MovieGenreError) as caught:
+            list(connected.map(model, _exit_worker, shards, total=4, desc="test", unit=" rows"))
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("shard 1 (movies tt1): the workers running it died 1 time (last ")
+    assert message.endswith("nothing was written")
