@@ -7,11 +7,14 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import cloudpickle
 import dask
 import pytest
 from distributed import LocalCluster
+from helpers.builders import LONG, TEXTS
+from helpers.synthetic import make_movies, poster_bytes
 
 from moviegenre import cluster
 from moviegenre.cluster import Shard, versions
@@ -32,6 +35,11 @@ def engine() -> Iterator[Engine]:
     ):
         assert connected is not None
         yield connected
+
+
+def _texts(n: int) -> tuple[list[str], list[str]]:
+    movies = make_movies(n, seed=5)
+    return [" ".join([m["plot"]] * (1 + i % 7)) for i, m in enumerate(movies)], [m["id"] for m in movies]
 
 
 def _load_offset(offset: int) -> int:
@@ -174,3 +182,43 @@ def test_a_shard_that_keeps_killing_its_workers_is_one_line_naming_it() -> None:
     message = str(caught.value)
     assert "\n" not in message and message.startswith("shard 1 (movies tt1): the workers running it died 1 time (last ")
     assert message.endswith("nothing was written")
+
+
+# --- the same bytes as in-process --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("long_texts", ["cut", "windows"])
+def test_plot_embeddings_on_the_cluster_are_the_in_process_bytes(
+    engine: Engine, tiny_preset: Path, long_texts: str
+) -> None:
+    from moviegenre.features.sentence_encoder import SentenceEncoder
+
+    encoder = SentenceEncoder.load(str(tiny_preset), None, 32, long_texts=long_texts)
+    texts, ids = _texts(150)
+    texts += [*TEXTS, LONG * 3]
+    ids += [f"x{i}" for i in range(len(texts) - len(ids))]
+    here = encoder.encode(texts, 16, progress=False)
+    for rows in (32, 48, 10_000):  # several shards (one with a partial batch), or all in one
+        with dask.config.set({SHARD_ROWS_KEY: rows}):
+            there = encoder.encode(texts, 16, progress=False, engine=engine, ids=ids)
+        assert there.tobytes() == here.tobytes(), rows
+
+
+def test_poster_embeddings_on_the_cluster_are_the_in_process_bytes(engine: Engine, tmp_path: Path) -> None:
+    from moviegenre.features.poster_encoder import PosterEncoder, PosterEncoderSettings
+
+    paths = []
+    for i, movie in enumerate(make_movies(45, seed=2)):
+        paths.append(str(tmp_path / f"{i}.jpeg"))
+        Path(paths[-1]).write_bytes(poster_bytes(movie["genres"], seed=i))
+    settings = PosterEncoderSettings(
+        backbone="efficientnet_lite0", input_size=64, resize="squash", batch_size=8, precision="float32"
+    )
+    encoder = PosterEncoder.load(settings)
+    here = encoder.encode(paths, progress=False)
+    with dask.config.set({SHARD_ROWS_KEY: 16}):
+        there = encoder.encode(paths, progress=False, engine=engine, ids=[f"p{i}" for i in range(45)])
+    assert there.tobytes() == here.tobytes()
+    Path(paths[9]).write_bytes(b"not a jpeg")
+    with dask.config.set({SHARD_ROWS_KEY: 16}), pytest.raises(MovieGenreError, match=f"^{paths[9]}: not a readable"):
+        encoder.encode(paths, progress=False, engine=engine)
