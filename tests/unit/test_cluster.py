@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
@@ -11,15 +12,20 @@ from pathlib import Path
 
 import cloudpickle
 import dask
+import numpy as np
 import pytest
 from distributed import LocalCluster
-from helpers.builders import LONG, TEXTS
+from helpers.builders import FOREST, LONG, TEXTS
 from helpers.synthetic import make_movies, poster_bytes
 
 from moviegenre import cluster
+from moviegenre.branches import forests
+from moviegenre.branches.base import FitContext, Rows
+from moviegenre.branches.forests import ImageForest, TextForest
 from moviegenre.cluster import Shard, versions
 from moviegenre.cluster.engine import CONNECT_TIMEOUT_S, Engine
 from moviegenre.cluster.shards import SHARD_ROWS_KEY, batches_per_shard, grouped
+from moviegenre.config.runtime import RuntimeSettings
 from moviegenre.core.errors import MovieGenreError
 
 # the functions below reach the workers by value: a worker process cannot import this test module
@@ -222,3 +228,36 @@ def test_poster_embeddings_on_the_cluster_are_the_in_process_bytes(engine: Engin
     Path(paths[9]).write_bytes(b"not a jpeg")
     with dask.config.set({SHARD_ROWS_KEY: 16}), pytest.raises(MovieGenreError, match=f"^{paths[9]}: not a readable"):
         encoder.encode(paths, progress=False, engine=engine)
+
+
+@pytest.mark.parametrize("branch_class", [ImageForest, TextForest])
+def test_a_forest_fitted_and_scored_on_the_cluster_is_the_in_process_bytes(
+    engine: Engine, branch_class: type, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import scipy.sparse as sp
+    from distributed import get_task_stream
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 12)).astype(np.float32)
+    labels = (x[:, :4] + rng.normal(scale=0.5, size=(300, 4)) > 0).astype(np.uint8)
+    if branch_class is TextForest:
+        x = sp.csr_matrix(np.where(x > 0.5, x, 0))
+    settings = FOREST | {"features": "pca" if branch_class is ImageForest else "tfidf", "n_estimators": 60}
+    runtime = RuntimeSettings(
+        device="cpu", mixed_precision=False, deterministic=True, intra_op_threads=0, inter_op_threads=0, n_jobs=-1
+    )
+    monkeypatch.setattr(forests, "PREDICT_BLOCK", 64)  # several blocks of rows to put back in order
+    saved, proba = {}, {}
+    for where in ("here", "there"):
+        branch = branch_class(settings, 3)
+        on_cluster = engine.joblib() if where == "there" else contextlib.nullcontext()
+        with on_cluster, get_task_stream(engine.client) as stream:
+            branch.fit(Rows(x, labels), Rows(x[:0], labels[:0]), FitContext(["A", "B", "C", "D"], runtime))
+            proba[where] = branch.predict_proba(x)
+        if where == "there":
+            assert len(stream.data) > 0  # the trees and the rows really went to the workers
+        (tmp_path / where).mkdir()
+        branch.save_model(tmp_path / where)
+        saved[where] = {p.name: p.read_bytes() for p in sorted((tmp_path / where).iterdir())}
+    assert saved["there"] == saved["here"]
+    assert proba["there"].tobytes() == proba["here"].tobytes()
