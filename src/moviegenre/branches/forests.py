@@ -364,6 +364,7 @@ class ForestBranch(Branch):
 
     estimator: ClassVar[str]  # the scikit-learn class in sklearn.ensemble, imported when fitting only
     model_file = HEADER  # the arrays' files are saved beside it
+    data_parallel = True  # trees grown and rows scored through joblib: on a cluster when one is named
 
     def __init__(self, settings: Any, seed: int, spec: Any = None) -> None:
         super().__init__(settings, seed, spec)
