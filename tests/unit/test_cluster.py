@@ -157,9 +157,9 @@ def test_a_failing_shard_is_one_line_naming_it_and_its_movies(engine: Engine) ->
     shards = [Shard(i, 1, (f"00{i}", f"01{i}"), i) for i in range(6)]
     with engine.loaded("offset", _load_offset, 0) as model, pytest.raises(MovieGenreError) as caught:
         list(engine.map(model, _fail_on_three, shards, total=6, desc="test", unit=" rows"))
-    assert str(caught.value) == (
-        f"shard 3 (movies 003, 013): failed on the cluster {engine.address} (ValueError: shard three is bad)"
-    )
+    message = str(caught.value)
+    assert message.startswith("shard 3 (movies 003, 013): failed on worker ")
+    assert message.endswith(" (ValueError: shard three is bad)")
     with engine.loaded("offset", _load_offset, 0) as model, pytest.raises(MovieGenreError) as caught:
         list(engine.map(model, _refuse, shards, total=6, desc="test", unit=" rows"))
     assert str(caught.value) == "poster.jpg: not a readable image (broken)"  # the worker's own line, as in-process

@@ -81,4 +81,9 @@ def run_shard(plugin: str, function: Callable[[Any, Any], Any], shard: Shard) ->
         raise MovieGenreError(f"worker {worker.address}: no model {plugin} loaded (it joined as the run ended?)")
     if loaded.problem:
         raise MovieGenreError(loaded.problem)
-    return function(loaded.model, shard.payload)
+    try:
+        return function(loaded.model, shard.payload)
+    except MovieGenreError:
+        raise
+    except Exception as exc:  # one line the driver can print; some errors (a deep recursion) do not even pickle
+        raise MovieGenreError(f"{shard.name()}: failed on worker {worker.address} ({_first_line(exc)})") from None
