@@ -2,8 +2,8 @@
 
 A scheduler and two single-threaded workers run as processes on 127.0.0.1, each worker with
 ``tests/helpers/dask_faults.py`` preloaded: files a test writes into its faults folder make a
-worker kill itself at a chosen shard. The project is a copy on generated data, with the stages
-a cluster can run (and the two encoder heads, so that predict has an ensemble of four).
+worker kill itself at a chosen shard. The project is the tiny pipeline's copy on generated data,
+with the stages a cluster can run (and the two encoder heads, so that predict has an ensemble of four).
 """
 
 from __future__ import annotations
@@ -20,29 +20,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers.project import PROJECT_ROOT, copy_project, dvc, env, git
+from helpers.project import PROJECT_ROOT, dvc, env, git
+from helpers.tiny_pipeline import copy_tiny_pipeline
 
 pytestmark = pytest.mark.e2e
 
 CLUSTER_STAGES = ("embed_text", "embed_posters", "train@image_ml", "train@text_ml")
 HEADS = ("train@text_encoder", "train@image_encoder")
-TINY = {
-    "prepare": {"min_genre_count": 2},
-    "images": {"height": 48, "width": 32, "pca_components": 8, "workers": 2},
-    "text": {
-        "tfidf": {"ngram_max": 1, "min_df": 1, "max_df": 1.0, "max_features": 2000, "sublinear_tf": True,
-                  "stop_words": "english"},
-        "counts": {"ngram_max": 1, "min_df": 1, "max_features": 2000, "stop_words": "english"},
-        "sequences": {"vocab_size": 200, "length": 24},
-    },
-    "image_ml": {"n_estimators": 30},
-    "text_ml": {"n_estimators": 30},
-    "runtime": {"deterministic": True},
-    "embed_text": {"sha256": None, "sequence_length": 32, "batch_size": 16, "precision": "float32"},
-    "embed_posters": {"input_size": 64, "batch_size": 16, "precision": "float32"},
-    "text_encoder": {"epochs": 2, "hidden_units": 16},
-    "image_encoder": {"epochs": 2},
-}  # fmt: skip
 SHARD_ROWS = "32"  # two batches a shard: several shards on 120 movies
 WAIT_S = 120
 
@@ -104,18 +88,12 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A project copy on 120 generated movies: the stages a cluster runs, the two encoder heads and
-    an ensemble of the four branches, reproduced in-process and committed."""
-    from helpers.synthetic import make_mmimdb_archive, write_tiny_bert_preset
-
-    root = tmp_path_factory.mktemp("cluster-project")
-    archive = make_mmimdb_archive(root / "tiny.tar.gz", n=120, seed=3)
-    preset = write_tiny_bert_preset(root / "tiny-bert")
-    tiny = TINY | {"embed_text": TINY["embed_text"] | {"preset": str(preset)}}
-    branches = {"branches": ["image_ml", "text_ml", "text_encoder", "image_encoder"]}
-    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
-    repo = copy_project(root / "repo", {"data": {"source": str(archive), "sha256": None}, **tiny,
-                                        "ensemble": params["ensemble"] | branches})  # fmt: skip
+    """The tiny pipeline's copy on 120 generated movies: the stages a cluster runs, the two encoder
+    heads and an ensemble of the four branches, reproduced in-process and committed."""
+    repo, _ = copy_tiny_pipeline(tmp_path_factory.mktemp("cluster-project"))
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["ensemble"]["branches"] = ["image_ml", "text_ml", "text_encoder", "image_encoder"]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     dvc(repo, "repro", *CLUSTER_STAGES, *HEADS)
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "in-process run")
