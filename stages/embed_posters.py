@@ -1,7 +1,12 @@
-"""embed_posters: one pretrained image-network vector per poster (EfficientNet-Lite0 on ImageNet by default)."""
+"""embed_posters: one pretrained image-network vector per poster (EfficientNet-Lite0 on ImageNet by default).
+
+The posters are decoded and embedded on the Dask cluster that DASK_SCHEDULER_ADDRESS names, if
+any, with the same bytes as in-process (moviegenre.cluster); the timings record which engine ran them.
+"""
 
 import time
 
+from moviegenre import cluster
 from moviegenre.config.params import load_seed, load_settings
 from moviegenre.config.runtime import RuntimeSettings
 from moviegenre.core import stage
@@ -16,15 +21,21 @@ from moviegenre.features.poster_encoder import FEATURE_SET, PosterEncoderSetting
 def main() -> None:
     started = time.perf_counter()  # the whole stage, the model's build and load included
     settings = load_settings(PosterEncoderSettings, "embed_posters")
-    tensorflow_setup.configure(load_settings(RuntimeSettings, "runtime"), load_seed())
+    runtime, seed = load_settings(RuntimeSettings, "runtime"), load_seed()
+    tensorflow_setup.configure(runtime, seed)
     table, _ = load_prepared(PATHS.prepared)
-    shapes = embed_posters(table, settings, PATHS.features(FEATURE_SET))
+    with cluster.engine() as engine:
+        if engine is not None:
+            engine.prepare_workers(tensorflow_setup.configure, runtime, seed)
+        shapes = embed_posters(table, settings, PATHS.features(FEATURE_SET), engine)
+        ran_on = cluster.describe(engine)
     seconds = time.perf_counter() - started
     posters = shapes["embeddings"][0]
     write_json(
         PATHS.timings / "embed_posters.json",
-        {"seconds": round(seconds, 1), "posters_per_s": round(posters / seconds, 1), "machine": machine()},
-    )
+        {"seconds": round(seconds, 1), "posters_per_s": round(posters / seconds, 1), "machine": machine(),
+         "engine": ran_on},
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,7 +1,12 @@
-"""embed_text: one pretrained sentence-encoder vector per plot (KerasHub, all-MiniLM-L6-v2 by default)."""
+"""embed_text: one pretrained sentence-encoder vector per plot (KerasHub, all-MiniLM-L6-v2 by default).
+
+The forward passes run on the Dask cluster that DASK_SCHEDULER_ADDRESS names, if any, with the
+same bytes as in-process (moviegenre.cluster); the timings record which engine ran them.
+"""
 
 import time
 
+from moviegenre import cluster
 from moviegenre.config.params import load_seed, load_settings
 from moviegenre.config.runtime import RuntimeSettings
 from moviegenre.config.sections import EmbedTextSettings
@@ -16,15 +21,21 @@ from moviegenre.features.sentence_encoder import FEATURE_SET, embed_text
 
 def main() -> None:
     settings = load_settings(EmbedTextSettings, "embed_text")
-    tensorflow_setup.configure(load_settings(RuntimeSettings, "runtime"), load_seed())  # device, threads
+    runtime, seed = load_settings(RuntimeSettings, "runtime"), load_seed()
+    tensorflow_setup.configure(runtime, seed)  # device, threads
     table, _ = load_prepared(PATHS.prepared)
     started = time.perf_counter()
-    embed_text(table, settings, PATHS.features(FEATURE_SET))
+    with cluster.engine() as engine:
+        if engine is not None:
+            engine.prepare_workers(tensorflow_setup.configure, runtime, seed)
+        embed_text(table, settings, PATHS.features(FEATURE_SET), engine)
+        ran_on = cluster.describe(engine)
     seconds = time.perf_counter() - started
     write_json(
         PATHS.timings / "embed_text.json",
-        {"seconds": round(seconds, 1), "plots_per_s": round(len(table) / seconds, 1), "machine": machine()},
-    )
+        {"seconds": round(seconds, 1), "plots_per_s": round(len(table) / seconds, 1), "machine": machine(),
+         "engine": ran_on},
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

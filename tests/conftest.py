@@ -25,7 +25,7 @@ SLOW_MODULES = {
     "test_backbones", "test_deep", "test_efficientnet_lite", "test_sentence_encoder", "test_encoder_cache",
     "test_ensemble_fitted_on", "test_fusion", "test_http", "test_poster_encoder", "test_predict_fetch",
     "test_python_api", "test_quiet_tensorflow", "test_serve", "test_server_limits", "test_text_archs",
-    "test_verified_artifacts", "test_ensemble", "test_features", "test_branch_contract",
+    "test_verified_artifacts", "test_ensemble", "test_features", "test_branch_contract", "test_cluster",
 }  # fmt: skip
 
 
@@ -52,6 +52,19 @@ def private_encoder_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         os.environ.pop("MOVIEGENRE_CACHE", None)
     else:
         os.environ["MOVIEGENRE_CACHE"] = before
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_dask_cluster() -> Iterator[None]:
+    """No test runs on a cluster a developer's environment names (DASK_SCHEDULER_ADDRESS): the ones
+    that want one start it and name it themselves."""
+    import dask.config
+
+    before = os.environ.pop("DASK_SCHEDULER_ADDRESS", None)
+    with dask.config.set({"scheduler-address": None}):
+        yield
+    if before is not None:
+        os.environ["DASK_SCHEDULER_ADDRESS"] = before
 
 
 @pytest.fixture

@@ -43,9 +43,10 @@ def copy_project(dest: Path, overrides: dict[str, dict]) -> Path:
 
 
 def env() -> dict[str, str]:
-    """The environment stages run in: this interpreter's bin first, quiet TensorFlow."""
+    """The environment stages run in: this interpreter's bin first, quiet TensorFlow, and no Dask
+    cluster (a test that wants one sets DASK_SCHEDULER_ADDRESS itself)."""
     return {
-        **os.environ,
+        **{key: value for key, value in os.environ.items() if key != "DASK_SCHEDULER_ADDRESS"},
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "GIT_AUTHOR_NAME": "test",

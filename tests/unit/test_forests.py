@@ -93,7 +93,8 @@ def test_text_branch_writes_documented_outputs(prepared_project: Path) -> None:
     assert written == metrics
     assert set(written) == {"test", "val"}
     timings = json.loads(Path("metrics/timings/text_ml.json").read_text())
-    assert set(timings) == {"seconds", "machine"} and set(timings["machine"]) == {"blas", "cpu_flags"}
+    assert set(timings) == {"seconds", "machine", "engine"} and set(timings["machine"]) == {"blas", "cpu_flags"}
+    assert timings["engine"] == "in-process"  # no cluster named: the fit ran here
     assert all(kernel.startswith("openblas ") for kernel in timings["machine"]["blas"])  # numpy's, at least
     for split in ("test", "val"):
         assert set(written[split]) == {"roc_auc_macro", "roc_auc_macro_ci95", "roc_auc_micro", "n_movies", "n_genres"}

@@ -249,7 +249,7 @@ def test_predict_csv_defuses_formulas_by_default_and_raw_csv_keeps_them(project:
 def test_raw_csv_without_dataset_is_refused(project: Path) -> None:
     code, stderr = _run("predict", "--plot", "a dog in the city", "--raw-csv")
     assert code == 2 and _one_error(stderr) == (
-        "error: --out and --raw-csv are for --dataset; one movie's answer is printed"
+        "error: --out, --raw-csv and --scheduler are for --dataset; one movie's answer is printed"
     )
 
 
@@ -268,7 +268,8 @@ def test_a_full_disk_while_writing_predictions_is_one_line_and_the_old_csv_stays
     to_csv = pd.DataFrame.to_csv
 
     def full_for_preds(frame: pd.DataFrame, path: object, *args: object, **kwargs: object) -> object:
-        if Path(str(path)).name.startswith(".preds.csv."):  # the temporary of --out, not the fetch's files
+        target = getattr(path, "name", path)  # --out's temporary, or a stream open on it
+        if Path(str(target)).name.startswith(".preds.csv."):
             _disk_full()
         return to_csv(frame, path, *args, **kwargs)
 

@@ -187,6 +187,9 @@ class Branch(ABC, Generic[S]):
     # True for a fit that runs in epochs and logs one curve point per epoch (the Keras branches);
     # a fit without epochs (a forest, a logistic regression) logs only its train/val summary
     epochs: ClassVar[bool] = False
+    # True for a fit and prediction that go through joblib (the forests): the train stage then runs
+    # them on the Dask cluster that DASK_SCHEDULER_ADDRESS names, if any, with the same bytes
+    data_parallel: ClassVar[bool] = False
     model_file: str  # the model's file name inside models/<branch>/
 
     def __init__(self, settings: S | Mapping[str, object], seed: int, spec: ModelSpec | None = None) -> None:

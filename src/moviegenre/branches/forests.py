@@ -91,6 +91,7 @@ LEGACY_MODEL = "model.joblib"  # the pickled forest an older version wrote: neve
 FIT_BATCH = 50  # trees grown (and held as scikit-learn objects) at a time; see ForestBranch.fit_flat
 _ROWS_PER_CHUNK = 256  # rows walked and summed at once: bounds the dense copy and the (trees x rows x genres) gather
 _COMPACT_EVERY = 4  # walk steps between drops of the walkers that reached a leaf
+PREDICT_BLOCK = 16 * _ROWS_PER_CHUNK  # rows per task when the rows are scored on a cluster
 _COUNTS = ("n_features", "n_trees", "n_nodes", "n_leaves", "n_genres")
 # each array's file, dtype and shape (in counts of the header)
 ARRAYS: dict[str, tuple[str, np.dtype, tuple[str | int, ...]]] = {
@@ -290,6 +291,19 @@ class FlatForest:
         return out
 
 
+def _on_dask() -> bool:
+    """Whether joblib's active backend is Dask's (set by the train stage for a cluster)."""
+    from joblib.parallel import get_active_backend
+
+    return type(get_active_backend()[0]).__name__ == "DaskDistributedBackend"
+
+
+def _predict_block(n_features: int, *arrays_and_rows: Any) -> np.ndarray:
+    """A worker's block of ``FlatForest.predict``: the forest rebuilt from its arrays (in ``ARRAYS`` order)."""
+    *arrays, rows = arrays_and_rows
+    return FlatForest(n_features, **dict(zip(ARRAYS, arrays, strict=True))).predict(rows)
+
+
 def _read_header(path: Path, fix: str) -> dict[str, int]:
     header = read_json(path, fix)
     if not isinstance(header, dict) or header.get("format") != FLAT_FORMAT:
@@ -350,6 +364,7 @@ class ForestBranch(Branch[F]):
 
     estimator: ClassVar[str]  # the scikit-learn class in sklearn.ensemble, imported when fitting only
     model_file = HEADER  # the arrays' files are saved beside it
+    data_parallel = True  # trees grown and rows scored through joblib: on a cluster when one is named
 
     def __init__(self, settings: F | Mapping[str, object], seed: int, spec: ModelSpec | None = None) -> None:
         super().__init__(settings, seed, spec)
@@ -397,9 +412,21 @@ class ForestBranch(Branch[F]):
         return FlatForest.concatenate(parts)
 
     def predict_proba(self, x: Any) -> np.ndarray:
-        """The flat trees, summed in order in one thread (in parallel the order, and the last bits, would vary)."""
+        """The flat trees, summed in order in one thread (in parallel the order, and the last bits, would vary).
+
+        Inside joblib's Dask backend (the train stage on a cluster) blocks of rows go to the
+        workers instead: a row's sum runs over the trees in the same order whichever block holds
+        it, so the blocks joined in order are the same bytes."""
         assert self.flat is not None
-        return self.flat.predict(x)
+        if not _on_dask():
+            return self.flat.predict(x)
+        from joblib import Parallel, delayed
+
+        flat = self.flat
+        arrays = [np.asarray(getattr(flat, name)) for name in ARRAYS]  # scattered once each, not sent per block
+        blocks = range(0, x.shape[0], PREDICT_BLOCK)
+        parts = Parallel()(delayed(_predict_block)(flat.n_features, *arrays, x[b : b + PREDICT_BLOCK]) for b in blocks)
+        return np.concatenate(parts) if parts else flat.predict(x)
 
     def save_model(self, directory: Path) -> None:
         assert self.flat is not None

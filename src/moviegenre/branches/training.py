@@ -11,6 +11,7 @@ stage that fails or is interrupted leaves no log of a fit that has no model.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 from dvclive import Live
 
+from moviegenre import cluster
 from moviegenre.branches.base import Branch, FitContext, ModelSpec, Rows, row_shape
 from moviegenre.config.params import load_seed, load_settings
 from moviegenre.config.runtime import RuntimeSettings
@@ -41,21 +43,29 @@ SCORED_SPLITS = ("val", "test")
 
 
 def run_train_stage(branch_class: type[Branch[Any]], paths: ProjectPaths) -> dict[str, Any]:
-    """The train stage of one branch: validate its params section and runtime's, then train it."""
+    """The train stage of one branch: validate its params section and runtime's, then train it, on
+    the Dask cluster Dask's config names if the branch is data-parallel (a branch that is not
+    never connects to one)."""
     settings = load_settings(branch_class.Settings, branch_class.name, paths.params)
     seed = load_seed(paths.params)
     runtime = load_settings(RuntimeSettings, "runtime", paths.params)
-    return train_branch(branch_class(settings, seed), paths, runtime)
+    if not branch_class.data_parallel:
+        return train_branch(branch_class(settings, seed), paths, runtime)
+    with cluster.engine() as engine:
+        return train_branch(branch_class(settings, seed), paths, runtime, engine)
 
 
-def train_branch(branch: Branch[Any], paths: ProjectPaths, runtime: RuntimeSettings) -> dict[str, Any]:
+def train_branch(
+    branch: Branch[Any], paths: ProjectPaths, runtime: RuntimeSettings, engine: cluster.Engine | None = None
+) -> dict[str, Any]:
     """Fit ``branch`` on its features' train rows; write model, probabilities, metrics and its dvclive run.
 
     The rows are those of the branch's own feature set; arrays of another set (a branch over
     posters and plots) are taken at the same movies, so val and test come out in the order
     and with the ids every other branch writes. The branch is handed its train and val rows
     only, each split's arrays selected before ``inputs`` assembles them; the test rows reach
-    it once the fit is done, to be scored.
+    it once the fit is done, to be scored. With an ``engine``, joblib's work inside the fit and
+    the scoring runs on its cluster.
     """
     table, genres = load_prepared(paths.prepared)
     feature_dir = paths.features(branch.feature_set)
@@ -74,12 +84,13 @@ def train_branch(branch: Branch[Any], paths: ProjectPaths, runtime: RuntimeSetti
         with Live(str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None) as live:
             live.log_params(to_dict(branch.settings))
             context = FitContext(genres, runtime, feature_dir, live, array_shapes=shapes)
-            started = time.perf_counter()
-            extra = branch.fit(train, val, context)
-            fit_s = time.perf_counter() - started
-            started = time.perf_counter()
-            proba = branch.predict_proba(branch.inputs(_at(arrays, scored)))
-            predict_s = time.perf_counter() - started
+            with engine.joblib() if engine is not None else contextlib.nullcontext():
+                started = time.perf_counter()
+                extra = branch.fit(train, val, context)
+                fit_s = time.perf_counter() - started
+                started = time.perf_counter()
+                proba = branch.predict_proba(branch.inputs(_at(arrays, scored)))
+                predict_s = time.perf_counter() - started
             if not branch.epochs:
                 # no curve: a fit without epochs has one state, which a chart would draw as a
                 # curve of one point; the fitted model's train and val AUC are its summary alone
@@ -106,7 +117,9 @@ def train_branch(branch: Branch[Any], paths: ProjectPaths, runtime: RuntimeSetti
             timings["throughput"] = extra.pop("throughput")
         metrics = scores_by_split(labels[scored], proba, split[scored], branch.seed) | extra
         write_json(paths.metrics / f"{branch.name}.json", metrics)
-        write_json(paths.timings / f"{branch.name}.json", timings | {"machine": machine()})
+        write_json(
+            paths.timings / f"{branch.name}.json", timings | {"machine": machine(), "engine": cluster.describe(engine)}
+        )
         log.info(
             "%s: test macro ROC-AUC %.4f, val %.4f (fit %.1fs)",
             branch.name, metrics["test"]["roc_auc_macro"], metrics["val"]["roc_auc_macro"], fit_s,

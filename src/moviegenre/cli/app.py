@@ -122,6 +122,13 @@ def predict_command(
     deadline_s: Annotated[
         float, typer.Option(help="--dataset: seconds an http(s) SOURCE may take in all, retries included.")
     ] = 14_400.0,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="--dataset: score on the Dask cluster of this scheduler (tcp://HOST:PORT); default: the one "
+            "DASK_SCHEDULER_ADDRESS names, else in-process. The same bytes either way.",
+        ),
+    ] = None,
 ) -> None:
     """Genres of one movie (--poster and/or --plot) or of a whole dataset (--dataset --out)."""
     from moviegenre.cli import predict_output
@@ -132,7 +139,7 @@ def predict_command(
                 raise MovieGenreError("--dataset needs --out and no --poster/--plot/--plot-file/--json")
             bounds = predict_output.FetchBounds(timeout_s, retries, poster_deadline_s, max_poster_mb, deadline_s)
             count, score = predict_output.predict_dataset(
-                PATHS, dataset, out, with_branches=branches, bounds=bounds, raw_csv=raw_csv
+                PATHS, dataset, out, with_branches=branches, bounds=bounds, raw_csv=raw_csv, scheduler=scheduler
             )
             typer.echo(f"wrote {count} movies to {out}", err=True)
             if score is not None:
@@ -142,8 +149,8 @@ def predict_command(
                     f"written to {predict_output.score_path(out)}",
                     err=True,
                 )
-        elif out is not None or raw_csv:
-            raise MovieGenreError("--out and --raw-csv are for --dataset; one movie's answer is printed")
+        elif out is not None or raw_csv or scheduler is not None:
+            raise MovieGenreError("--out, --raw-csv and --scheduler are for --dataset; one movie's answer is printed")
         else:
             typer.echo(
                 predict_output.predict_one(

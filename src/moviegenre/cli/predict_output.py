@@ -243,7 +243,7 @@ def score_path(out: Path) -> Path:
 
 def predict_dataset(
     paths: ProjectPaths, source: str, out: Path, *, with_branches: bool, bounds: FetchBounds | None = None,
-    raw_csv: bool = False,
+    raw_csv: bool = False, scheduler: str | None = None,
 ) -> tuple[int, dict[str, Any] | None]:  # fmt: skip
     """Fetch and validate ``source`` as the pipeline does, predict every movie, write a CSV; the
     number of movies, and the score against the genres the dataset carries (None without any).
@@ -251,21 +251,34 @@ def predict_dataset(
     Columns: id, title, genres (the genre set, ``|``-separated), then one probability per genre.
     Text that a spreadsheet would run as a formula is escaped unless ``raw_csv``.
     Posters behind URLs are fetched within ``bounds``; SIGTERM removes every temporary.
+    The movies are scored in shards (``predict.catalogue``), on the Dask cluster at ``scheduler``
+    or the one Dask's config names, else in-process; the same bytes either way.
     """
     bounds = bounds or FetchBounds()
     bounds.check()
     check_out(out, source)
     check_out(score_path(out), source)
-    with terminate_cleanly():
-        return _predict_dataset(paths, source, out, with_branches=with_branches, bounds=bounds, raw_csv=raw_csv)
+    from moviegenre import cluster
+
+    with terminate_cleanly(), cluster.engine(scheduler, "--scheduler") as engine:
+        return _predict_dataset(
+            paths, source, out, with_branches=with_branches, bounds=bounds, raw_csv=raw_csv, engine=engine
+        )
 
 
 def _predict_dataset(
-    paths: ProjectPaths, source: str, out: Path, *, with_branches: bool, bounds: FetchBounds, raw_csv: bool
-) -> tuple[int, dict[str, Any] | None]:
+    paths: ProjectPaths, source: str, out: Path, *, with_branches: bool, bounds: FetchBounds, raw_csv: bool,
+    engine: Any = None,
+) -> tuple[int, dict[str, Any] | None]:  # fmt: skip
+    """The CSV is written a shard at a time, as the shards come back in order, into a temporary
+    file renamed over ``out`` at the end: the driver never holds more than a few shards' rows, and
+    a run that fails leaves ``out`` as it was. Only what the score needs (each movie's genres,
+    ensemble probabilities and set) is kept for the end."""
     from moviegenre.branches.registry import NAMES
     from moviegenre.data.prepare import clean_movies
+    from moviegenre.data.table import load_genres
     from moviegenre.download.ingest import build_raw
+    from moviegenre.predict.catalogue import score_catalogue
     from moviegenre.predict.predictor import Predictor
     from moviegenre.predict.scoring import dataset_score
 
@@ -279,21 +292,37 @@ def _predict_dataset(
         if table.empty:
             raise MovieGenreError(f"{source}: no movie with a plot to predict")
         posters = [p if isinstance(p, str) else None for p in table["poster"]]
-        predictor = Predictor(paths)
-        scores, sets = predictor.predict_with_sets(posters, table["plot"].tolist())
-    frame = pd.DataFrame(scores["ensemble"], columns=predictor.genres)
-    genres = np.array(predictor.genres)
-    frame.insert(0, "genres", ["|".join(genres[row]) for row in sets])  # the genre set, as MM-IMDb writes it
-    if with_branches:
-        for branch in (b for b in NAMES if b in scores):
-            branch_frame = pd.DataFrame(scores[branch], columns=[f"{branch}:{g}" for g in predictor.genres])
-            frame = pd.concat([frame, branch_frame], axis=1)
-    frame.insert(0, "title", table["title"].to_numpy())
-    frame.insert(0, "id", table["id"].to_numpy())
-    score = dataset_score(table["genres"].tolist(), predictor.genres, scores["ensemble"], sets)
-    with atomic_path(out) as tmp_csv:
-        (frame if raw_csv else spreadsheet_safe(frame)).to_csv(tmp_csv, index=False, float_format="%.8f")
+        predictor = None if engine is not None else Predictor(paths)
+        genres = predictor.genres if predictor is not None else load_genres(paths.prepared)
+        named = np.array(genres)
+        ensemble: list[np.ndarray] = []
+        sets: list[np.ndarray] = []
+        shards = score_catalogue(paths, engine, table["id"].tolist(), posters, table["plot"].tolist(),
+                                 with_branches=with_branches, predictor=predictor)  # fmt: skip
+        with (
+            contextlib.closing(shards),  # its progress bar closed, its shards cancelled, before an error line
+            atomic_path(out) as tmp_csv,
+            tmp_csv.open("w", newline="", encoding="utf-8") as stream,
+        ):
+            begin = 0
+            for scores in shards:
+                rows = table.iloc[begin : begin + len(scores.sets)]
+                begin += len(rows)
+                frame = pd.DataFrame(scores.ensemble, columns=genres)
+                frame.insert(0, "genres", ["|".join(named[row]) for row in scores.sets])  # as MM-IMDb writes it
+                for branch in (b for b in NAMES if b in scores.branches):
+                    branch_frame = pd.DataFrame(scores.branches[branch], columns=[f"{branch}:{g}" for g in genres])
+                    frame = pd.concat([frame, branch_frame], axis=1)
+                frame.insert(0, "title", rows["title"].to_numpy())
+                frame.insert(0, "id", rows["id"].to_numpy())
+                (frame if raw_csv else spreadsheet_safe(frame)).to_csv(
+                    stream, index=False, header=not ensemble, float_format="%.8f"
+                )
+                ensemble.append(scores.ensemble)
+                sets.append(scores.sets)
+    proba = np.concatenate(ensemble)
+    score = dataset_score(table["genres"].tolist(), genres, proba, np.concatenate(sets))
     if score is not None:
         write_json(score_path(out), score)
-    log.info("predicted %d movies (%d with a poster)", len(frame), int(np.sum([p is not None for p in posters])))
-    return len(frame), score
+    log.info("predicted %d movies (%d with a poster)", len(table), int(np.sum([p is not None for p in posters])))
+    return len(table), score

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -74,7 +75,8 @@ def decode_chunks(
         contextlib.ExitStack() as stack,
         tqdm(total=len(paths), desc="decode posters", unit=" posters", disable=not progress) as bar,
     ):
-        parallel = workers > 1 and len(chunks) > 1
+        # a daemonic process (a Dask worker under its nanny) may not start children: it decodes alone
+        parallel = workers > 1 and len(chunks) > 1 and not multiprocessing.current_process().daemon
         mapper = stack.enter_context(ProcessPoolExecutor(max_workers=workers)).map if parallel else map
         for pixels, stats in mapper(job, chunks):
             yield pixels, stats

@@ -16,12 +16,14 @@ the last has the same shape, so the same posters give the same bytes on the same
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections import deque
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -29,6 +31,7 @@ from PIL import Image
 from pydantic import Field, ValidationError
 from tqdm import tqdm
 
+from moviegenre.cluster.shards import Shard, batches_per_shard, first_ids
 from moviegenre.config.sections import Text
 from moviegenre.config.settings import Settings, explain
 from moviegenre.core.digests import sha256_file
@@ -37,6 +40,9 @@ from moviegenre.core.files import atomic_dir, json_text
 from moviegenre.core.paths import project_root
 from moviegenre.core.runtime.precision import resolve_precision
 from moviegenre.features.store import INDEX, write_arrays
+
+if TYPE_CHECKING:
+    from moviegenre.cluster.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +65,11 @@ class PosterEncoderSettings(Settings):
     precision: Literal["auto", "float32", "mixed_bfloat16"]
 
 
-def load_square(path: str | Path, size: int, resize: str) -> np.ndarray:
-    """A poster as uint8 (size, size, 3): the whole poster squashed, or its centred square."""
+def load_square(path: str | Path | IO[bytes], size: int, resize: str, name: str | None = None) -> np.ndarray:
+    """A poster as uint8 (size, size, 3): the whole poster squashed, or its centred square.
+
+    ``path`` may be the file's bytes in a stream (a worker of a cluster is sent those, not a
+    path it may not see); ``name`` then says which poster an error is about."""
     try:
         with Image.open(path) as image:
             rgb = image.convert("RGB")
@@ -70,7 +79,7 @@ def load_square(path: str | Path, size: int, resize: str) -> np.ndarray:
                 rgb = rgb.crop((left, top, left + side, top + side))
             return np.asarray(rgb.resize((size, size), Image.Resampling.BICUBIC), dtype=np.uint8)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise MovieGenreError(f"{path}: not a readable image ({exc})") from exc
+        raise MovieGenreError(f"{name or path}: not a readable image ({exc})") from exc
 
 
 def _keras_file(backbone: str) -> Path | None:
@@ -145,8 +154,15 @@ class PosterEncoder:
             self._graph = tf.function(lambda batch: self.model(batch, training=False), reduce_retracing=True)
         return self._graph(x)
 
-    def encode(self, paths: list[str], progress: bool = True) -> np.ndarray:
-        """float32 (n, dim) embeddings of the posters at ``paths``, in order; decoding overlaps the network."""
+    def encode(
+        self, paths: list[str], progress: bool = True, *, engine: Engine | None = None, ids: Sequence[Any] | None = None
+    ) -> np.ndarray:
+        """float32 (n, dim) embeddings of the posters at ``paths``, in order; decoding overlaps the network.
+
+        With an ``engine`` the posters are decoded and embedded on its cluster, in the same
+        batches; ``ids`` (one per poster) name a shard that fails."""
+        if engine is not None:
+            return self._encode_on(engine, paths, ids, progress)
         settings = self.settings
         out = np.empty((len(paths), self.dim), dtype=np.float32)
         batch = settings.batch_size
@@ -170,6 +186,49 @@ class PosterEncoder:
                 start += len(pixels)
                 bar.update(len(pixels))
         return out
+
+    def _encode_on(self, engine: Engine, paths: list[str], ids: Sequence[Any] | None, progress: bool) -> np.ndarray:
+        """Shards of whole batches in row order, each carrying its posters' bytes (read here, so no
+        worker needs the project's files); each worker decodes and embeds them in the batches the
+        in-process loop would form, so the rows are the same bytes."""
+        out = np.empty((len(paths), self.dim), dtype=np.float32)
+        per = batches_per_shard(self.settings.batch_size) * self.settings.batch_size
+        spans = [range(begin, min(begin + per, len(paths))) for begin in range(0, len(paths), per)]
+
+        def shards() -> Iterator[Shard]:
+            for index, span in enumerate(spans):
+                yield Shard(index, len(span), first_ids(ids, span), [(paths[i], _poster_bytes(paths[i])) for i in span])
+
+        settings = self.settings
+        keras_file = _keras_file(settings.backbone)
+        if keras_file is not None:  # a worker's working directory is not the project: name the file whole
+            settings = settings.model_copy(update={"backbone": str(keras_file)})
+        with engine.loaded("poster encoder", load_for_worker, settings, self.weights_sha256) as model:
+            results = engine.map(model, encode_shard, shards(), total=len(paths), desc="embed posters",
+                                 unit=" posters", progress=progress)  # fmt: skip
+            for span, got in zip(spans, results, strict=True):
+                out[span.start : span.stop] = got
+        return out
+
+
+def _poster_bytes(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise MovieGenreError(f"{path}: not a readable image ({exc})") from exc
+
+
+def load_for_worker(settings: PosterEncoderSettings, weights_sha256: str) -> PosterEncoder:
+    """The driver's encoder, built by a worker: the same network, its weights checked by sha256."""
+    return PosterEncoder.load(settings, weights_sha256)
+
+
+def encode_shard(encoder: PosterEncoder, posters: list[tuple[str, bytes]]) -> np.ndarray:
+    """A shard's task on a worker: decode its posters' bytes and embed them, ``batch_size`` at a time."""
+    settings = encoder.settings
+    size, resize = settings.input_size, settings.resize
+    pixels = np.stack([load_square(io.BytesIO(data), size, resize, name) for name, data in posters])
+    return encoder.encode_pixels(pixels)
 
 
 def _build(settings: PosterEncoderSettings, expected_sha256: str | None) -> tuple[Any, str]:
@@ -221,16 +280,19 @@ def _scaling(backbone: str) -> Any:
     return (lambda p: np.asarray(preprocess(np.asarray(p, dtype=np.float32)))) if preprocess else np.float32
 
 
-def embed_posters(table: pd.DataFrame, settings: PosterEncoderSettings, out_dir: Path) -> dict:
-    """Embed every poster of the prepared table (its movies with a poster, in table order); write
-    ``embeddings.npy``, ``index.csv`` and ``encoder.json``."""
+def embed_posters(
+    table: pd.DataFrame, settings: PosterEncoderSettings, out_dir: Path, engine: Engine | None = None
+) -> dict:
+    """Embed every poster of the prepared table (its movies with a poster, in table order; on
+    ``engine``'s cluster, if given); write ``embeddings.npy``, ``index.csv`` and ``encoder.json``,
+    here only."""
     with_poster = table[table["poster"].notna()].reset_index(drop=True)
     if with_poster.empty:
         raise MovieGenreError("data/prepared: no movie has a poster, so there is nothing to embed")
     encoder = PosterEncoder.load(settings)
     log.info("poster encoder %s: %d-d, %s, %s %d px", settings.backbone, encoder.dim, encoder.precision,
              settings.resize, settings.input_size)  # fmt: skip
-    vectors = encoder.encode(with_poster["poster"].tolist())
+    vectors = encoder.encode(with_poster["poster"].tolist(), engine=engine, ids=with_poster["id"].tolist())
     if not np.isfinite(vectors).all():
         raise MovieGenreError(f"embed_posters.backbone {settings.backbone}: produced non-finite embeddings")
     with atomic_dir(out_dir) as tmp:

@@ -39,15 +39,16 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from moviegenre.cluster.shards import Shard, batches_per_shard, first_ids, grouped
 from moviegenre.config.sections import EmbedTextSettings
 from moviegenre.core.digests import sha256_file
 from moviegenre.core.errors import MovieGenreError
@@ -55,6 +56,9 @@ from moviegenre.core.files import atomic_dir, json_text
 from moviegenre.core.paths import project_root
 from moviegenre.core.runtime.precision import resolve_precision
 from moviegenre.features.store import INDEX, write_arrays
+
+if TYPE_CHECKING:
+    from moviegenre.cluster.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +258,8 @@ class SentenceEncoder:
         self.backbone: Any = keras_parts[0] if keras_parts else None
         self.tokenizer: Any = keras_parts[1] if keras_parts else None
         self._module: Any = None  # the loaded SavedModel when read by from_export: its functions need it alive
+        # where a worker of a cluster finds the same preset (set by load): the resolved directory, or hf://
+        self.location: str | None = None
 
     @classmethod
     def from_keras(
@@ -335,7 +341,9 @@ class SentenceEncoder:
         log.info(
             "sentence encoder %s: %s layers, dim %s, %s", preset, backbone.num_layers, backbone.hidden_dim, precision
         )
-        return cls.from_keras(backbone, tokenizer, int(sequence_length), identity, precision, long_texts)
+        encoder = cls.from_keras(backbone, tokenizer, int(sequence_length), identity, precision, long_texts)
+        encoder.location = preset if preset.startswith(HF_SCHEME) else str(files.directory)
+        return encoder
 
     def export(self, directory: Path) -> None:
         """Write this encoder as a SavedModel (``saved_model/``) and its state (``export.json``) into ``directory``."""
@@ -431,8 +439,19 @@ class SentenceEncoder:
             ids[i, : len(row)], mask[i, : len(row)] = row, 1
         return ids, mask
 
-    def encode(self, texts: list[str], batch_size: int, progress: bool = True) -> np.ndarray:
-        """float32 (len(texts), dim), unit rows in input order; batches grouped by token length."""
+    def forward(self, token_ids: np.ndarray, padding_mask: np.ndarray) -> np.ndarray:
+        """(n, dim) float32 unit rows of one padded batch: the forward pass and the pooling, nothing else."""
+        return self._embed_batch(token_ids, padding_mask).numpy()
+
+    def encode(
+        self, texts: list[str], batch_size: int, progress: bool = True, *, engine: Engine | None = None,
+        ids: Sequence[Any] | None = None,
+    ) -> np.ndarray:  # fmt: skip
+        """float32 (len(texts), dim), unit rows in input order; batches grouped by token length.
+
+        With an ``engine`` the forward passes run on its cluster, the batches planned here all
+        the same, so the bytes are those of the in-process run; ``ids`` (one per text) name a
+        shard that fails."""
         if batch_size < 1:
             raise MovieGenreError(f"embed_text.batch_size: {batch_size}; expected a positive integer")
         texts = [str(t) for t in texts]
@@ -443,13 +462,15 @@ class SentenceEncoder:
         rows, owners = self.windows(texts)
         vectors = out if len(rows) == len(texts) else np.zeros((len(rows), self.dim), dtype=np.float32)
         order = np.argsort([-len(r) for r in rows], kind="stable")  # longest first: the slowest batches show early
+        batches = [order[begin : begin + batch_size] for begin in range(0, len(order), batch_size)]
         unit = " plots" if vectors is out else " windows"
-        with tqdm(total=len(rows), desc="encode plots", unit=unit, disable=not progress) as bar:
-            for begin in range(0, len(order), batch_size):
-                chosen = order[begin : begin + batch_size]
-                ids, mask = self._padded([rows[i] for i in chosen])
-                vectors[chosen] = self._embed_batch(ids, mask).numpy()
-                bar.update(len(chosen))
+        if engine is None:
+            with tqdm(total=len(rows), desc="encode plots", unit=unit, disable=not progress) as bar:
+                for chosen in batches:
+                    vectors[chosen] = self.forward(*self._padded([rows[i] for i in chosen]))
+                    bar.update(len(chosen))
+        else:
+            self._encode_on(engine, rows, batches, batch_size, vectors, owners, ids, unit=unit, progress=progress)
         if vectors is not out:
             out = mean_of_windows(vectors, owners, len(texts))
         elapsed = time.perf_counter() - start
@@ -458,6 +479,44 @@ class SentenceEncoder:
             len(texts), len(rows), elapsed, len(texts) / max(elapsed, 1e-9),
         )  # fmt: skip
         return out
+
+    def _encode_on(
+        self, engine: Engine, rows: list[np.ndarray], batches: list[np.ndarray], batch_size: int,
+        vectors: np.ndarray, owners: np.ndarray, ids: Sequence[Any] | None, *, unit: str, progress: bool,
+    ) -> None:  # fmt: skip
+        """The planned ``batches`` in shards of whole batches, consecutive in the plan, padded here
+        (workers run the forward pass of these exact arrays), their vectors put back where the
+        in-process loop puts them."""
+        if self.location is None:
+            raise MovieGenreError("only an encoder loaded from its preset can run on a cluster")
+        groups = grouped(batches, batches_per_shard(batch_size))
+
+        def shards() -> Iterator[Shard]:
+            for index, group in enumerate(groups):
+                payload = [self._padded([rows[i] for i in chosen]) for chosen in group]
+                named = first_ids(ids, (int(owners[i]) for chosen in group for i in chosen))
+                yield Shard(index, sum(len(chosen) for chosen in group), named, payload)
+
+        weights = self.identity["weights"]["sha256"]
+        args = (self.location, weights, self.sequence_length, self.precision, self.long_texts)
+        with engine.loaded("sentence encoder", load_for_worker, *args) as model:
+            results = engine.map(model, forward_shard, shards(), total=len(rows), desc="encode plots", unit=unit,
+                                 progress=progress)  # fmt: skip
+            for group, result in zip(groups, results, strict=True):
+                for chosen, got in zip(group, result, strict=True):
+                    vectors[chosen] = got
+
+
+def load_for_worker(
+    location: str, weights_sha256: str, sequence_length: int, precision: str, long_texts: str
+) -> SentenceEncoder:
+    """The driver's encoder, built by a worker from the same preset, its weights checked by sha256."""
+    return SentenceEncoder.load(location, weights_sha256, sequence_length, precision=precision, long_texts=long_texts)
+
+
+def forward_shard(encoder: SentenceEncoder, batches: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+    """A shard's task on a worker: the forward pass of each padded batch the driver planned."""
+    return [encoder.forward(token_ids, padding_mask) for token_ids, padding_mask in batches]
 
 
 def mean_of_windows(vectors: np.ndarray, owners: np.ndarray, count: int) -> np.ndarray:
@@ -481,8 +540,9 @@ def pooled_output(backbone: Any, token_ids: Any, padding_mask: Any) -> Any:
     return tf.math.l2_normalize(mean, axis=-1)
 
 
-def embed_text(table: pd.DataFrame, settings: EmbedTextSettings, out_dir: Path) -> dict:
-    """Encode every movie's plot; write index.csv, embeddings.npy and encoder.json atomically."""
+def embed_text(table: pd.DataFrame, settings: EmbedTextSettings, out_dir: Path, engine: Engine | None = None) -> dict:
+    """Encode every movie's plot (on ``engine``'s cluster, if given); write index.csv, embeddings.npy and
+    encoder.json atomically, here only."""
     missing = {"id", "split", "plot"} - set(table.columns)
     if missing:
         raise MovieGenreError(f"prepared table: missing column(s) {', '.join(sorted(missing))}")
@@ -493,7 +553,8 @@ def embed_text(table: pd.DataFrame, settings: EmbedTextSettings, out_dir: Path) 
         precision=resolve_precision(settings.precision),
         long_texts=settings.long_texts,
     )
-    embeddings = encoder.encode(table["plot"].fillna("").astype(str).tolist(), settings.batch_size)
+    plots = table["plot"].fillna("").astype(str).tolist()
+    embeddings = encoder.encode(plots, settings.batch_size, engine=engine, ids=table["id"].tolist())
     with atomic_dir(out_dir) as tmp:
         table[["id", "split"]].to_csv(tmp / INDEX, index=False)
         write_arrays(tmp, {"embeddings": embeddings})

@@ -66,6 +66,16 @@ class Predictor:
                 self.featurizers[feature_set] = load_featurizer(feature_set, self.paths.features(feature_set))
             return movies, self.featurizers[feature_set]([str(values[i]) for i in movies])
 
+    def load_featurizers(self) -> None:
+        """Every featurizer the loaded branches read, now rather than on first use: a worker of a
+        cluster loads them while it is in the project's directory, which their state files'
+        relative paths (the sentence encoder's preset) are relative to."""
+        wanted = dict.fromkeys(fs for branch in self.branches.values() for fs, _ in branch.sources().values())
+        with quiet_tensorflow.first_import_filtered():
+            for feature_set in wanted:
+                if feature_set not in self.featurizers:
+                    self.featurizers[feature_set] = load_featurizer(feature_set, self.paths.features(feature_set))
+
     def predict(self, posters: list[str | None], plots: list[str | None]) -> dict[str, np.ndarray]:
         """Probabilities (n, n_genres) per branch and 'ensemble'; NaN rows where a branch cannot see the movie
         (a poster branch: no poster; a plot branch: no plot; fusion: either missing)."""
