@@ -1,10 +1,10 @@
 """download: fetch data.source, verify its sha256, unpack it safely, write data/raw/."""
 
 from moviegenre.config.params import load_settings
-from moviegenre.config.sections import DataSettings
 from moviegenre.core import stage
 from moviegenre.core.paths import PATHS
 from moviegenre.download.ingest import build_raw
+from moviegenre.download.settings import DataSettings
 
 
 def main() -> None:

@@ -9,14 +9,13 @@ import time
 from moviegenre import cluster
 from moviegenre.config.params import load_seed, load_settings
 from moviegenre.config.runtime import RuntimeSettings
-from moviegenre.config.sections import EmbedTextSettings
 from moviegenre.core import stage
 from moviegenre.core.files import write_json
 from moviegenre.core.machine import machine
 from moviegenre.core.paths import PATHS
 from moviegenre.core.runtime import tensorflow_setup
 from moviegenre.data.table import load_prepared
-from moviegenre.features.sentence_encoder import FEATURE_SET, embed_text
+from moviegenre.features.sentence_encoder import FEATURE_SET, EmbedTextSettings, embed_text
 
 
 def main() -> None:

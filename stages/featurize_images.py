@@ -1,11 +1,10 @@
 """featurize_images: decode posters once, write uint8 arrays, PCA (fitted on train) and colour stats."""
 
 from moviegenre.config.params import load_seed, load_settings
-from moviegenre.config.sections import ImagesSettings
 from moviegenre.core import stage
 from moviegenre.core.paths import PATHS
 from moviegenre.data.table import load_prepared
-from moviegenre.features.images import FEATURE_SET, featurize_images
+from moviegenre.features.images import FEATURE_SET, ImagesSettings, featurize_images
 
 
 def main() -> None:

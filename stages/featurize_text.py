@@ -1,11 +1,10 @@
 """featurize_text: TF-IDF, counts and token ids of every plot, fitted on the text training movies."""
 
 from moviegenre.config.params import load_settings
-from moviegenre.config.sections import TextSettings
 from moviegenre.core import stage
 from moviegenre.core.paths import PATHS
 from moviegenre.data.table import load_prepared
-from moviegenre.features.text import FEATURE_SET, featurize_text
+from moviegenre.features.text import FEATURE_SET, TextSettings, featurize_text
 
 
 def main() -> None:

@@ -1,10 +1,10 @@
 """prepare: validate every movie, normalise genres, split, write data/prepared/ and metrics/data.json."""
 
 from moviegenre.config.params import load_seed, load_settings
-from moviegenre.config.sections import DataSettings, PrepareSettings
 from moviegenre.core import stage
 from moviegenre.core.paths import PATHS
-from moviegenre.data.prepare import prepare
+from moviegenre.data.prepare import PrepareSettings, prepare
+from moviegenre.download.settings import DataSettings
 
 
 def main() -> None:

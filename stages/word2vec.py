@@ -1,11 +1,10 @@
 """word2vec: word vectors for text_dl's Embedding, trained on the text training plots (gensim)."""
 
 from moviegenre.config.params import load_seed, load_settings
-from moviegenre.config.sections import Word2VecSettings
 from moviegenre.core import stage
 from moviegenre.core.paths import PATHS
 from moviegenre.features.text import FEATURE_SET as TEXT
-from moviegenre.features.word2vec import FEATURE_SET, load_plots, word2vec_features
+from moviegenre.features.word2vec import FEATURE_SET, Word2VecSettings, load_plots, word2vec_features
 
 
 def main() -> None:

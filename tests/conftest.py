@@ -168,12 +168,3 @@ def trained_tiny_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from helpers.tiny_project import build_tiny_project
 
     return build_tiny_project(tmp_path_factory.mktemp("tiny-project"))
-
-
-def copy_of_tiny_project(built: Path, dest: Path) -> Path:
-    """A copy of the built tiny project at ``dest``: its artifacts, prepared table and posters (their paths
-    are relative to the project), reading the encoder preset where the build left it."""
-    import shutil
-
-    shutil.copytree(built, dest, symlinks=True)
-    return dest

@@ -14,10 +14,13 @@ from moviegenre.branches.registry import load_branch
 from moviegenre.branches.training import load_aligned
 from moviegenre.config.params import load_settings
 from moviegenre.config.runtime import RuntimeSettings
-from moviegenre.config.sections import DataSettings, EmbedTextSettings, ImagesSettings, TextSettings
 from moviegenre.core.paths import ProjectPaths
 from moviegenre.data.table import load_prepared
 from moviegenre.download.archives import Limits
+from moviegenre.download.settings import DataSettings
+from moviegenre.features.images import ImagesSettings
+from moviegenre.features.sentence_encoder import EmbedTextSettings
+from moviegenre.features.text import TextSettings
 
 PATHS = ProjectPaths(Path("."))
 

@@ -8,6 +8,7 @@ so importing this module costs nothing.
 from __future__ import annotations
 
 import contextlib
+import shutil
 from pathlib import Path
 
 import yaml
@@ -75,3 +76,10 @@ def build_tiny_project(root: Path) -> Path:
             train_branch(branch(settings[branch.name], 0), paths, runtime)
         run_ensemble(EnsembleSettings.model_validate(settings["ensemble"]), 0, paths)
     return root
+
+
+def copy_of_tiny_project(built: Path, dest: Path) -> Path:
+    """A copy of the built tiny project at ``dest``: its artifacts, prepared table and posters (their paths
+    are relative to the project), reading the encoder preset where the build left it."""
+    shutil.copytree(built, dest, symlinks=True)
+    return dest

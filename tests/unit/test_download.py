@@ -19,12 +19,12 @@ import pytest
 from helpers.builders import LIMITS, data_settings
 from helpers.synthetic import make_movies, poster_bytes, write_mmimdb_dir
 
-from moviegenre.config.sections import DataSettings
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.download.archives import Limits
 from moviegenre.download.directories import copy_directory
 from moviegenre.download.ingest import build_raw
 from moviegenre.download.layouts import parse_genre_field
+from moviegenre.download.settings import DataSettings
 
 
 def _params(source: Path | str, sha256: str | None = None, **changes: Any) -> DataSettings:

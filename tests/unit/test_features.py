@@ -80,7 +80,7 @@ def test_the_pca_writes_the_same_bytes_under_another_blas_kernel(prepared_projec
     script = (
         "from pathlib import Path\n"
         "from moviegenre.data.table import load_prepared\n"
-        "from moviegenre.config.sections import ImagesSettings\n"
+        "from moviegenre.features.images import ImagesSettings\n"
         "from moviegenre.features.images import featurize_images\n"
         "import sys\n"
         f"featurize_images(load_prepared(Path('data/prepared'))[0], {IMAGES!r}, seed=0, out_dir=Path(sys.argv[1]))\n"

@@ -19,10 +19,10 @@ import pytest
 from helpers.builders import data_settings
 from helpers.synthetic import make_movies, write_mmimdb_dir
 
-from moviegenre.config.sections import DataSettings
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.download import sources
 from moviegenre.download.ingest import build_raw
+from moviegenre.download.settings import DataSettings
 
 
 def _params(source: Path | str, **extra: Any) -> DataSettings:

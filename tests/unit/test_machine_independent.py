@@ -35,7 +35,7 @@ import hashlib, json, sys
 from pathlib import Path
 import numpy as np, pandas as pd
 from moviegenre.branches.forests import ImageForest, TextForest
-from moviegenre.config.sections import TextSettings
+from moviegenre.features.text import TextSettings
 from moviegenre.features.store import load_array
 from moviegenre.features.text import featurize_text
 

@@ -15,8 +15,9 @@ from helpers import PROJECT_ROOT
 
 from moviegenre.cli.check import check_params
 from moviegenre.config import params
-from moviegenre.config.sections import DataSettings, PrepareSettings
 from moviegenre.core.errors import MovieGenreError
+from moviegenre.data.prepare import PrepareSettings
+from moviegenre.download.settings import DataSettings
 
 MODELS = {"data": DataSettings, "prepare": PrepareSettings}
 

@@ -13,9 +13,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import copy_of_tiny_project
 from helpers import PROJECT_ROOT
-from helpers.tiny_project import BRANCHES
+from helpers.tiny_project import BRANCHES, copy_of_tiny_project
 
 PAGE = PROJECT_ROOT / "docs" / "python-api.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```$", re.DOTALL | re.MULTILINE)

@@ -21,9 +21,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from conftest import copy_of_tiny_project
 from helpers import PROJECT_ROOT
-from helpers.tiny_project import BRANCHES
+from helpers.tiny_project import BRANCHES, copy_of_tiny_project
 
 PLOT_BRANCHES = ["text_ml", "text_dl", "text_encoder"]
 SCORED_BY = ["image_ml", "image_dl", *PLOT_BRANCHES]  # poster branches first, as the CLI prints them

@@ -16,18 +16,16 @@ from pydantic import create_model
 from moviegenre.branches.registry import NAMES, branch_class
 from moviegenre.config.params import load_params
 from moviegenre.config.runtime import RuntimeSettings
-from moviegenre.config.sections import (
-    DataSettings,
-    EmbedTextSettings,
-    ImagesSettings,
-    PrepareSettings,
-    Seed,
-    TextSettings,
-    Word2VecSettings,
-)
+from moviegenre.config.sections import Seed
 from moviegenre.config.settings import Settings
+from moviegenre.data.prepare import PrepareSettings
+from moviegenre.download.settings import DataSettings
 from moviegenre.ensemble.settings import EnsembleSettings
+from moviegenre.features.images import ImagesSettings
 from moviegenre.features.poster_encoder import PosterEncoderSettings
+from moviegenre.features.sentence_encoder import EmbedTextSettings
+from moviegenre.features.text import TextSettings
+from moviegenre.features.word2vec import Word2VecSettings
 
 
 @cache

@@ -29,7 +29,7 @@ from moviegenre.predict.answer import movie_json, seen_text
 from moviegenre.predict.inputs import MAX_PLOT_CHARS, MAX_PLOT_FILE_BYTES, MAX_POSTER_MB, check_plot
 
 if TYPE_CHECKING:
-    from moviegenre.config.sections import DataSettings
+    from moviegenre.download.settings import DataSettings
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class FetchBounds:
 
     def data(self, source: str) -> DataSettings:
         """The download's settings: these bounds, checked by ``check`` (a timeout under a second included)."""
-        from moviegenre.config.sections import DataSettings
+        from moviegenre.download.settings import DataSettings
 
         return DataSettings.model_construct(
             source=source, sha256=None, limit=None, poster_workers=8, timeout_s=self.timeout_s,

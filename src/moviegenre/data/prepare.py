@@ -9,6 +9,7 @@ movie stays, without its poster), so a drop can be traced to its movie.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -17,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pydantic import Field, model_validator
 from tqdm import tqdm
 
+from moviegenre.config.settings import Number, Settings
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir, json_text, write_json
 from moviegenre.data import genres as genre_names
@@ -27,6 +30,25 @@ from moviegenre.data.splitting import SPLITS, check_fractions, stratified_split
 from moviegenre.data.table import GENRES_NAME, TABLE_NAME, label_matrix
 
 log = logging.getLogger(__name__)
+
+
+class SplitSettings(Settings):  # prepare.split: fractions of the movies with both poster and plot
+    train: Number = Field(gt=0)
+    val: Number = Field(gt=0)
+    test: Number = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _adds_up(self) -> SplitSettings:
+        total = self.train + self.val + self.test
+        if not math.isclose(total, 1.0, abs_tol=1e-9):
+            raise ValueError(f"must add up to 1, not {total:g}")
+        return self
+
+
+class PrepareSettings(Settings):
+    split: SplitSettings
+    min_genre_count: int = Field(ge=1)
+
 
 DROP_REASONS = ("malformed_record", "empty_plot", "no_genres", "duplicate_id")
 DROPPED_NAME = "dropped.csv"

@@ -26,8 +26,8 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
-from moviegenre.config.sections import DataSettings
 from moviegenre.core.errors import MovieGenreError
+from moviegenre.download.settings import DataSettings
 
 log = logging.getLogger(__name__)
 

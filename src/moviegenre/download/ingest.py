@@ -25,12 +25,12 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from moviegenre.config.sections import DataSettings
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir
 from moviegenre.download import http_client, layouts, sources
 from moviegenre.download.archives import CorruptArchive, Limits, extract, is_archive
 from moviegenre.download.directories import copy_directory
+from moviegenre.download.settings import DataSettings
 
 log = logging.getLogger(__name__)
 

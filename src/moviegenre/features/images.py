@@ -32,10 +32,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 from sklearn.decomposition import PCA
 from tqdm import tqdm
 
-from moviegenre.config.sections import ImagesSettings
+from moviegenre.config.settings import Settings
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir, json_text, read_json, read_npy
 from moviegenre.data.posters import load_rgb, to_grey
@@ -43,6 +44,14 @@ from moviegenre.features.colour import N_COLOUR_FEATURES, colour_features
 from moviegenre.features.store import INDEX, NpyWriter, write_arrays
 
 log = logging.getLogger(__name__)
+
+
+class ImagesSettings(Settings):
+    height: int = Field(ge=16, le=1024)
+    width: int = Field(ge=16, le=1024)
+    pca_components: int = Field(ge=1, le=1000)
+    workers: int = Field(ge=0, le=256)
+
 
 FEATURE_SET = "images"
 PCA_COMPONENTS, PCA_MEAN, SIZE = "pca_components.npy", "pca_mean.npy", "size.json"

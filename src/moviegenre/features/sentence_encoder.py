@@ -42,14 +42,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 from tqdm import tqdm
 
 from moviegenre.cluster.shards import Shard, batches_per_shard, first_ids, grouped
-from moviegenre.config.sections import EmbedTextSettings
+from moviegenre.config.sections import Sha256, Text
+from moviegenre.config.settings import Settings
 from moviegenre.core.digests import sha256_file
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir, json_text
@@ -61,6 +63,16 @@ if TYPE_CHECKING:
     from moviegenre.cluster.engine import Engine
 
 log = logging.getLogger(__name__)
+
+
+class EmbedTextSettings(Settings):
+    preset: Text  # a directory, or hf://owner/name
+    sha256: Sha256 | None
+    sequence_length: int = Field(ge=8, le=512)
+    long_texts: Literal["cut", "windows"]
+    batch_size: int = Field(ge=1, le=4096)
+    precision: Literal["auto", "float32", "mixed_bfloat16"]
+
 
 FEATURE_SET = "embeddings"
 ENCODER_STATE = "encoder.json"

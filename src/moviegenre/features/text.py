@@ -21,22 +21,50 @@ import json
 import logging
 from decimal import Context, Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from pydantic import Field
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-from moviegenre.config.sections import TextSettings
-from moviegenre.config.settings import to_dict
+from moviegenre.config.settings import Number, Settings, to_dict
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir, json_text
 from moviegenre.features.store import INDEX, write_arrays
 from moviegenre.features.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
+
+
+class TfidfSettings(Settings):  # in params.yaml's order: the featurizer saves them as they come
+    ngram_max: int = Field(ge=1, le=5)
+    min_df: int = Field(ge=1)
+    max_df: Number = Field(ge=0.01, le=1.0)
+    max_features: int | None = Field(ge=1)
+    sublinear_tf: bool
+    stop_words: Literal["english"] | None
+
+
+class CountsSettings(Settings):
+    ngram_max: int = Field(ge=1, le=5)
+    min_df: int = Field(ge=1)
+    max_features: int | None = Field(ge=1)
+    stop_words: Literal["english"] | None
+
+
+class SequencesSettings(Settings):
+    vocab_size: int = Field(ge=100)
+    length: int = Field(ge=8, le=5000)
+
+
+class TextSettings(Settings):
+    tfidf: TfidfSettings
+    counts: CountsSettings
+    sequences: SequencesSettings
+
 
 FEATURE_SET = "text"
 TFIDF_MODEL, COUNTS_MODEL, TOKENIZER = "tfidf.json", "counts.json", "tokenizer.json"

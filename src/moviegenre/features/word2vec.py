@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
-from moviegenre.config.sections import Word2VecSettings
-from moviegenre.config.settings import to_dict
+from moviegenre.config.settings import Settings, to_dict
 from moviegenre.core.errors import MovieGenreError
 from moviegenre.core.files import atomic_dir, json_text
 from moviegenre.data.table import TABLE_NAME
@@ -37,6 +37,15 @@ from moviegenre.features.text import TOKENIZER
 from moviegenre.features.tokenizer import Tokenizer, tokens
 
 log = logging.getLogger(__name__)
+
+
+class Word2VecSettings(Settings):
+    vector_size: int = Field(ge=1, le=1024)
+    window: int = Field(ge=1, le=50)
+    min_count: int = Field(ge=1)
+    epochs: int = Field(ge=1, le=1000)
+    sg: bool
+
 
 FEATURE_SET = "word2vec"
 VECTORS, SUMMARY = "vectors.npy", "word2vec.json"

@@ -2,14 +2,15 @@
 
 A scheduler and two single-threaded workers run as processes on 127.0.0.1, each worker with
 ``tests/helpers/dask_faults.py`` preloaded: files a test writes into its faults folder make a
-worker kill itself at a chosen shard. The project is the tiny pipeline's copy on generated data,
-with the stages a cluster can run (and the two encoder heads, so that predict has an ensemble of four).
+worker kill itself at a chosen shard. The project is a copy of the tiny pipeline that the e2e
+modules share, reproduced in-process on generated data.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,13 +21,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers.project import PROJECT_ROOT, dvc, env, git
-from helpers.tiny_pipeline import copy_tiny_pipeline
+from helpers.project import PROJECT_ROOT, dvc, env
+from helpers.tiny_pipeline import reset_to_commit
 
 pytestmark = pytest.mark.e2e
 
 CLUSTER_STAGES = ("embed_text", "embed_posters", "train@image_ml", "train@text_ml")
-HEADS = ("train@text_encoder", "train@image_encoder")
 SHARD_ROWS = "32"  # two batches a shard: several shards on 120 movies
 WAIT_S = 120
 
@@ -87,18 +87,12 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny pipeline's copy on 120 generated movies: the stages a cluster runs, the two encoder
-    heads and an ensemble of the four branches, reproduced in-process and committed."""
-    repo, _ = copy_tiny_pipeline(tmp_path_factory.mktemp("cluster-project"))
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["ensemble"]["branches"] = ["image_ml", "text_ml", "text_encoder", "image_encoder"]
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    dvc(repo, "repro", *CLUSTER_STAGES, *HEADS)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "in-process run")
-    # the ensemble alone, outside DVC: its stage depends on every branch of the registry
-    run(repo, [sys.executable, "stages/ensemble.py"], env(), check=True)
+def project(pipeline: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the e2e modules' tiny pipeline on 120 generated movies (its DVC cache included),
+    reproduced in-process and committed: the run a cluster's must equal."""
+    repo = tmp_path_factory.mktemp("cluster-project") / "repo"
+    shutil.copytree(pipeline, repo, symlinks=True)
+    reset_to_commit(repo)
     return repo
 
 
