@@ -125,9 +125,8 @@ def decode_rate(repo: Path) -> float:
     """Posters decoded per second by featurize_images' decoder with the run's settings."""
     os.chdir(repo)
     from moviegenre.config.params import load_settings
-    from moviegenre.config.sections import ImagesSettings
     from moviegenre.data.table import load_prepared
-    from moviegenre.features.images import decode_all
+    from moviegenre.features.images import ImagesSettings, decode_all
 
     settings = load_settings(ImagesSettings, "images")
     table, _ = load_prepared(Path("data/prepared"))
@@ -151,9 +150,8 @@ def encoder_rates(repo: Path, n: int = 256, repeat: int = 3) -> dict:
     from encoder import straightforward
 
     from moviegenre.config.params import load_settings
-    from moviegenre.config.sections import EmbedTextSettings
     from moviegenre.data.table import load_prepared
-    from moviegenre.features.sentence_encoder import SentenceEncoder, resolve_precision
+    from moviegenre.features.sentence_encoder import EmbedTextSettings, SentenceEncoder, resolve_precision
 
     settings = load_settings(EmbedTextSettings, "embed_text")
     table, _ = load_prepared(Path("data/prepared"))
