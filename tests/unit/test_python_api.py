@@ -90,3 +90,40 @@ def test_the_error_examples_print_one_line_each(ran: dict[str, Any]) -> None:
     printed = ran["printed"]
     assert "error: missing-poster.jpg: not a readable image (" in printed
     assert "error: not-a-project/data/prepared/genres.json: not found (run `dvc repro prepare`)" in printed
+
+
+OP_LIBRARY_SPY = """
+import importlib.abc, json, sys, threading
+from pathlib import Path
+
+threads = []
+
+
+class Spy(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "tensorflow_text":
+            threads.append(threading.current_thread().name)
+        return None
+
+
+sys.meta_path.insert(0, Spy())
+from moviegenre.core.paths import ProjectPaths
+from moviegenre.predict.predictor import Predictor
+
+Predictor(ProjectPaths(Path("."))).predict(["poster.jpg"], [Path("plot.txt").read_text()])
+print(json.dumps(threads))
+"""
+
+
+def test_the_op_library_loads_before_the_featurizer_threads_start(project: Path) -> None:
+    """tensorflow_text registers TensorFlow ops on import; registered while a branch predicts in
+    another thread, that can deadlock TensorFlow, so a Predictor imports it in its own thread first."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", OP_LIBRARY_SPY], cwd=project, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    threads = json.loads(done.stdout.strip().splitlines()[-1])
+    assert threads and threads[0] == "MainThread", threads

@@ -7,7 +7,7 @@ encoder cache, say) reruns no stage.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,18 @@ from moviegenre.predict import encoder_cache
 Featurize = Callable[[list[str]], dict[str, Any]]
 
 PREDICT_BATCH = 64  # plots per forward pass of the sentence encoder when many are predicted at once
+
+
+def import_op_libraries(feature_sets: Iterable[str]) -> None:
+    """Load, in the calling thread, the TensorFlow op libraries that loading these featurizers loads.
+
+    ``Predictor`` loads featurizers in threads of their own while branches already predict, and a
+    library that registers ops (tensorflow_text's WordPiece ops, which the sentence encoder's
+    tokenizer runs) can deadlock TensorFlow when it registers them while another thread runs ops.
+    Imported here first, its registration is over before any of those threads starts.
+    """
+    if sentence_encoder.FEATURE_SET in feature_sets:
+        import tensorflow_text  # noqa: F401
 
 
 def load_featurizer(feature_set: str, feature_dir: Path) -> Featurize:

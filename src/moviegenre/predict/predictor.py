@@ -27,7 +27,7 @@ from moviegenre.core.runtime import quiet_tensorflow
 from moviegenre.data.table import load_genres
 from moviegenre.ensemble.model import EnsembleModel
 from moviegenre.features.sets import MODALITY, sets_fingerprint
-from moviegenre.predict.featurizers import Featurize, load_featurizer
+from moviegenre.predict.featurizers import Featurize, import_op_libraries, load_featurizer
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,8 @@ class Predictor:
         scored = {name: rows for name, branch in self.branches.items()
                   if len(rows := seen_rows(branch.modality, posters, plots))}  # fmt: skip
         wanted = list(dict.fromkeys(fs for name in scored for fs, _ in self.branches[name].sources().values()))
+        with quiet_tensorflow.first_import_filtered():
+            import_op_libraries([fs for fs in wanted if fs not in self.featurizers])
         with ThreadPoolExecutor(max(1, len(wanted)), thread_name_prefix="featurize") as pool:
             pending = {fs: pool.submit(self._featurize, fs, given[MODALITY[fs]]) for fs in wanted}
             for name, rows in scored.items():
