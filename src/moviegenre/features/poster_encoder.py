@@ -199,7 +199,9 @@ class PosterEncoder:
             for index, span in enumerate(spans):
                 yield Shard(index, len(span), first_ids(ids, span), [(paths[i], _poster_bytes(paths[i])) for i in span])
 
-        settings = self.settings
+        # the precision this driver resolved ``auto`` to, not the worker's own resolution (a GPU worker
+        # would pick float32 where this CPU picked bfloat16): every shard computes the same arithmetic
+        settings = self.settings.model_copy(update={"precision": self.precision})
         keras_file = _keras_file(settings.backbone)
         if keras_file is not None:  # a worker's working directory is not the project: name the file whole
             settings = settings.model_copy(update={"backbone": str(keras_file)})
