@@ -39,7 +39,7 @@ repro: $(STAMP)  ## The main job: every stage of dvc.yaml on the shared dataset,
 	$(RUN) $(BIN)/dvc metrics show
 
 test: lint browser  ## The test suite: lint, types, unit tests and end-to-end DVC runs (one process per core)
-	$(RUN) $(BIN)/python -m pytest -n $(TEST_WORKERS)
+	$(RUN) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 lint: $(STAMP)  ## ruff (lint and format), import contracts and mypy
 	$(BIN)/ruff check src stages tests benchmarks
