@@ -565,11 +565,14 @@ def test_a_teammate_pulls_the_run_cache_and_restores_a_run_instead_of_training(p
     reset_to_commit(pipeline)
     storage = tmp_path / "storage"
     dvc(pipeline, "remote", "add", "--local", "-d", "storage", str(storage))
-    dvc(pipeline, "push")  # the committed run, as on the team's remote
-    set_param(pipeline, "text_linear", "C", 0.5)
-    dvc(pipeline, "repro")  # the run the teammate will not have to do
-    dvc(pipeline, "push", "--run-cache")
-    ran_there = _outputs(pipeline, ("models/text_linear", "metrics/text_linear.json", "models/ensemble"))
+    try:
+        dvc(pipeline, "push")  # the committed run, as on the team's remote
+        set_param(pipeline, "text_linear", "C", 0.5)
+        dvc(pipeline, "repro")  # the run the teammate will not have to do
+        dvc(pipeline, "push", "--run-cache")
+        ran_there = _outputs(pipeline, ("models/text_linear", "metrics/text_linear.json", "models/ensemble"))
+    finally:  # the shared project pushes nowhere after this test (.dvc/config.local is no file git resets)
+        dvc(pipeline, "remote", "remove", "--local", "storage")
     reset_to_commit(pipeline)
 
     clone = tmp_path / "clone"

@@ -71,6 +71,7 @@ def team(pipeline: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     # the shared project's run history holds the runs of other modules' tests (text_linear.C=0.5
     # among them): a baseline that had run only itself has none of them
     shutil.rmtree(repo / ".dvc" / "cache" / "runs")
+    (repo / ".dvc" / "config.local").unlink(missing_ok=True)  # no remote of another test's: only the team's
     (repo / "archive-path").unlink(missing_ok=True)
     dvc(repo, "remote", "add", "-d", "storage", str(storage))
     git(repo, "add", ".dvc/config")
