@@ -22,9 +22,9 @@ def main() -> None:
     started = time.perf_counter()  # the whole stage, the model's build and load included
     settings = load_settings(PosterEncoderSettings, "embed_posters")
     runtime, seed = load_settings(RuntimeSettings, "runtime"), load_seed()
-    tensorflow_setup.configure(runtime, seed)
     table, _ = load_prepared(PATHS.prepared)
-    with cluster.engine() as engine:
+    with cluster.engine() as engine:  # first: a cluster that cannot be reached is refused before TensorFlow loads
+        tensorflow_setup.configure(runtime, seed)
         if engine is not None:
             engine.prepare_workers(tensorflow_setup.configure, runtime, seed)
         shapes = embed_posters(table, settings, PATHS.features(FEATURE_SET), engine)

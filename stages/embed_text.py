@@ -21,10 +21,10 @@ from moviegenre.features.sentence_encoder import FEATURE_SET, EmbedTextSettings,
 def main() -> None:
     settings = load_settings(EmbedTextSettings, "embed_text")
     runtime, seed = load_settings(RuntimeSettings, "runtime"), load_seed()
-    tensorflow_setup.configure(runtime, seed)  # device, threads
     table, _ = load_prepared(PATHS.prepared)
-    started = time.perf_counter()
-    with cluster.engine() as engine:
+    with cluster.engine() as engine:  # first: a cluster that cannot be reached is refused before TensorFlow loads
+        tensorflow_setup.configure(runtime, seed)  # device, threads
+        started = time.perf_counter()
         if engine is not None:
             engine.prepare_workers(tensorflow_setup.configure, runtime, seed)
         embed_text(table, settings, PATHS.features(FEATURE_SET), engine)

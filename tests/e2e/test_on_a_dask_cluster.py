@@ -22,11 +22,10 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers.project import PROJECT_ROOT, dvc, env
-from helpers.tiny_pipeline import reset_to_commit
+from helpers.tiny_pipeline import STAGES_ON_A_CLUSTER, reset_to_commit
 
 pytestmark = pytest.mark.e2e
 
-CLUSTER_STAGES = ("embed_text", "embed_posters", "train@image_ml", "train@text_ml")
 SHARD_ROWS = "32"  # two batches a shard: several shards on 120 movies
 WAIT_S = 120
 
@@ -145,7 +144,7 @@ def digests(repo: Path, *paths: str) -> dict[str, bytes]:
 
 def test_the_stages_on_the_cluster_write_the_in_process_bytes(project: Path, dask_cluster: Cluster) -> None:
     before = lock_without_timings(project)
-    repro_on(dask_cluster, project, *CLUSTER_STAGES)
+    repro_on(dask_cluster, project, *STAGES_ON_A_CLUSTER)
     assert lock_without_timings(project) == before
     engine = {"scheduler": dask_cluster.address, "workers": 2, "threads": 2}
     for timings in ("embed_text", "embed_posters", "image_ml", "text_ml"):
