@@ -8,6 +8,8 @@ LOCK := requirements.lock
 PLOTS_TEMPLATE := .dvc/plots-template.html
 RUN := PATH="$(CURDIR)/$(BIN):$$PATH"
 TEST_WORKERS ?= auto
+# uv installs the lock's wheels in parallel; pip installs uv itself, as pinned and hashed in the lock
+UV_INSTALL := $(BIN)/uv pip install --quiet --python $(BIN)/python
 
 .DEFAULT_GOAL := help
 .PHONY: help install lock repro test lint browser hooks docs clean
@@ -19,9 +21,10 @@ $(STAMP): pyproject.toml $(LOCK) package.json package-lock.json
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=/path/to/python3.11 ...'"; exit 2; }
 	@command -v npm >/dev/null 2>&1 || { echo "error: npm not found; install Node.js (it fetches the offline plot scripts)"; exit 2; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	awk '/^uv==/ {pin = 1} pin {print} pin && !/\\$$/ {exit}' $(LOCK) > $(VENV)/uv-requirement.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r $(VENV)/uv-requirement.txt
+	$(UV_INSTALL) --require-hashes -r $(LOCK)
+	$(UV_INSTALL) --no-deps --no-build-isolation -e .
 	npm ci --silent --no-audit --no-fund
 	$(BIN)/moviegenre plots-template --out $(PLOTS_TEMPLATE)
 	touch $(STAMP)
