@@ -2,22 +2,42 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from helpers.project import dvc, git
 from helpers.tiny_pipeline import copy_tiny_pipeline, ran, stage_names
 
 
-@pytest.fixture(scope="session")
-def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A project copy on 120 generated movies, fully reproduced and committed: built once per test
-    process (a whole `dvc repro` is most of an e2e module's time). A test that changes it puts it
-    back with ``reset_to_commit``; a module that needs a project of its own copies this one."""
-    repo, archive = copy_tiny_pipeline(tmp_path_factory.mktemp("pipeline"))
+def _reproduce(root: Path) -> None:
+    """``root/repo``: the tiny pipeline reproduced and committed, its archive's path in ``archive-path``."""
+    repo, archive = copy_tiny_pipeline(root)
     first = dvc(repo, "repro")
     assert ran(first.stdout) == set(stage_names(repo))
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "pipeline run")
     (repo / "archive-path").write_text(str(archive))
+
+
+@pytest.fixture(scope="session")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project copy on 120 generated movies, fully reproduced and committed. A whole `dvc repro`
+    is most of an e2e module's time, so it runs once per pytest run: the first test process that
+    needs it reproduces it under a file lock in the run's shared temporary directory, and every
+    process works on a copy of its own (its DVC cache and run history included). A test that
+    changes the copy puts it back with ``reset_to_commit``; a module that needs a project of its
+    own copies this one."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # xdist: one base per process
+    built = shared / "tiny-pipeline"
+    with FileLock(shared / "tiny-pipeline.lock"):
+        if not (built / "reproduced").is_file():
+            shutil.rmtree(built, ignore_errors=True)  # a process that failed here left a part
+            _reproduce(built)
+            (built / "reproduced").touch()
+    repo = tmp_path_factory.mktemp("pipeline") / "repo"
+    shutil.copytree(built / "repo", repo, symlinks=True)
     return repo
