@@ -8,8 +8,9 @@ LOCK := requirements.lock
 PLOTS_TEMPLATE := .dvc/plots-template.html
 RUN := PATH="$(CURDIR)/$(BIN):$$PATH"
 TEST_WORKERS ?= auto
-# uv installs the lock's wheels in parallel; pip installs uv itself, as pinned and hashed in the lock
-UV_INSTALL := $(BIN)/uv pip install --quiet --python $(BIN)/python
+# uv installs the lock's wheels in parallel, compiled to bytecode as pip would; pip installs uv itself,
+# as pinned and hashed in the lock
+UV_INSTALL := $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python
 
 .DEFAULT_GOAL := help
 .PHONY: help install lock repro test lint browser hooks docs clean
