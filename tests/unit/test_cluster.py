@@ -23,7 +23,7 @@ from moviegenre.branches import forests
 from moviegenre.branches.base import FitContext, Rows
 from moviegenre.branches.forests import ImageForest, TextForest
 from moviegenre.cluster import Shard, versions
-from moviegenre.cluster.engine import CONNECT_TIMEOUT_S, Engine
+from moviegenre.cluster.engine import CONNECT_TIMEOUT_KEY, Engine, connect_timeout_s
 from moviegenre.cluster.shards import SHARD_ROWS_KEY, batches_per_shard, grouped
 from moviegenre.config.runtime import RuntimeSettings
 from moviegenre.core.errors import MovieGenreError
@@ -112,15 +112,36 @@ def test_an_unreachable_scheduler_is_one_line_naming_it_within_bounded_time() ->
         probe.bind(("127.0.0.1", 0))
         address = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
     started = time.monotonic()
-    with dask.config.set({"scheduler-address": address}), pytest.raises(MovieGenreError) as caught:  # noqa: SIM117
-        with cluster.engine():
-            pass
-    assert time.monotonic() - started < CONNECT_TIMEOUT_S + 10
+    with (
+        dask.config.set({"scheduler-address": address, CONNECT_TIMEOUT_KEY: "1.5s"}),
+        pytest.raises(MovieGenreError) as caught,
+        cluster.engine(),
+    ):
+        pass
+    assert time.monotonic() - started < 1.5 + 5
     message = str(caught.value)
     assert "\n" not in message and message.startswith(f"scheduler {address} (Dask config scheduler-address)")
-    with pytest.raises(MovieGenreError, match=r"scheduler nonsense::: \(--scheduler\): cannot connect"):  # noqa: SIM117
-        with cluster.engine("nonsense:::"):
-            pass
+    assert "cannot connect within 1.5 s" in message
+    with (
+        dask.config.set({CONNECT_TIMEOUT_KEY: "1s"}),
+        pytest.raises(MovieGenreError, match=r"scheduler nonsense::: \(--scheduler\): cannot connect"),
+        cluster.engine("nonsense:::"),
+    ):
+        pass
+
+
+def test_the_connect_timeout_is_ten_seconds_unless_dask_config_says_otherwise() -> None:
+    assert connect_timeout_s() == 10.0
+    for value, seconds in (("1 minute", 60.0), (3, 3.0), ("250ms", 0.25)):
+        with dask.config.set({CONNECT_TIMEOUT_KEY: value}):
+            assert connect_timeout_s() == seconds
+    for bad in (0, -1, "soon", True, float("inf")):
+        with dask.config.set({CONNECT_TIMEOUT_KEY: bad}), pytest.raises(MovieGenreError) as caught:
+            connect_timeout_s()
+        assert str(caught.value) == (
+            f"Dask config moviegenre.connect-timeout (DASK_MOVIEGENRE__CONNECT_TIMEOUT): {bad!r}; "
+            "expected a positive duration such as 10s"
+        )
 
 
 def test_the_engine_describes_its_cluster(engine: Engine) -> None:

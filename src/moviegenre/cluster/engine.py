@@ -7,7 +7,8 @@ was given. Without one, ``engine()`` yields None and the caller runs in-process,
 Every way a run on a cluster can go wrong ends as one ``MovieGenreError`` line naming the
 address or the shard, within a bounded time, and before the driver writes anything:
 
-- a scheduler that cannot be reached: after ``CONNECT_TIMEOUT_S``, never a silent fallback
+- a scheduler that cannot be reached: after Dask's setting ``moviegenre.connect-timeout``
+  (``DASK_MOVIEGENRE__CONNECT_TIMEOUT``, default ten seconds), never a silent fallback
   to in-process (the user asked for a cluster; a run ten times slower than expected is
   worse than a clear refusal);
 - a scheduler without workers, at the start or for ``NO_WORKER_S`` during a run;
@@ -41,7 +42,8 @@ log = logging.getLogger(__name__)
 IN_PROCESS = "in-process"
 ADDRESS_KEY = "scheduler-address"  # Dask's own setting; DASK_SCHEDULER_ADDRESS in the environment
 ADDRESS_ENV = "DASK_SCHEDULER_ADDRESS"
-CONNECT_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_KEY = "moviegenre.connect-timeout"
+DEFAULT_CONNECT_TIMEOUT = "10s"  # a scheduler on the network answers in well under a second
 FIRST_WORKER_S = 30.0  # a scheduler with no worker yet: how long to wait for one
 NO_WORKER_S = 60.0  # during a run: how long the cluster may have no worker at all
 POLL_S = 0.05  # how often the driver looks for finished shards (a shard takes seconds)
@@ -55,6 +57,25 @@ R = TypeVar("R")
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0][:200]}" if lines else type(exc).__name__
+
+
+def connect_timeout_s() -> float:
+    """Seconds to wait for the scheduler, as Dask's config says (``moviegenre.connect-timeout``:
+    ``"10s"``, ``"1 minute"`` or a number of seconds), else ``DEFAULT_CONNECT_TIMEOUT``."""
+    import dask.config
+    from dask.utils import parse_timedelta
+
+    value = dask.config.get(CONNECT_TIMEOUT_KEY, DEFAULT_CONNECT_TIMEOUT)
+    try:
+        seconds = parse_timedelta(value, default="seconds")
+    except (KeyError, TypeError, ValueError):
+        seconds = None
+    if isinstance(value, bool) or seconds is None or not 0 < seconds < float("inf"):
+        raise MovieGenreError(
+            f"Dask config {CONNECT_TIMEOUT_KEY} (DASK_MOVIEGENRE__CONNECT_TIMEOUT): {value!r}; "
+            "expected a positive duration such as 10s"
+        )
+    return float(seconds)
 
 
 def configured_address() -> tuple[str, str] | None:
@@ -101,14 +122,15 @@ class Engine:
 
     @classmethod
     def connect(cls, address: str, source: str) -> Engine:
-        """Connect within ``CONNECT_TIMEOUT_S``, wait for a worker, and check every worker's versions."""
+        """Connect within ``connect_timeout_s()``, wait for a worker, and check every worker's versions."""
         from distributed import Client
 
+        timeout = connect_timeout_s()
         try:
-            client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+            client = Client(address, timeout=timeout, set_as_default=False)
         except Exception as exc:  # refused, unknown host, a malformed address: all mean "not there"
             raise MovieGenreError(
-                f"scheduler {address} ({source}): cannot connect within {CONNECT_TIMEOUT_S:g} s ({_first_line(exc)}); "
+                f"scheduler {address} ({source}): cannot connect within {timeout:g} s ({_first_line(exc)}); "
                 f"start it, or unset {source} to run in-process"
             ) from None
         connected = cls(client, address, source)
