@@ -38,7 +38,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from process_cost import measure  # benchmarks/, the script's own folder
-from scale import DEFAULT_SOURCE, ROOT, build_dataset, copy_project
+from scale import DEFAULT_SOURCE, ROOT, build_dataset, copy_project, stage_environment
 
 TASKS = ("embed_text", "embed_posters", "predict")
 UNITS = {"embed_text": "plots", "embed_posters": "posters", "predict": "movies"}
@@ -46,9 +46,7 @@ WORKERS, THREADS = 2, 1
 
 
 def environment(address: str | None) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key != "DASK_SCHEDULER_ADDRESS"}
-    env |= {"PYTHONPATH": str(ROOT / "src"), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env = {key: value for key, value in stage_environment(ROOT).items() if key != "DASK_SCHEDULER_ADDRESS"}
     if address:
         env["DASK_SCHEDULER_ADDRESS"] = address
     return env

@@ -237,6 +237,13 @@ def _overlap(dep: str, written: str) -> bool:
     return dep == written or dep.startswith(written + "/") or written.startswith(dep + "/")
 
 
+def stage_environment(repo: Path) -> dict[str, str]:
+    """What a stage of ``repo`` runs in: that copy's code, this interpreter's bin first, quiet TensorFlow."""
+    env = {**os.environ, "PYTHONPATH": str(repo / "src"), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
 def run_pipeline(repo: Path, skipped: set[str]) -> dict[str, dict[str, float] | None]:
     stages = resolved_stages(repo)
     params = yaml.safe_load((repo / "params.yaml").read_text())
@@ -245,8 +252,7 @@ def run_pipeline(repo: Path, skipped: set[str]) -> dict[str, dict[str, float] | 
     if dropped:
         params["ensemble"]["branches"] = [b for b in params["ensemble"]["branches"] if b not in dropped]
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {**os.environ, "PYTHONPATH": str(repo / "src"), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env = stage_environment(repo)
     results: dict[str, dict[str, float] | None] = {}
     for name, stage in stages.items():
         if name in skipped:

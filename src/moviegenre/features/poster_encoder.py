@@ -36,10 +36,9 @@ from moviegenre.config.sections import Text
 from moviegenre.config.settings import Settings, explain
 from moviegenre.core.digests import sha256_file
 from moviegenre.core.errors import MovieGenreError
-from moviegenre.core.files import atomic_dir, json_text
 from moviegenre.core.paths import project_root
 from moviegenre.core.runtime.precision import resolve_precision
-from moviegenre.features.store import INDEX, write_arrays
+from moviegenre.features.store import ENCODER_STATE, write_embedding_set
 
 if TYPE_CHECKING:
     from moviegenre.cluster.engine import Engine
@@ -47,7 +46,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FEATURE_SET = "poster_embeddings"
-ENCODER_STATE = "encoder.json"
 STATE_FILES = {"embeddings": (ENCODER_STATE,)}
 LITE0 = "efficientnet_lite0"
 RESIZES = ("squash", "crop")
@@ -200,11 +198,11 @@ class PosterEncoder:
                 yield Shard(index, len(span), first_ids(ids, span), [(paths[i], _poster_bytes(paths[i])) for i in span])
 
         # the precision this driver resolved ``auto`` to, not the worker's own resolution (a GPU worker
-        # would pick float32 where this CPU picked bfloat16): every shard computes the same arithmetic
-        settings = self.settings.model_copy(update={"precision": self.precision})
-        keras_file = _keras_file(settings.backbone)
-        if keras_file is not None:  # a worker's working directory is not the project: name the file whole
-            settings = settings.model_copy(update={"backbone": str(keras_file)})
+        # would pick float32 where this CPU picked bfloat16), so every shard computes the same arithmetic;
+        # a backbone file by its whole path, since a worker's working directory is not the project
+        keras_file = _keras_file(self.settings.backbone)
+        backbone = self.settings.backbone if keras_file is None else str(keras_file)
+        settings = self.settings.model_copy(update={"precision": self.precision, "backbone": backbone})
         with engine.loaded("poster encoder", load_for_worker, settings, self.weights_sha256) as model:
             results = engine.map(model, encode_shard, shards(), total=len(paths), desc="embed posters",
                                  unit=" posters", progress=progress)  # fmt: skip
@@ -297,11 +295,7 @@ def embed_posters(
     vectors = encoder.encode(with_poster["poster"].tolist(), engine=engine, ids=with_poster["id"].tolist())
     if not np.isfinite(vectors).all():
         raise MovieGenreError(f"embed_posters.backbone {settings.backbone}: produced non-finite embeddings")
-    with atomic_dir(out_dir) as tmp:
-        write_arrays(tmp, {"embeddings": vectors})
-        with_poster[["id", "split"]].to_csv(tmp / INDEX, index=False)
-        (tmp / ENCODER_STATE).write_text(json_text(encoder.state()))
-    shapes = {"embeddings": vectors.shape}
+    shapes = write_embedding_set(out_dir, with_poster, vectors, encoder.state())
     log.info("poster embeddings: %s", shapes)
     return shapes
 

@@ -54,10 +54,10 @@ from moviegenre.config.sections import Sha256, Text
 from moviegenre.config.settings import Settings
 from moviegenre.core.digests import sha256_file
 from moviegenre.core.errors import MovieGenreError
-from moviegenre.core.files import atomic_dir, json_text
+from moviegenre.core.files import json_text
 from moviegenre.core.paths import project_root
 from moviegenre.core.runtime.precision import resolve_precision
-from moviegenre.features.store import INDEX, write_arrays
+from moviegenre.features.store import ENCODER_STATE, write_embedding_set
 
 if TYPE_CHECKING:
     from moviegenre.cluster.engine import Engine
@@ -75,7 +75,6 @@ class EmbedTextSettings(Settings):
 
 
 FEATURE_SET = "embeddings"
-ENCODER_STATE = "encoder.json"
 STATE_FILES = {"embeddings": (ENCODER_STATE,)}
 
 HF_SCHEME = "hf://"
@@ -567,11 +566,7 @@ def embed_text(table: pd.DataFrame, settings: EmbedTextSettings, out_dir: Path, 
     )
     plots = table["plot"].fillna("").astype(str).tolist()
     embeddings = encoder.encode(plots, settings.batch_size, engine=engine, ids=table["id"].tolist())
-    with atomic_dir(out_dir) as tmp:
-        table[["id", "split"]].to_csv(tmp / INDEX, index=False)
-        write_arrays(tmp, {"embeddings": embeddings})
-        (tmp / ENCODER_STATE).write_text(json_text(encoder.state()))
-    shapes = {"embeddings": embeddings.shape}
+    shapes = write_embedding_set(out_dir, table, embeddings, encoder.state())
     log.info("plot embeddings: %s", shapes)
     return shapes
 

@@ -20,8 +20,10 @@ import pandas as pd
 import scipy.sparse as sp
 
 from moviegenre.core.errors import MovieGenreError
+from moviegenre.core.files import atomic_dir, json_text
 
 INDEX = "index.csv"
+ENCODER_STATE = "encoder.json"  # a pretrained encoder's feature set: what made its embeddings
 
 
 def load_index(feature_dir: Path) -> pd.DataFrame:
@@ -38,6 +40,16 @@ def write_arrays(directory: Path, arrays: Mapping[str, Any]) -> None:
             sp.save_npz(directory / f"{name}.npz", sp.csr_matrix(array), compressed=True)
         else:
             np.save(directory / f"{name}.npy", np.ascontiguousarray(array))
+
+
+def write_embedding_set(out_dir: Path, rows: pd.DataFrame, embeddings: np.ndarray, state: Mapping[str, Any]) -> dict:
+    """A pretrained encoder's feature set, all of it or nothing: ``index.csv`` (the id and split of
+    ``rows``), ``embeddings.npy`` and the encoder's state as ``encoder.json``. Returns the shapes."""
+    with atomic_dir(out_dir) as tmp:
+        rows[["id", "split"]].to_csv(tmp / INDEX, index=False)
+        write_arrays(tmp, {"embeddings": embeddings})
+        (tmp / ENCODER_STATE).write_text(json_text(dict(state)))
+    return {"embeddings": embeddings.shape}
 
 
 class NpyWriter:

@@ -28,7 +28,8 @@ from importlib import metadata
 from pathlib import Path
 
 from moviegenre.core.errors import MovieGenreError
-from moviegenre.features.sentence_encoder import ENCODER_STATE, SentenceEncoder, load_encoder
+from moviegenre.features.sentence_encoder import SentenceEncoder, load_encoder
+from moviegenre.features.store import ENCODER_STATE
 
 log = logging.getLogger(__name__)
 
