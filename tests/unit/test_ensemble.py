@@ -26,7 +26,13 @@ from moviegenre.evaluation.genre_sets import (
     rate_thresholds,
     set_scores,
 )
-from moviegenre.evaluation.metrics import bootstrap_interval, macro_auc_ranks, scores_by_split, split_scores
+from moviegenre.evaluation.metrics import (
+    bootstrap_interval,
+    macro_auc_ranks,
+    resampled_macro_auc,
+    scores_by_split,
+    split_scores,
+)
 
 PATHS = ProjectPaths(Path("."))
 PREDICTIONS = Path("data/predictions")
@@ -174,6 +180,22 @@ def test_bootstrap_interval_is_seeded_and_narrows_with_more_movies() -> None:
     assert first[0] < macro_auc_ranks(y, scores) < first[1]
     small = bootstrap_interval(y[:60], scores[:60], seed=1, resamples=200)
     assert small[1] - small[0] > first[1] - first[0]
+
+
+@pytest.mark.parametrize("labels", [np.int64, bool, np.float32])
+def test_each_resample_scores_the_float_macro_auc_ranks_gives_its_rows(labels: type) -> None:
+    """Ties, a genre with one class in some resamples, a never-positive genre, a NaN score: the
+    values from draw counts are the very floats of ranking each resample's rows."""
+    rng = np.random.default_rng(4)
+    y = np.column_stack([rng.random(40) < 0.3, rng.random(40) < 0.05, np.zeros(40, bool), rng.random(40) < 0.5])
+    scores = np.round(rng.random((40, 4)), 1)  # many ties
+    scores[7, 3] = np.nan
+    draws = [rng.integers(0, 40, 40) for _ in range(300)]
+    counts = np.stack([np.bincount(rows, minlength=40) for rows in draws])
+    got = resampled_macro_auc(y.astype(labels), scores, counts)
+    want = np.array([macro_auc_ranks(y[rows].astype(labels), scores[rows]) for rows in draws])
+    assert np.array_equal(got, want, equal_nan=True)
+    assert np.isnan(got).any() and not np.isnan(got).all()  # the resamples that drew movie 7, and the rest
 
 
 def test_threshold_maximises_f1_and_sits_between_scores() -> None:
