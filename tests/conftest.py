@@ -31,13 +31,16 @@ SLOW_MODULES = {
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the unit tests ``unit``, and ``slow`` by module (the e2e modules and the browser tests
-    carry their own marks)."""
+    carry their own marks). Then run the ``heavy`` tests first, the other e2e tests next and the
+    unit tests last, each in file order: pytest-xdist's processes take work from the end of each
+    other's queues, so the queues end in short tests and the processes finish together."""
     for item in items:
         folder, module = item.path.parent.name, item.path.stem
         if folder == "unit":
             item.add_marker(pytest.mark.unit)
             if module in SLOW_MODULES:
                 item.add_marker(pytest.mark.slow)
+    items.sort(key=lambda item: 0 if item.get_closest_marker("heavy") else 1 if item.get_closest_marker("e2e") else 2)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -24,7 +24,7 @@ import yaml
 from helpers.project import PROJECT_ROOT, dvc, env
 from helpers.tiny_pipeline import STAGES_ON_A_CLUSTER, reset_to_commit
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.heavy]
 
 SHARD_ROWS = "32"  # two batches a shard: several shards on 120 movies
 WAIT_S = 120

@@ -235,6 +235,7 @@ def test_exp_run_records_the_changed_param_and_its_metrics(pipeline: Path) -> No
     reset_to_commit(pipeline)  # `dvc exp run` left the experiment applied in the workspace
 
 
+@pytest.mark.heavy
 def test_a_queued_sweep_compares_within_a_terminal(pipeline: Path) -> None:
     reset_to_commit(pipeline)
     for trees in (10, 20):
@@ -486,6 +487,7 @@ def _out_hashes(repo: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.heavy
 def test_forcing_every_stage_again_changes_no_output(pipeline: Path) -> None:
     """One forced run of the graph: every stage runs again on the same inputs, but those that
     tests/e2e/test_on_a_dask_cluster.py forces on a cluster and holds to the same bytes. A stage
@@ -592,6 +594,7 @@ def test_a_teammate_pulls_the_run_cache_and_restores_a_run_instead_of_training(p
 POSTER_BRANCHES = ("image_ml", "image_dl", "image_encoder")
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize(
     ("section", "key", "value", "stage", "untouched"),
     [

@@ -24,7 +24,7 @@ import pytest
 from helpers.project import PROJECT_ROOT, dvc, env, git
 from helpers.tiny_pipeline import ran, reset_to_commit
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.heavy]
 
 # One point per machine, both of text_linear (a branch that trains in a second): an experiment
 # reruns that branch and the ensemble, which reads every branch's predictions, and check_params,
