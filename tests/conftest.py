@@ -166,8 +166,10 @@ def tiny_preset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_tiny_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny trained project (``helpers.tiny_project``), built once per test process; a module
-    that writes into its project takes a copy (``copy_of_tiny_project``), never this one."""
+    """The tiny trained project (``helpers.tiny_project``), built once per pytest run and shared by
+    its test processes (``built_once``); a module that writes into its project takes a copy
+    (``copy_of_tiny_project``), never this one."""
+    from helpers.once_per_run import built_once
     from helpers.tiny_project import build_tiny_project
 
-    return build_tiny_project(tmp_path_factory.mktemp("tiny-project"))
+    return built_once(tmp_path_factory, "tiny-project", build_tiny_project)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
-from filelock import FileLock
+from helpers.once_per_run import built_once
 from helpers.project import dvc, git
 from helpers.tiny_pipeline import copy_tiny_pipeline, ran, stage_names
 
@@ -25,19 +24,11 @@ def _reproduce(root: Path) -> None:
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project copy on 120 generated movies, fully reproduced and committed. A whole `dvc repro`
-    is most of an e2e module's time, so it runs once per pytest run: the first test process that
-    needs it reproduces it under a file lock in the run's shared temporary directory, and every
-    process works on a copy of its own (its DVC cache and run history included). A test that
+    is most of an e2e module's time, so it runs once per pytest run (``built_once``) and every test
+    process works on a copy of its own, its DVC cache and run history included. A test that
     changes the copy puts it back with ``reset_to_commit``; a module that needs a project of its
     own copies this one."""
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # xdist: one base per process
-    built = shared / "tiny-pipeline"
-    with FileLock(shared / "tiny-pipeline.lock"):
-        if not (built / "reproduced").is_file():
-            shutil.rmtree(built, ignore_errors=True)  # a process that failed here left a part
-            _reproduce(built)
-            (built / "reproduced").touch()
+    built = built_once(tmp_path_factory, "tiny-pipeline", _reproduce)
     repo = tmp_path_factory.mktemp("pipeline") / "repo"
     shutil.copytree(built / "repo", repo, symlinks=True)
     return repo
