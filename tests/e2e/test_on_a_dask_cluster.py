@@ -173,9 +173,9 @@ def test_predict_dataset_on_the_cluster_writes_the_in_process_csv(project: Path,
 def test_a_worker_killed_mid_run_costs_a_retry_not_the_bytes(project: Path, dask_cluster: Cluster) -> None:
     wait_for_workers(dask_cluster.address, 2)
     before = lock_without_timings(project)
-    (dask_cluster.faults / "kill-after-first-shard").touch()
+    (dask_cluster.faults / "kill-after-first-shard").touch()  # one worker dies, once, at its second shard
     try:
-        repro_on(dask_cluster, project, "embed_posters", "embed_text")
+        repro_on(dask_cluster, project, "embed_posters")
     finally:
         (dask_cluster.faults / "kill-after-first-shard").unlink()
     assert (dask_cluster.faults / "killed").exists()  # a worker did die in the middle
