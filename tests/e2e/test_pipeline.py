@@ -196,49 +196,12 @@ def test_one_branch_param_reruns_that_branch_and_ensemble_and_reports(pipeline: 
     reset_to_commit(pipeline)  # back to the committed run for the tests after this one
 
 
-def test_exp_run_records_the_changed_param_and_its_metrics(pipeline: Path) -> None:
-    """The experiment records the value it set and the metrics of its own run: summary.json's
-    image_ml is what that run's train stage wrote to metrics/image_ml.json (read at the
-    experiment's commit), from a forest of 12 trees instead of the baseline's 30, whose
-    predictions differ. The AUC itself may equal the baseline's on generated data, so it is not
-    compared."""
-    from dvc.api import DVCFileSystem
-
-    reset_to_commit(pipeline)
-    dvc(pipeline, "exp", "run", "-n", "fewer-trees", "-S", "image_ml.n_estimators=12")
-    shown = json.loads(dvc(pipeline, "exp", "show", "--json").stdout)
-    found = [(base, run) for base in shown for e in base.get("experiments") or [] for run in e.get("revs", [])
-             if run.get("name") == "fewer-trees"]  # fmt: skip
-    assert len(found) == 1, f"experiment not found once in {shown}"
-    base, run = found[0]
-    data = run["data"]
-    assert data["params"]["params.yaml"]["data"]["image_ml"]["n_estimators"] == 12
-    assert base["data"]["params"]["params.yaml"]["data"]["image_ml"]["n_estimators"] == TINY["image_ml"]["n_estimators"]
-    summary = data["metrics"]["metrics/summary.json"]["data"]
-
-    at_run, at_base = DVCFileSystem(str(pipeline), rev=run["rev"]), DVCFileSystem(str(pipeline), rev=base["rev"])
-    written = json.loads(at_run.read_text("metrics/image_ml.json"))
-    assert summary["image_ml"] == written["test"]["roc_auc_macro"]
-    assert summary["val"]["image_ml"] == written["val"]["roc_auc_macro"]
-    assert json.loads(at_run.read_text("metrics/summary.json")) == summary  # the file the run wrote, as shown
-    for fs, trees in ((at_run, 12), (at_base, TINY["image_ml"]["n_estimators"])):
-        assert json.loads(fs.read_text("models/image_ml/spec.json"))["settings"]["n_estimators"] == trees
-        assert json.loads(fs.read_text("models/image_ml/forest.json"))["n_trees"] == trees
-    with (
-        at_run.open("data/predictions/image_ml.parquet", "rb") as new,
-        at_base.open("data/predictions/image_ml.parquet", "rb") as old,
-    ):
-        predicted, baseline = pd.read_parquet(new), pd.read_parquet(old)
-    assert predicted["id"].tolist() == baseline["id"].tolist()
-    genres = [c for c in predicted.columns if c not in ("id", "split")]
-    assert not np.array_equal(predicted[genres].to_numpy(), baseline[genres].to_numpy())
-    reset_to_commit(pipeline)  # `dvc exp run` left the experiment applied in the workspace
-
-
 @pytest.mark.heavy
-def test_a_queued_sweep_compares_within_a_terminal(pipeline: Path) -> None:
-    """A point queued and run by the queue (`dvc exp run --queue`, then `--run-all`), in the tables
-    that compare it with the baseline; more points are more rows of the same kind."""
+def test_a_queued_point_records_its_run_and_compares_within_a_terminal(pipeline: Path) -> None:
+    """A point queued and run by the queue (`dvc exp run --queue`, then `--run-all`; a plain
+    `dvc exp run` is what tests/e2e/test_sweep_across_machines.py runs), in the tables that
+    compare it with the baseline; more points are more rows of the same kind. Then what the
+    experiment recorded, in ``_check_recorded``."""
     reset_to_commit(pipeline)
     dvc(pipeline, "exp", "run", "--queue", "-n", "trees-10", "-S", "image_ml.n_estimators=10")
     dvc(pipeline, "exp", "run", "--run-all", "--jobs", "1")
@@ -271,6 +234,43 @@ def test_a_queued_sweep_compares_within_a_terminal(pipeline: Path) -> None:
     # as the docs say, the plain --only-changed table does not fit
     plain = _exp_show(pipeline, ["exp", "show", "--only-changed"])
     assert max(len(line) for line in plain.splitlines()) > 120, plain
+    _check_recorded(pipeline, "trees-10", 10)
+
+
+def _check_recorded(pipeline: Path, name: str, trees: int) -> None:
+    """The experiment records the value it set and the metrics of its own run: summary.json's
+    image_ml is what that run's train stage wrote to metrics/image_ml.json (read at the
+    experiment's commit), from a forest of ``trees`` trees instead of the baseline's 30, whose
+    predictions differ. The AUC itself may equal the baseline's on generated data, so it is not
+    compared."""
+    from dvc.api import DVCFileSystem
+
+    shown = json.loads(dvc(pipeline, "exp", "show", "--json").stdout)
+    found = [(base, run) for base in shown for e in base.get("experiments") or [] for run in e.get("revs", [])
+             if run.get("name") == name]  # fmt: skip
+    assert len(found) == 1, f"experiment {name} not found once in {shown}"
+    base, run = found[0]
+    data = run["data"]
+    assert data["params"]["params.yaml"]["data"]["image_ml"]["n_estimators"] == trees
+    assert base["data"]["params"]["params.yaml"]["data"]["image_ml"]["n_estimators"] == TINY["image_ml"]["n_estimators"]
+    summary = data["metrics"]["metrics/summary.json"]["data"]
+
+    at_run, at_base = DVCFileSystem(str(pipeline), rev=run["rev"]), DVCFileSystem(str(pipeline), rev=base["rev"])
+    written = json.loads(at_run.read_text("metrics/image_ml.json"))
+    assert summary["image_ml"] == written["test"]["roc_auc_macro"]
+    assert summary["val"]["image_ml"] == written["val"]["roc_auc_macro"]
+    assert json.loads(at_run.read_text("metrics/summary.json")) == summary  # the file the run wrote, as shown
+    for fs, count in ((at_run, trees), (at_base, TINY["image_ml"]["n_estimators"])):
+        assert json.loads(fs.read_text("models/image_ml/spec.json"))["settings"]["n_estimators"] == count
+        assert json.loads(fs.read_text("models/image_ml/forest.json"))["n_trees"] == count
+    with (
+        at_run.open("data/predictions/image_ml.parquet", "rb") as new,
+        at_base.open("data/predictions/image_ml.parquet", "rb") as old,
+    ):
+        predicted, baseline = pd.read_parquet(new), pd.read_parquet(old)
+    assert predicted["id"].tolist() == baseline["id"].tolist()
+    genres = [c for c in predicted.columns if c not in ("id", "split")]
+    assert not np.array_equal(predicted[genres].to_numpy(), baseline[genres].to_numpy())
 
 
 def documented_exp_show() -> list[str]:
