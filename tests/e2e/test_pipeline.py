@@ -8,6 +8,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,6 +43,18 @@ def moviegenre(repo: Path, *args: str, check: bool = True) -> subprocess.Complet
     if check and done.returncode != 0:
         raise AssertionError(f"moviegenre {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return done
+
+
+def moviegenre_here(repo: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+    """``moviegenre <args>`` through Typer's test runner in this process, in ``repo``: the command
+    line's own code without a Python and TensorFlow start-up per call (the tests that must see a
+    real process run ``moviegenre``). Returns click's ``Result``."""
+    from typer.testing import CliRunner
+
+    from moviegenre.cli.app import app
+
+    monkeypatch.chdir(repo)
+    return CliRunner().invoke(app, list(args))
 
 
 def test_every_branch_and_the_ensemble_write_metrics_in_the_contract(pipeline: Path) -> None:
@@ -325,11 +338,17 @@ def test_predict_dataset_reproduces_the_ensemble_test_probabilities(pipeline: Pa
         )
 
 
-def test_predict_one_movie_by_the_branches_that_see_it(pipeline: Path) -> None:
+def test_predict_one_movie_by_the_branches_that_see_it(pipeline: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In this process; test_predict_prints_nothing_on_stderr runs the installed command on a plot."""
     from helpers.synthetic import poster_bytes
 
+    def predict(*args: str) -> str:
+        done = moviegenre_here(pipeline, monkeypatch, "predict", *args)
+        assert done.exit_code == 0, done.output
+        return done.stdout
+
     (pipeline / "poster.jpg").write_bytes(poster_bytes(["Horror"], 7))
-    both = moviegenre(pipeline, "predict", "--poster", "poster.jpg", "--plot", "ghost blood scream haunted").stdout
+    both = predict("--poster", "poster.jpg", "--plot", "ghost blood scream haunted")
     assert both.startswith(
         "poster and plot: scored by image_ml, image_dl, image_encoder, text_ml, text_linear, text_dl, text_encoder, "
         "encoder_fusion, fusion"
@@ -339,11 +358,11 @@ def test_predict_one_movie_by_the_branches_that_see_it(pipeline: Path) -> None:
     marked = [row[0] for row in rows if row[1] == "*"]
     assert both.splitlines()[1] == "genres: " + (", ".join(marked) or "(none above its threshold)")
     assert "Horror" in marked
-    plot_only = moviegenre(pipeline, "predict", "--plot", "love kiss wedding", "--branches", "--top", "2").stdout
+    plot_only = predict("--plot", "love kiss wedding", "--branches", "--top", "2")
     assert plot_only.splitlines()[0] == "plot only: scored by " + ", ".join(PLOT_BRANCHES)
     assert plot_only.splitlines()[2].split() == ["genre", "ensemble", *PLOT_BRANCHES]
     assert len(plot_only.splitlines()) == 5
-    answer = json.loads(moviegenre(pipeline, "predict", "--plot", "love kiss wedding", "--json", "--branches").stdout)
+    answer = json.loads(predict("--plot", "love kiss wedding", "--json", "--branches"))
     assert answer["seen"] == "plot only" and answer["branches"] == list(PLOT_BRANCHES)
     ranked = list(answer["probabilities"])
     assert len(ranked) == 5 and sorted(answer["probabilities"].values(), reverse=True) == list(
@@ -399,14 +418,8 @@ def test_predict_prints_nothing_on_stderr(pipeline: Path) -> None:
 def test_predict_bad_input_is_one_line_and_non_zero(
     pipeline: Path, args: list[str], message: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Through Typer's test runner in this process: the command line's own code, without a Python
-    start-up per case (test_predict_before_repro_says_to_run_it runs the installed command)."""
-    from typer.testing import CliRunner
-
-    from moviegenre.cli.app import app
-
-    monkeypatch.chdir(pipeline)
-    done = CliRunner().invoke(app, ["predict", *args])
+    """In this process (test_predict_before_repro_says_to_run_it runs the installed command)."""
+    done = moviegenre_here(pipeline, monkeypatch, "predict", *args)
     assert done.exit_code == 2, done.output
     assert done.stderr.strip().splitlines()[-1] == f"error: {message}"
     assert not (pipeline / "x.csv").exists()
