@@ -565,15 +565,30 @@ def _outputs(repo: Path, paths: tuple[str, ...]) -> dict[str, bytes]:
     return files
 
 
-def test_a_param_changed_back_restores_the_branch_from_the_run_cache(pipeline: Path) -> None:
+def test_a_run_is_restored_not_retrained_when_its_param_comes_back_here_or_on_a_teammates_clone(
+    pipeline: Path, tmp_path: Path
+) -> None:
+    """A param changed and run, then changed back: every stage is restored from the run-cache.
+    Then docs/sharing.md: this clone pushed its outputs and run history while the changed run was
+    in its workspace; a teammate's clone pulls them, and `dvc repro --pull` of that run checks it
+    out from the cache instead of running it."""
     reset_to_commit(pipeline)
     committed = _out_hashes(pipeline)
     outputs = ("models/text_linear", "data/predictions/text_linear.parquet", "metrics/text_linear.json",
                "dvclive/text_linear", "models/ensemble", "metrics/ensemble.json")  # fmt: skip
     before = _outputs(pipeline, outputs)
-    set_param(pipeline, "text_linear", "C", 0.5)
-    assert {"train@text_linear", "ensemble"} <= ran(dvc(pipeline, "repro").stdout)
-    assert _outputs(pipeline, outputs) != before
+    storage = tmp_path / "storage"
+    dvc(pipeline, "remote", "add", "--local", "-d", "storage", str(storage))
+    try:
+        dvc(pipeline, "push")  # the committed run, as on the team's remote
+        set_param(pipeline, "text_linear", "C", 0.5)
+        assert {"train@text_linear", "ensemble"} <= ran(dvc(pipeline, "repro").stdout)
+        ran_there = _outputs(pipeline, outputs)
+        assert ran_there != before
+        dvc(pipeline, "push", "--run-cache")
+    finally:  # the shared project pushes nowhere after this test (.dvc/config.local is no file git resets)
+        dvc(pipeline, "remote", "remove", "--local", "storage")
+
     git(pipeline, "checkout", "--", "params.yaml")
     back = dvc(pipeline, "repro").stdout
     assert ran(back) == set(), back
@@ -581,23 +596,6 @@ def test_a_param_changed_back_restores_the_branch_from_the_run_cache(pipeline: P
         assert f"Stage '{stage}' is cached - skipping run, checking out outputs" in back
     assert _outputs(pipeline, outputs) == before
     assert _out_hashes(pipeline) == committed  # every output as committed but the timings
-
-
-def test_a_teammate_pulls_the_run_cache_and_restores_a_run_instead_of_training(pipeline: Path, tmp_path: Path) -> None:
-    """docs/sharing.md: one clone runs and pushes its outputs and run history; another pulls them, and
-    `dvc repro --pull` of a run someone already did checks it out from the cache instead of running it."""
-    reset_to_commit(pipeline)
-    storage = tmp_path / "storage"
-    dvc(pipeline, "remote", "add", "--local", "-d", "storage", str(storage))
-    try:
-        dvc(pipeline, "push")  # the committed run, as on the team's remote
-        set_param(pipeline, "text_linear", "C", 0.5)
-        dvc(pipeline, "repro")  # the run the teammate will not have to do
-        dvc(pipeline, "push", "--run-cache")
-        ran_there = _outputs(pipeline, ("models/text_linear", "metrics/text_linear.json", "models/ensemble"))
-    finally:  # the shared project pushes nowhere after this test (.dvc/config.local is no file git resets)
-        dvc(pipeline, "remote", "remove", "--local", "storage")
-    reset_to_commit(pipeline)
 
     clone = tmp_path / "clone"
     git(tmp_path, "clone", "-q", str(pipeline), str(clone))
@@ -608,7 +606,7 @@ def test_a_teammate_pulls_the_run_cache_and_restores_a_run_instead_of_training(p
     restored = dvc(clone, "repro", "--pull").stdout
     assert ran(restored) == set(), restored
     assert "Stage 'train@text_linear' is cached - skipping run, checking out outputs" in restored
-    assert _outputs(clone, ("models/text_linear", "metrics/text_linear.json", "models/ensemble")) == ran_there
+    assert _outputs(clone, outputs) == ran_there
 
 
 @pytest.mark.parametrize(
