@@ -8,7 +8,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,9 @@ import yaml
 from helpers.project import PROJECT_ROOT, dvc, env, git
 from helpers.tiny_pipeline import STAGES_ON_A_CLUSTER, TINY, ran, reset_to_commit, stage_names
 from sklearn.metrics import roc_auc_score
+
+if TYPE_CHECKING:
+    from click.testing import Result
 
 pytestmark = pytest.mark.e2e
 
@@ -45,10 +48,10 @@ def moviegenre(repo: Path, *args: str, check: bool = True) -> subprocess.Complet
     return done
 
 
-def moviegenre_here(repo: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+def moviegenre_here(repo: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> Result:
     """``moviegenre <args>`` through Typer's test runner in this process, in ``repo``: the command
     line's own code without a Python and TensorFlow start-up per call (the tests that must see a
-    real process run ``moviegenre``). Returns click's ``Result``."""
+    real process run ``moviegenre``)."""
     from typer.testing import CliRunner
 
     from moviegenre.cli.app import app
